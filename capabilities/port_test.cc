@@ -1,0 +1,346 @@
+#include "capabilities/port.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/fd_count.h"
+
+namespace capsa {
+namespace {
+
+std::span<const std::byte> as_bytes(std::string_view s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+std::string as_string(const Packet& p) {
+  return {reinterpret_cast<const char*>(p.bytes.data()), p.bytes.size()};
+}
+
+Fd dev_null() { return Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+
+// Sends a packet bypassing Port's sender-side checks, as a hostile peer would.
+void raw_send(const Fd& sock, std::span<const std::byte> bytes, const std::vector<int>& fds) {
+  iovec iov{const_cast<std::byte*>(bytes.data()), bytes.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+  if (!fds.empty()) {
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ASSERT_EQ(::sendmsg(sock.get(), &msg, MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()))
+      << std::strerror(errno);
+}
+
+// The port still carries a plain message both ways after whatever happened.
+void expect_still_works(Port& a, Port& b) {
+  ASSERT_TRUE(a.send(as_bytes("ping")));
+  auto got = b.receive();
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_EQ(as_string(*got), "ping");
+  ASSERT_TRUE(b.send(as_bytes("pong")));
+  auto back = a.receive();
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(as_string(*back), "pong");
+}
+
+TEST(Port, ChannelCarriesPacketsInOrder) {
+  testing::FdLeakCheck leaks;
+  {
+    auto ch = make_channel();
+    ASSERT_TRUE(ch);
+    auto& [a, b] = *ch;
+    EXPECT_EQ(a.peer_inode(), b.inode());
+    EXPECT_EQ(b.peer_inode(), a.inode());
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(a.send(as_bytes("m" + std::to_string(i))));
+    for (int i = 0; i < 10; ++i) {
+      auto p = b.receive();
+      ASSERT_TRUE(p);
+      EXPECT_EQ(as_string(*p), "m" + std::to_string(i));
+      EXPECT_TRUE(p->fds.empty());
+    }
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Port, BothEndsAreCloseOnExec) {
+  auto ch = make_channel();
+  ASSERT_TRUE(ch);
+  EXPECT_TRUE(::fcntl(ch->first.fd().get(), F_GETFD) & FD_CLOEXEC);
+  EXPECT_TRUE(::fcntl(ch->second.fd().get(), F_GETFD) & FD_CLOEXEC);
+}
+
+TEST(Port, SentHandlesAreConsumedAndArriveCloseOnExec) {
+  testing::FdLeakCheck leaks;
+  {
+    auto ch = make_channel();
+    ASSERT_TRUE(ch);
+    auto& [a, b] = *ch;
+    Fd file = dev_null();
+    int sent_number = file.get();
+    std::vector<Fd> fds;
+    fds.push_back(std::move(file));
+    ASSERT_TRUE(a.send(as_bytes("with handle"), std::move(fds)));
+    EXPECT_EQ(::fcntl(sent_number, F_GETFD), -1) << "the sender still holds the handle it sent";
+    auto p = b.receive();
+    ASSERT_TRUE(p);
+    ASSERT_EQ(p->fds.size(), 1u);
+    EXPECT_TRUE(::fcntl(p->fds[0].get(), F_GETFD) & FD_CLOEXEC);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Port, HandleLimitAtLimitAndOnePast) {
+  testing::FdLeakCheck leaks;
+  {
+    auto ch = make_channel();
+    ASSERT_TRUE(ch);
+    auto& [a, b] = *ch;
+    std::vector<Fd> at_limit;
+    for (std::size_t i = 0; i < kMaxHandlesPerMessage; ++i) at_limit.push_back(dev_null());
+    ASSERT_TRUE(a.send(as_bytes("16"), std::move(at_limit)));
+    auto p = b.receive();
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->fds.size(), kMaxHandlesPerMessage);
+
+    std::vector<Fd> over;
+    for (std::size_t i = 0; i < kMaxHandlesPerMessage + 1; ++i) over.push_back(dev_null());
+    auto sent = a.send(as_bytes("17"), std::move(over));
+    ASSERT_FALSE(sent);
+    EXPECT_EQ(sent.error().code, Errc::kInvalidArgument);
+
+    // The same one past the limit, sent raw by a hostile peer.
+    std::vector<Fd> owned;
+    std::vector<int> raw;
+    for (std::size_t i = 0; i < kMaxHandlesPerMessage + 1; ++i) {
+      owned.push_back(dev_null());
+      raw.push_back(owned.back().get());
+    }
+    raw_send(a.fd(), as_bytes("17 raw"), raw);
+    owned.clear();
+    auto refused = b.receive();
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::kBadMessage);
+    expect_still_works(a, b);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Port, TwoHundredFiftyFdsInOnePacketAreAllClosed) {
+  testing::FdLeakCheck leaks;
+  {
+    auto ch = make_channel();
+    ASSERT_TRUE(ch);
+    auto& [a, b] = *ch;
+    std::vector<Fd> owned;
+    std::vector<int> raw;
+    for (int i = 0; i < 250; ++i) {
+      owned.push_back(dev_null());
+      raw.push_back(owned.back().get());
+    }
+    raw_send(a.fd(), as_bytes("flood"), raw);
+    owned.clear();  // the sender's copies; only the in-flight ones remain
+    auto refused = b.receive();
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::kBadMessage);
+    EXPECT_NE(refused.error().message.find("handles attached"), std::string::npos) << refused.error().message;
+    expect_still_works(a, b);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Port, PacketSizeAtLimitAndOnePast) {
+  auto ch = make_channel();
+  ASSERT_TRUE(ch);
+  auto& [a, b] = *ch;
+  std::string at_limit(kDefaultMaxPacketBytes, 'x');
+  ASSERT_TRUE(a.send(as_bytes(at_limit)));
+  auto p = b.receive();
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->bytes.size(), kDefaultMaxPacketBytes);
+
+  std::string over(kDefaultMaxPacketBytes + 1, 'y');
+  auto sent = a.send(as_bytes(over));
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().code, Errc::kInvalidArgument);
+
+  // A hostile peer sends it anyway: refused at receive, never cut to fit.
+  raw_send(a.fd(), as_bytes(over), {});
+  auto refused = b.receive();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::kBadMessage);
+  EXPECT_NE(refused.error().message.find("exceeds the port limit"), std::string::npos);
+  expect_still_works(a, b);
+}
+
+TEST(Port, OversizedPacketWithHandlesClosesThem) {
+  testing::FdLeakCheck leaks;
+  {
+    auto ch = make_channel();
+    ASSERT_TRUE(ch);
+    auto& [a, b] = *ch;
+    b.set_max_packet_bytes(128);
+    Fd f = dev_null();
+    raw_send(a.fd(), as_bytes(std::string(129, 'z')), {f.get()});
+    f = Fd();
+    auto refused = b.receive();
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::kBadMessage);
+    expect_still_works(a, b);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Port, SendingAPortThroughItselfIsRefused) {
+  testing::FdLeakCheck leaks;
+  {
+    auto ch = make_channel();
+    ASSERT_TRUE(ch);
+    auto& [a, b] = *ch;
+    std::vector<Fd> fds;
+    fds.emplace_back(::fcntl(a.fd().get(), F_DUPFD_CLOEXEC, 0));
+    auto sent = a.send(as_bytes("self"), std::move(fds));
+    ASSERT_FALSE(sent);
+    EXPECT_EQ(sent.error().code, Errc::kInvalidArgument);
+    EXPECT_NE(sent.error().message.find("through itself"), std::string::npos);
+    expect_still_works(a, b);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Port, SendingAPortThroughItsPeerIsRefused) {
+  testing::FdLeakCheck leaks;
+  {
+    auto ch = make_channel();
+    ASSERT_TRUE(ch);
+    auto& [a, b] = *ch;
+    std::vector<Fd> fds;
+    fds.emplace_back(::fcntl(b.fd().get(), F_DUPFD_CLOEXEC, 0));
+    auto sent = a.send(as_bytes("peer"), std::move(fds));
+    ASSERT_FALSE(sent);
+    EXPECT_EQ(sent.error().code, Errc::kInvalidArgument);
+    EXPECT_NE(sent.error().message.find("its own peer"), std::string::npos);
+    expect_still_works(a, b);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Port, TheSameHandleTwiceIsRefused) {
+  testing::FdLeakCheck leaks;
+  {
+    auto ch = make_channel();
+    ASSERT_TRUE(ch);
+    auto& [a, b] = *ch;
+    // The same port under two fd numbers.
+    auto other = make_channel();
+    ASSERT_TRUE(other);
+    Fd port = other->first.release_fd();
+    Fd dup(::fcntl(port.get(), F_DUPFD_CLOEXEC, 0));
+    std::vector<Fd> fds;
+    fds.push_back(std::move(port));
+    fds.push_back(std::move(dup));
+    auto sent = a.send(as_bytes("twice"), std::move(fds));
+    ASSERT_FALSE(sent);
+    EXPECT_EQ(sent.error().code, Errc::kInvalidArgument);
+    EXPECT_NE(sent.error().message.find("attached twice"), std::string::npos);
+    expect_still_works(a, b);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Port, PeerClosedIsDistinctAndQueuedPacketsComeFirst) {
+  auto ch = make_channel();
+  ASSERT_TRUE(ch);
+  auto& [a, b] = *ch;
+  ASSERT_TRUE(a.send(as_bytes("last words")));
+  a = Port();
+  EXPECT_TRUE(b.peer_closed());
+  auto p = b.receive();
+  ASSERT_TRUE(p);
+  EXPECT_EQ(as_string(*p), "last words");
+  auto closed = b.receive();
+  ASSERT_FALSE(closed);
+  EXPECT_EQ(closed.error().code, Errc::kClosed);
+  EXPECT_TRUE(b.peer_closed());
+  auto sent = b.send(as_bytes("anyone?"));
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().code, Errc::kClosed);
+}
+
+TEST(Port, SendToAClosedPeerDoesNotRaiseSigpipe) {
+  auto ch = make_channel();
+  ASSERT_TRUE(ch);
+  ch->second = Port();
+  // A SIGPIPE would kill the test binary here.
+  auto sent = ch->first.send(as_bytes("x"));
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().code, Errc::kClosed);
+}
+
+TEST(Port, EmptyPacketIsABadMessageNotAClose) {
+  auto ch = make_channel();
+  ASSERT_TRUE(ch);
+  auto& [a, b] = *ch;
+  raw_send(a.fd(), {}, {});
+  auto got = b.receive();
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code, Errc::kBadMessage);
+  EXPECT_FALSE(b.peer_closed());
+  expect_still_works(a, b);
+}
+
+TEST(Port, NonBlockingReceiveSaysWouldBlock) {
+  auto ch = make_channel();
+  ASSERT_TRUE(ch);
+  auto& [a, b] = *ch;
+  ASSERT_TRUE(b.set_nonblocking(true));
+  auto none = b.receive();
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, Errc::kWouldBlock);
+  auto ready = b.wait_readable(0);
+  ASSERT_TRUE(ready);
+  EXPECT_FALSE(*ready);
+  expect_still_works(a, b);
+}
+
+TEST(Port, WorksAcrossProcesses) {
+  auto ch = make_channel();
+  ASSERT_TRUE(ch);
+  auto& [a, b] = *ch;
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    a = Port();
+    auto p = b.receive();
+    if (!p) ::_exit(2);
+    ::_exit(b.send(p->bytes, std::move(p->fds)) ? 0 : 3);
+  }
+  b = Port();
+  std::vector<Fd> fds;
+  fds.push_back(dev_null());
+  ASSERT_TRUE(a.send(as_bytes("echo me"), std::move(fds)));
+  auto back = a.receive();
+  ASSERT_TRUE(back);
+  EXPECT_EQ(as_string(*back), "echo me");
+  EXPECT_EQ(back->fds.size(), 1u);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+}  // namespace
+}  // namespace capsa
