@@ -1,0 +1,148 @@
+// capsa::sandbox — start a worker confined by bubblewrap, seccomp and limits,
+// and hold it from the supervisor side.
+//
+// spawn() runs bubblewrap (arguments passed through a sealed memfd with
+// `--args FD`, never argv) with new user, pid, net, mount, ipc, uts and
+// cgroup namespaces, a read-only minimal root, a size-capped /tmp, a fresh
+// /proc and minimal /dev, --die-with-parent, --new-session, all capabilities
+// dropped and a clean environment. Inside, capsa-launcher is the pid-1 of
+// the sandbox: it forks the worker, which applies rlimits, installs the
+// seccomp filter, hands the seccomp listener fd to the supervisor, keeps
+// only fds 0, 1, 2 and 3 (the bootstrap port) and execs the program. The
+// launcher then waits and reports the worker's exact exit status and rusage.
+// When the launcher (pid 1) exits, the kernel kills every process left in
+// the sandbox's pid namespace, so no descendant outlives its worker.
+// See docs/SANDBOX.md for the threat model.
+//
+// Everything here is usable from an epoll loop: pidfd() becomes readable
+// when the sandbox has exited, notify_fd() when a violation is pending;
+// try_reap() and handle_violation() never block. wait() is the blocking
+// convenience for tests and simple callers.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "capabilities/error.h"
+#include "capabilities/fd.h"
+#include "sandbox/spec.h"
+
+namespace capsa::sandbox {
+
+// One reported seccomp violation: a syscall outside the allowlist.
+struct Violation {
+  std::string worker;       // Spec::name
+  std::string syscall;      // e.g. "ptrace"; "unknown(434)" if libseccomp lacks it
+  int nr = -1;              // syscall number (x86_64)
+  std::uint64_t args[6]{};  // raw arguments, as the worker passed them
+  int pid = 0;              // the calling thread, in the supervisor's pid namespace
+  ViolationAction action = ViolationAction::kErrno;  // what was done
+};
+
+// Why the worker's life ended.
+enum class ExitKind : std::uint8_t {
+  kExited,       // exit(code)
+  kSignaled,     // killed by `signal` (not by us, not a limit)
+  kViolation,    // killed for a seccomp violation (our kill, or SIGSYS from
+                 // the filter's kill rules: 32-bit/x32 syscalls)
+  kLimitMemory,  // the worker died abnormally (signal, or exit != 0) and its
+                 // peak RSS reached 90% of Limits::address_space_bytes.
+                 // RLIMIT_AS makes allocations fail rather than kill, so this
+                 // is an inference; docs/SANDBOX.md says why and its limits.
+  kLimitCpu,     // RLIMIT_CPU: SIGXCPU or the SIGKILL that follows it
+  kLimitWall,    // killed by expire() at the wall-clock deadline
+  kKilled,       // killed by Worker::kill()
+};
+
+std::string_view exit_kind_name(ExitKind kind) noexcept;
+
+struct ExitStatus {
+  ExitKind kind = ExitKind::kExited;
+  int code = 0;    // exit code (kExited)
+  int signal = 0;  // terminating signal, when one did (0 otherwise)
+  // From the launcher's getrusage(RUSAGE_CHILDREN): the worker and every
+  // descendant reaped inside the sandbox. If the sandbox was killed before
+  // the launcher could report, these fall back to bubblewrap's rusage and
+  // cover what it reaped.
+  std::chrono::microseconds cpu_time{0};  // user + system
+  std::uint64_t peak_rss_bytes = 0;       // largest resident set of any one process
+  std::chrono::microseconds wall_time{0};  // spawn() to reap
+  // True when the worker's own status came from the launcher (exact);
+  // false when only bubblewrap's was available (then kExited/kSignaled may
+  // be ambiguous: bwrap reports a signal as 128+N).
+  bool exact = false;
+
+  // "exited 0", "signaled SIGSEGV", "violation", "limit cpu", ... + usage.
+  std::string to_string() const;
+};
+
+class Worker {
+ public:
+  Worker(Worker&&) noexcept;
+  Worker& operator=(Worker&&) noexcept;
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  // Kills the sandbox (SIGKILL) if it still runs and reaps it, so dropping a
+  // Worker never leaves a process behind.
+  ~Worker();
+
+  const std::string& name() const noexcept;
+  // The bubblewrap process that owns the sandbox (our child). Killing it
+  // kills the whole sandbox.
+  int pid() const noexcept;
+  // Readable (EPOLLIN) once the sandbox has exited: then call try_reap().
+  const Fd& pidfd() const noexcept;
+  // Readable when a seccomp notification is pending: call handle_violation().
+  // While one is pending, the calling worker thread is blocked in the kernel
+  // waiting for our answer, so the supervisor must service this fd.
+  const Fd& notify_fd() const noexcept;
+
+  // Reads one seccomp notification, answers it (EPERM, or kills the sandbox
+  // per Spec::on_violation) and returns the record. std::nullopt when none
+  // was pending (or the caller died before we answered). Never blocks; we
+  // never let a call continue, so the notify TOCTOU caveats do not apply.
+  Result<std::optional<Violation>> handle_violation();
+
+  // The wall-clock deadline on CLOCK_MONOTONIC (std::chrono::steady_clock),
+  // for a timerfd. std::nullopt when Limits::wall_seconds is 0.
+  std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept;
+  // The deadline passed: kill the sandbox and classify it as kLimitWall.
+  Result<void> expire();
+  // Kill the sandbox now (SIGKILL to the whole tree); classified kKilled
+  // unless an earlier cause (violation, deadline) was recorded first.
+  Result<void> kill();
+
+  // Non-blocking: the status if the sandbox has exited and was reaped now,
+  // std::nullopt if it still runs. After a status was returned, further
+  // calls return it again.
+  Result<std::optional<ExitStatus>> try_reap();
+  // Blocks until the sandbox exits. Answers pending violations meanwhile (a
+  // worker blocked in a notified syscall cannot exit otherwise), and enforces
+  // the deadline.
+  Result<ExitStatus> wait();
+
+  struct State;  // private; defined in worker.cc
+
+ private:
+  friend Result<Worker> spawn(const Spec& spec, Fd bootstrap);
+  explicit Worker(std::unique_ptr<State> state) noexcept;
+  std::unique_ptr<State> state_;
+};
+
+// Starts a worker. `bootstrap` (normally one end of make_channel()) becomes
+// fd 3 in the worker; it is consumed either way. Blocks until the worker
+// program has been exec'ed (a few milliseconds) or failed to start; start
+// failures are precise: "program not found in sandbox: /x/y", "seccomp
+// load failed: ...", "bubblewrap failed (exit 1): see its stderr".
+//
+// Thread-safety: spawn() may be called from any thread and that thread may
+// exit afterwards: the fork happens on an internal long-lived thread, so
+// bubblewrap's parent-death signal fires only when the supervisor process
+// dies, not when the calling thread does.
+Result<Worker> spawn(const Spec& spec, Fd bootstrap);
+
+}  // namespace capsa::sandbox

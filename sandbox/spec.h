@@ -1,0 +1,115 @@
+// capsa::sandbox — what a worker is started with: the sandbox spec.
+//
+// A `Spec` is plain data, built and validated by `SpecBuilder` (Sandbox2's
+// PolicyBuilder::TryBuild style: every setter records problems, `build()`
+// returns all of them at once). The policy layer fills a builder from a
+// policy file; C++ callers fill it by hand; both go through the same checks.
+//
+// Defaults are the safe choice: no extra binds, a 64 MiB /tmp, the limits
+// below, violations answered with EPERM, an empty environment.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "capabilities/error.h"
+
+namespace capsa::sandbox {
+
+// Resource limits. Each is applied inside the sandbox before the worker
+// starts; 0 means "no limit" only where stated.
+struct Limits {
+  // RLIMIT_AS. Allocations past it fail (malloc returns NULL, operator new
+  // throws); the kernel does not kill. Note: AddressSanitizer builds need
+  // terabytes of address space, so sanitized workers need 0 here.
+  // 0 = unlimited.
+  std::uint64_t address_space_bytes = 1ull << 30;
+  // RLIMIT_CPU: SIGXCPU at this many CPU seconds, SIGKILL one second later.
+  // 0 = unlimited.
+  std::uint64_t cpu_seconds = 30;
+  // Wall clock from spawn; the supervisor enforces it (Worker::deadline(),
+  // Worker::expire()). 0 = no deadline.
+  std::uint64_t wall_seconds = 60;
+  // RLIMIT_NPROC: processes + threads of the sandbox's uid. The sandbox runs
+  // in its own user namespace, where the kernel counts per (namespace, uid),
+  // so this bounds the worker's own tree, not the host user's processes.
+  std::uint64_t max_processes = 64;
+  // RLIMIT_NOFILE: highest fd number + 1 the worker can open.
+  std::uint64_t max_open_files = 256;
+  // RLIMIT_FSIZE: largest file it can write (in its /tmp). SIGXFSZ past it.
+  std::uint64_t max_file_size_bytes = 16ull << 20;
+  // RLIMIT_CORE is always 0 (no core files: they could leak memory contents
+  // and fill the disk); not configurable.
+};
+
+// What happens when the worker makes a syscall that the filter does not
+// allow. Either way the supervisor receives a Violation record.
+enum class ViolationAction : std::uint8_t {
+  kErrno,  // the call fails with EPERM and the worker continues
+  kKill,   // the whole sandbox is killed; exit status says kViolation
+};
+
+struct Bind {
+  std::string source;  // absolute path on the host
+  std::string dest;    // absolute path inside the sandbox
+};
+
+struct Spec {
+  std::string name;                  // worker name, used in every report
+  std::string program;               // absolute path, as seen inside the sandbox
+  std::vector<std::string> argv;     // argv[0] included; defaults to {program}
+  std::map<std::string, std::string> env;  // the worker's whole environment
+  std::vector<Bind> ro_binds;        // extra read-only binds
+  std::uint64_t tmpfs_bytes = 64ull << 20;  // size cap of /tmp
+  Limits limits;
+  std::vector<std::string> extra_syscalls;  // names, added to the allowlist
+  ViolationAction on_violation = ViolationAction::kErrno;
+  // The trusted launcher executable on the host (bound read-only into the
+  // sandbox). Empty = default_launcher_path().
+  std::string launcher;
+};
+
+// Where capsa-launcher is: $CAPSA_LAUNCHER if set (the supervisor's own
+// environment is trusted), else the path it was built at.
+std::string default_launcher_path();
+
+// Collects a spec and its errors. Every setter can be called in any order;
+// build() validates the whole and returns every problem in one error
+// (kInvalidArgument, one line per problem).
+class SpecBuilder {
+ public:
+  SpecBuilder& name(std::string name);
+  // Absolute path. If it is outside the system directories it is bound
+  // read-only at the same path automatically.
+  SpecBuilder& program(std::string path);
+  SpecBuilder& args(std::vector<std::string> argv);  // argv[0] included
+  SpecBuilder& env(std::string key, std::string value);
+  SpecBuilder& ro_bind(std::string source, std::string dest);
+  SpecBuilder& ro_bind(const std::string& path) { return ro_bind(path, path); }
+  SpecBuilder& tmpfs_bytes(std::uint64_t bytes);
+  SpecBuilder& limits(const Limits& limits);
+  // Adds a syscall by name (as libseccomp knows it, e.g. "socket"). Unknown
+  // names are a build() error, never silently ignored.
+  SpecBuilder& allow_syscall(std::string name);
+  SpecBuilder& on_violation(ViolationAction action);
+  SpecBuilder& launcher(std::string path);
+
+  // Checks: name non-empty, printable, <= 64 bytes; program and bind paths
+  // absolute, no "..", no NUL; bind sources exist; dests not over the
+  // launcher's mount points (/proc, /dev, /tmp, /.capsa); env keys non-empty
+  // with no '=' and no NUL; argv/env sizes bounded (kMaxArgBytes); tmpfs
+  // size within [1 MiB, 16 GiB]; syscall names known to libseccomp.
+  Result<Spec> build() const;
+
+ private:
+  Spec spec_;
+  std::vector<std::string> errors_;
+};
+
+// Total bytes of argv + env the builder accepts. The launcher's
+// configuration travels in one memfd; this bounds what it must parse.
+inline constexpr std::size_t kMaxArgBytes = 256 * 1024;
+
+}  // namespace capsa::sandbox
