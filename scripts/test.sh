@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the whole test suite twice: a normal build, then an AddressSanitizer +
+# UndefinedBehaviorSanitizer build. Installs missing packages first (as root),
+# warnings are errors. Usage: scripts/test.sh [extra ctest args...]
+set -euo pipefail
+CAPSA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=deps.sh
+. "$CAPSA_ROOT/scripts/deps.sh"
+capsa_ensure_deps
+
+run_suite() {
+  local name=$1 dir=$2
+  shift 2
+  echo "== capsa tests: $name build ($dir)"
+  capsa_build "$dir" -DCAPSA_WERROR=ON "$@"
+  (cd "$dir" && ctest --output-on-failure --timeout 300 -j "$(capsa_jobs)" "${CTEST_ARGS[@]}")
+}
+
+CTEST_ARGS=("$@")
+run_suite normal "$CAPSA_ROOT/build"
+# ASan needs a large virtual address space, and leak checking runs at exit.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+run_suite "sanitizer (ASan+UBSan)" "$CAPSA_ROOT/build-asan" -DCAPSA_SANITIZE=ON -DCAPSA_BUILD_BENCH=OFF
+echo "== capsa tests: both builds passed"
