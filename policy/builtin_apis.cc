@@ -1,0 +1,23 @@
+#include "policy/builtin_apis.h"
+
+namespace capsa::policy {
+
+ApiCatalog builtin_api_catalog() {
+  ApiCatalog c;
+  c.add({.name = "capsa.Bootstrap", .methods = {"Get", "List"}, .constraints = {},
+         .grantable = false});
+  // read_only defaults to true: a policy that wants writes must say so.
+  c.add({.name = "fs.Directory",
+         .methods = {"Open", "OpenFile", "List", "Stat"},
+         .constraints = {{"root", ConstraintType::kHostDir, true, ""},
+                         {"read_only", ConstraintType::kBool, false, "true"}},
+         .grantable = true});
+  c.add({.name = "fs.File", .methods = {"Read", "Seek", "Stat"}, .constraints = {},
+         .grantable = true});
+  c.add({.name = "log.Sink", .methods = {"Write"}, .constraints = {}, .grantable = true});
+  c.add({.name = "demo.WordCount", .methods = {"Count"}, .constraints = {},
+         .grantable = true});
+  return c;
+}
+
+}  // namespace capsa::policy

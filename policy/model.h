@@ -1,0 +1,88 @@
+// capsa policy — the in-memory policy the supervisor reads.
+//
+// Plain data, produced only by PolicyBuilder::try_build() (policy/builder.h),
+// so every Policy a supervisor holds has passed all checks: names unique,
+// programs absolute, APIs and methods known, limits in range. Nothing here
+// owns an fd or a process.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "policy/limits.h"
+
+namespace capsa::policy {
+
+// What the supervisor does when a worker sends a message that fails
+// validation. Default kKill: like Chromium with a renderer that sends a bad
+// IPC, a worker that sends garbage is assumed compromised.
+enum class BadMessageAction : std::uint8_t { kReplyError, kClosePort, kKill };
+
+std::string_view to_string(BadMessageAction a) noexcept;  // "reply_error", ...
+
+using ConstraintValue = std::variant<bool, std::uint64_t, std::string>;
+
+std::string to_string(const ConstraintValue& v);  // true, 42, /srv/texts
+
+struct SandboxSettings {
+  std::vector<std::string> ro_binds;           // absolute host paths, bound read-only
+  std::uint64_t tmpfs_bytes = kDefaultTmpfsBytes;
+  std::vector<std::string> allowed_syscalls;   // listed in the policy
+  std::string seccomp_profile;                 // OCI profile path, "" if none
+  std::vector<std::string> imported_syscalls;  // allowed by that profile
+
+  // allowed_syscalls ∪ imported_syscalls, sorted, without duplicates.
+  std::vector<std::string> extra_syscalls() const;
+};
+
+struct Grant {
+  std::string name;  // what the worker asks its bootstrap port for
+  std::string api;   // interface name in the ApiCatalog
+  // Methods the worker may call. `all_rights` expands to every method of
+  // the API at build time, so `rights` is always the explicit list.
+  std::vector<std::string> rights;
+  bool all_rights = false;
+  // API-specific constraints, with the API's defaults filled in.
+  std::map<std::string, ConstraintValue, std::less<>> constraints;
+  std::uint64_t rate = 0;         // calls per second; 0 = no per-grant limit
+  std::uint64_t byte_budget = 0;  // total payload bytes; 0 = no budget
+  bool transferable = false;      // may the worker send the port on
+
+  const ConstraintValue* constraint(std::string_view key) const;
+};
+
+struct WorkerProfile {
+  std::string name;
+  std::string program;  // absolute
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> env;  // the whole environment
+  SandboxSettings sandbox;
+  Limits limits;
+  BadMessageAction on_bad_message = BadMessageAction::kKill;
+  std::vector<Grant> grants;
+
+  const Grant* find_grant(std::string_view grant_name) const;
+};
+
+// The supervisor creates one socket pair per channel and hands the client
+// end to `client` and the server end to `server`, both under `name`.
+struct Channel {
+  std::string name;
+  std::string interface;
+  std::string client;
+  std::string server;
+};
+
+struct Policy {
+  std::vector<WorkerProfile> workers;
+  std::vector<Channel> channels;
+
+  const WorkerProfile* find_worker(std::string_view worker_name) const;
+};
+
+}  // namespace capsa::policy

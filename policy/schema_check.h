@@ -1,0 +1,32 @@
+// capsa policy — checking a JSON policy tree against policy.fbs.
+//
+// The schema is the documentation, and also the checker: the binary schema
+// compiled from policy.fbs is embedded in the library and walked with
+// flatbuffers reflection, so the set of fields the loader accepts cannot
+// drift from the schema. Each object is matched to its table, each key to a
+// field (else "unknown field ... allowed: ..."), each value to the field's
+// type: string, bool, unsigned integer (or "64M" with capsa_size), enum name,
+// table, or vector of those. Every mismatch is reported, none stops the walk.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "policy/diagnostic.h"
+#include "policy/jsonc.h"
+
+namespace capsa::policy {
+
+// Appends one diagnostic per mismatch between `root` and the Policy table.
+void check_against_schema(const json::Value& root, const std::string& file, Diagnostics& out);
+
+// A JSON value as an unsigned 64-bit integer: a number without sign, fraction
+// or exponent, or (if `allow_size`) a "64M"-style string. nullopt otherwise.
+std::optional<std::uint64_t> to_unsigned(const json::Value& v, bool allow_size);
+
+// The names of the schema's BadMessageAction values, in enum order, for the
+// loader (the enum in policy/model.h follows the same order).
+std::optional<std::uint8_t> bad_message_action_value(const std::string& name);
+
+}  // namespace capsa::policy
