@@ -72,6 +72,19 @@ int memory_bomb(const char*) {
   return 0;
 }
 
+// The way an ordinary C++ program meets the limit: operator new throws,
+// nobody catches, std::terminate aborts. Touches what it gets.
+int memory_bomb_new(const char*) {
+  constexpr std::size_t kChunk = 16UL << 20;
+  report("memory_bomb_new allocating");
+  for (long mib = 0; mib < kMemoryCapMib; mib += 16) {
+    char* p = new char[kChunk];
+    std::memset(p, 0xa5, kChunk);
+  }
+  report("memory_bomb_new unbounded");
+  return 0;
+}
+
 double cpu_seconds() {
   timespec ts{};
   ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -154,6 +167,7 @@ int fds(const char*) {
 const AttackEntry kLimitAttacks[] = {
     {"fork_bomb", fork_bomb},
     {"memory_bomb", memory_bomb},
+    {"memory_bomb_new", memory_bomb_new},
     {"cpu_spin", cpu_spin},
     {"wall", wall},
     {"fill_tmp", fill_tmp},

@@ -1,0 +1,29 @@
+#include "tests/sandbox/fixture.h"
+
+#include "tests/support/fd_count.h"
+
+namespace capsa::sandbox::testing {
+namespace {
+
+// The sandbox library may create long-lived state on first use (its spawning
+// thread and the fds it talks through). One worker before any test makes that
+// state part of every test's baseline, so the fd check sees only leaks.
+class WarmUp : public ::testing::Environment {
+ public:
+  void SetUp() override { expect_still_serves(); }
+};
+
+[[maybe_unused]] const auto* const kWarmUp = ::testing::AddGlobalTestEnvironment(new WarmUp);
+
+}  // namespace
+
+Aftermath::Aftermath() : fds_before_(capsa::testing::open_fd_count()) {}
+
+void Aftermath::check() const {
+  expect_still_serves();
+  EXPECT_EQ(child_pids(), std::vector<int>{}) << "a child process outlived its test";
+  EXPECT_EQ(capsa::testing::open_fd_count(), fds_before_)
+      << "fd leak; open now:\n" << capsa::testing::describe_open_fds();
+}
+
+}  // namespace capsa::sandbox::testing

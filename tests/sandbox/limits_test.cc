@@ -1,0 +1,106 @@
+// Hostile workers against the resource limits: each is bounded by the limit
+// meant for it, with the exact verdict, and the supervisor serves afterwards.
+// The limits are small (harness.h: small_limits()) so a run costs at most a
+// few CPU seconds.
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/sandbox/fixture.h"
+
+namespace capsa::sandbox::testing {
+namespace {
+
+Outcome run_with(std::string_view attack, const Limits& limits, std::uint64_t tmpfs = 64ull << 20) {
+  auto spec = hostile_spec(attack).limits(limits).tmpfs_bytes(tmpfs).build();
+  if (!spec) {
+    ADD_FAILURE() << spec.error().to_string();
+    return Outcome{};
+  }
+  return run_spec(*spec);
+}
+
+// RLIMIT_NPROC in the sandbox's user namespace: fork fails with EAGAIN well
+// before the worker's own cap (1024) — under a root supervisor too.
+TEST_F(HostileTest, ForkBombIsLimited) {
+  Outcome out = run_attack("fork_bomb");
+  ASSERT_EQ(out.reports.size(), 1u) << out.status.to_string();
+  auto fields = parse_report(out.reports[0]);
+  EXPECT_TRUE(fields.contains("limited")) << out.reports[0];
+  EXPECT_EQ(fields["fork"], "EAGAIN") << out.reports[0];
+  EXPECT_LT(std::stol(fields["forks"]), static_cast<long>(small_limits().max_processes))
+      << out.reports[0];
+  EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
+}
+
+// RLIMIT_AS: mmap fails with ENOMEM before the address-space limit.
+TEST_F(HostileTest, MemoryBombIsLimited) {
+  Outcome out = run_attack("memory_bomb");
+  ASSERT_EQ(out.reports.size(), 1u) << out.status.to_string();
+  auto fields = parse_report(out.reports[0]);
+  EXPECT_TRUE(fields.contains("limited")) << out.reports[0];
+  EXPECT_EQ(fields["mmap"], "ENOMEM") << out.reports[0];
+  EXPECT_LT(std::stol(fields["mib"]), static_cast<long>(small_limits().address_space_bytes >> 20));
+  EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
+}
+
+// An ordinary program that dies of the failed allocation is classified as
+// having hit the memory limit.
+TEST_F(HostileTest, MemoryBombThatAbortsIsLimitMemory) {
+  Outcome out = run_attack("memory_bomb_new");
+  EXPECT_EQ(out.reports, std::vector<std::string>{"memory_bomb_new allocating"});
+  EXPECT_EQ(out.status.kind, ExitKind::kLimitMemory) << out.status.to_string();
+}
+
+// RLIMIT_CPU: the spinner ignores SIGXCPU; the hard limit's SIGKILL ends it.
+TEST_F(HostileTest, CpuSpinIsLimitCpu) {
+  Outcome out = run_attack("cpu_spin");
+  EXPECT_EQ(out.reports, std::vector<std::string>{"cpu_spin spinning"});
+  EXPECT_EQ(out.status.kind, ExitKind::kLimitCpu) << out.status.to_string();
+}
+
+// A sleeper uses no CPU: only the supervisor's wall-clock deadline ends it.
+TEST_F(HostileTest, SleeperIsLimitWall) {
+  Limits l = small_limits();
+  l.wall_seconds = 1;
+  Outcome out = run_with("wall", l);
+  EXPECT_EQ(out.reports, std::vector<std::string>{"wall sleeping"});
+  EXPECT_EQ(out.status.kind, ExitKind::kLimitWall) << out.status.to_string();
+}
+
+// /tmp is a tmpfs with a size cap: ENOSPC at the cap (the file-size limit is
+// set above it so it is the tmpfs that says no).
+TEST_F(HostileTest, FillingTmpStopsAtTheTmpfsCap) {
+  Limits l = small_limits();
+  l.max_file_size_bytes = 64ull << 20;
+  Outcome out = run_with("fill_tmp", l, 4ull << 20);
+  ASSERT_EQ(out.reports.size(), 1u) << out.status.to_string();
+  auto fields = parse_report(out.reports[0]);
+  EXPECT_TRUE(fields.contains("limited")) << out.reports[0];
+  EXPECT_EQ(fields["write"], "ENOSPC") << out.reports[0];
+  EXPECT_LE(std::stol(fields["mib"]), 4) << out.reports[0];
+  EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
+}
+
+// RLIMIT_FSIZE below the tmpfs cap: EFBIG exactly at the limit (SIGXFSZ is
+// ignored by the worker, as an attacker would).
+TEST_F(HostileTest, FillingTmpStopsAtTheFileSizeLimit) {
+  Limits l = small_limits();
+  l.max_file_size_bytes = 2ull << 20;
+  Outcome out = run_with("fill_tmp", l, 8ull << 20);
+  EXPECT_EQ(out.reports, std::vector<std::string>{"fill_tmp limited mib=2 write=EFBIG"});
+  EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
+}
+
+// RLIMIT_NOFILE: with fds 0-3 open, exactly max_open_files - 4 more.
+TEST_F(HostileTest, FdExhaustionStopsAtTheLimit) {
+  Outcome out = run_attack("fds");
+  std::string expected = "fds limited opened=" +
+                         std::to_string(small_limits().max_open_files - 4) + " dup=EMFILE";
+  EXPECT_EQ(out.reports, std::vector<std::string>{expected});
+  EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
+}
+
+}  // namespace
+}  // namespace capsa::sandbox::testing

@@ -1,0 +1,79 @@
+// Hostile workers against the host's Unix sockets. (TCP, UDP, netlink and
+// packet sockets are refused by the filter: denied_syscalls_test.cc.) A Unix
+// socket may be created — the bootstrap port is one — but nothing of the
+// host's can be reached: its path is outside the filesystem view, and
+// abstract names belong to the network namespace, which is fresh.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "capabilities/sys.h"
+#include "tests/sandbox/fixture.h"
+
+namespace capsa::sandbox::testing {
+namespace {
+
+// A listening Unix stream socket of the host; `abstract` binds "\0name".
+Result<Fd> listen_unix(const std::string& name, bool abstract) {
+  auto fd = sys_fd("socket", name, [] {
+    return ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  });
+  if (!fd) return fd;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path + (abstract ? 1 : 0), name.data(), name.size());
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + (abstract ? 1 : 0));
+  auto bound = sys("bind", name, [&] {
+    return ::bind(fd->get(), reinterpret_cast<const sockaddr*>(&sa), len);
+  });
+  if (!bound) return std::unexpected(bound.error());
+  auto listening = sys("listen", name, [&] { return ::listen(fd->get(), 4); });
+  if (!listening) return std::unexpected(listening.error());
+  return fd;
+}
+
+// Nothing connected to the host listener.
+void expect_no_connection(const Fd& listener) {
+  int conn = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  Fd owner(conn);
+  EXPECT_EQ(conn, -1);
+  EXPECT_EQ(errno, EAGAIN);
+}
+
+std::string unique_name() { return "capsa-hostile-" + std::to_string(std::random_device{}()); }
+
+TEST_F(HostileTest, HostUnixSocketPathIsNotReachable) {
+  char dir_template[] = "/tmp/capsa-unix-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  std::string path = std::string(dir_template) + "/host.sock";
+  {
+    auto listener = listen_unix(path, false);
+    ASSERT_TRUE(listener) << listener.error().to_string();
+    Outcome out = run_attack("unix_path", {path});
+    EXPECT_EQ(out.reports, std::vector<std::string>{"unix_path connect=ENOENT"});
+    EXPECT_TRUE(out.violations.empty());
+    expect_no_connection(*listener);
+  }
+  std::filesystem::remove_all(dir_template);
+}
+
+TEST_F(HostileTest, HostAbstractUnixSocketIsNotReachable) {
+  std::string name = unique_name();
+  auto listener = listen_unix(name, true);
+  ASSERT_TRUE(listener) << listener.error().to_string();
+  Outcome out = run_attack("unix_abstract", {name});
+  EXPECT_EQ(out.reports, std::vector<std::string>{"unix_abstract connect=ECONNREFUSED"});
+  EXPECT_TRUE(out.violations.empty());
+  expect_no_connection(*listener);
+}
+
+}  // namespace
+}  // namespace capsa::sandbox::testing

@@ -1,0 +1,109 @@
+// Hostile workers against other processes: the supervisor, another worker,
+// every process at once, and the terminal the worker was given.
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/sandbox/fixture.h"
+
+namespace capsa::sandbox::testing {
+namespace {
+
+// kill(-1) reaches every process the caller may signal except its pid
+// namespace's init and itself: in the sandbox, nothing at all.
+TEST_F(HostileTest, KillAllReachesNothing) {
+  Outcome out = run_attack("kill_all");
+  EXPECT_EQ(out.reports, std::vector<std::string>{"kill_all kill=ESRCH"});
+  EXPECT_TRUE(out.violations.empty());
+  EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
+  EXPECT_EQ(out.status.code, 0);
+}
+
+// The supervisor's pid names nothing in the worker's pid namespace.
+TEST_F(HostileTest, KillOfTheSupervisorPidReachesNothing) {
+  Outcome out = run_attack("kill_pid", {std::to_string(::getpid())});
+  EXPECT_EQ(out.reports, std::vector<std::string>{"kill_pid kill=ESRCH"});
+  EXPECT_TRUE(out.violations.empty());
+}
+
+// Two workers: the attacker is given the other's host pid. It cannot name it
+// (separate pid namespaces) and ptrace is refused by the filter anyway; the
+// victim keeps serving.
+TEST_F(HostileTest, PtraceOfAnotherWorkerFails) {
+  auto victim_spec = hostile_spec("hello").name("victim").build();
+  ASSERT_TRUE(victim_spec) << victim_spec.error().to_string();
+  auto victim = start(*victim_spec);
+  ASSERT_TRUE(victim);
+  Outcome attack = run_attack("ptrace", {std::to_string(victim->worker.pid())});
+  EXPECT_EQ(attack.reports,
+            std::vector<std::string>{"ptrace kill0=ESRCH attach=EPERM attach_pid1=EPERM"});
+  EXPECT_EQ(syscall_names(attack.violations), (std::vector<std::string>{"ptrace", "ptrace"}));
+  Outcome served = finish(*victim, [](const std::string& report, Port& port) {
+    if (report == "hello ready") {
+      auto sent = port.send(std::as_bytes(std::span("ping", 4)));
+      EXPECT_TRUE(sent) << sent.error().to_string();
+    }
+  });
+  EXPECT_EQ(served.reports, (std::vector<std::string>{"hello ready", "pong"}));
+  EXPECT_EQ(served.status.kind, ExitKind::kExited) << served.status.to_string();
+  EXPECT_TRUE(served.violations.empty());
+}
+
+// Same for process_vm_readv of another worker.
+TEST_F(HostileTest, ProcessVmReadvOfAnotherWorkerFails) {
+  auto victim_spec = hostile_spec("wall").name("victim").build();
+  ASSERT_TRUE(victim_spec) << victim_spec.error().to_string();
+  auto victim = start(*victim_spec);
+  ASSERT_TRUE(victim);
+  Outcome attack = run_attack("process_vm_readv", {std::to_string(victim->worker.pid())});
+  EXPECT_EQ(attack.reports,
+            std::vector<std::string>{"process_vm_readv read=EPERM read_pid1=EPERM"});
+  ASSERT_TRUE(victim->worker.kill());
+  Outcome killed = finish(*victim);
+  EXPECT_EQ(killed.status.kind, ExitKind::kKilled) << killed.status.to_string();
+}
+
+// TIOCSTI on a terminal the worker holds as stdin would type into the
+// supervisor's terminal. The sandbox runs in a new session, so the pty is not
+// its controlling terminal and the kernel refuses; nothing reaches the pty.
+//
+// The spec has no way to pass stdio, so the test lends its own fd 0 for the
+// duration of spawn(): the worker inherits the supervisor's stdio.
+TEST_F(HostileTest, TiocstiCannotInjectInput) {
+  int master_fd = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master_fd, 0);
+  Fd master(master_fd);
+  ASSERT_EQ(::grantpt(master.get()), 0);
+  ASSERT_EQ(::unlockpt(master.get()), 0);
+  const char* slave_name = ::ptsname(master.get());
+  ASSERT_NE(slave_name, nullptr);
+  Fd slave(::open(slave_name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  ASSERT_TRUE(slave.valid());
+
+  Fd saved_stdin(::fcntl(0, F_DUPFD_CLOEXEC, 10));
+  ASSERT_TRUE(saved_stdin.valid());
+  ASSERT_EQ(::dup2(slave.get(), 0), 0);
+  auto spec = hostile_spec("tiocsti").build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  auto running = start(*spec);
+  ASSERT_EQ(::dup2(saved_stdin.get(), 0), 0);
+  ASSERT_TRUE(running);
+  Outcome out = finish(*running);
+
+  EXPECT_EQ(out.reports,
+            std::vector<std::string>{"tiocsti isatty=1 ioctl=EPERM dev_tty=ENXIO"});
+  EXPECT_TRUE(out.violations.empty()) << syscall_names(out.violations).front();
+  // Nothing was pushed into the terminal's input queue.
+  pollfd p{slave.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0);
+}
+
+}  // namespace
+}  // namespace capsa::sandbox::testing

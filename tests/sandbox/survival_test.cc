@@ -1,0 +1,118 @@
+// Nothing of a sandbox outlives its supervisor: a worker double-forks a
+// setsid grandchild carrying a unique marker, the supervisor (a separate
+// mini_supervisor process) is SIGKILLed, and no process with the marker may
+// remain. Also: the spawning thread exiting must not kill the worker.
+//
+// The only loop here polls /proc for the marker to disappear; it is bounded
+// (10 s) and asserts absence, not speed.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/sandbox/fixture.h"
+
+extern char** environ;
+
+namespace capsa::sandbox::testing {
+namespace {
+
+std::string unique_marker() {
+  return "capsa-grandchild-" + std::to_string(::getpid()) + "-" +
+         std::to_string(std::random_device{}());
+}
+
+// Polls until no process carries `marker`, at most ~10 s.
+std::vector<int> wait_until_gone(const std::string& marker) {
+  std::vector<int> left = pids_with_marker(marker);
+  for (int i = 0; i < 1000 && !left.empty(); ++i) {
+    timespec ts{0, 10'000'000};
+    ::nanosleep(&ts, nullptr);
+    left = pids_with_marker(marker);
+  }
+  return left;
+}
+
+// Starts mini_supervisor with its stdout on a pipe; returns its pid.
+pid_t start_mini(const std::string& mode, const std::string& marker, Fd& out) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return -1;
+  out = Fd(p[0]);
+  Fd write_end(p[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
+  std::string program = helper_path("mini_supervisor");
+  std::string worker = helper_path("hostile_worker");
+  std::vector<char*> argv{program.data(), const_cast<char*>(mode.c_str()), worker.data(),
+                          const_cast<char*>(marker.c_str()), nullptr};
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+// One line from the mini supervisor (blocking; it always prints one).
+std::string read_line(const Fd& fd) {
+  std::string line;
+  char c;
+  while (::read(fd.get(), &c, 1) == 1 && c != '\n') line += c;
+  return line;
+}
+
+class SupervisorKilled : public HostileTestP<std::string> {};
+
+TEST_P(SupervisorKilled, NoGrandchildSurvives) {
+  const std::string marker = unique_marker();
+  Fd out;
+  pid_t mini = start_mini(GetParam(), marker, out);
+  ASSERT_GT(mini, 0);
+  std::string line = read_line(out);
+  // "ready <pid> alive": the sandbox runs, and in thread mode it was not
+  // signalled when the spawning thread exited.
+  EXPECT_EQ(line.rfind("ready ", 0), 0u) << line;
+  EXPECT_TRUE(line.ends_with(" alive")) << line;
+  // The worker and its grandchild carry the marker now.
+  EXPECT_GE(pids_with_marker(marker).size(), 2u);
+
+  ASSERT_EQ(::kill(mini, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(mini, &status, 0), mini);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  EXPECT_EQ(wait_until_gone(marker), std::vector<int>{});
+}
+
+INSTANTIATE_TEST_SUITE_P(Hostile, SupervisorKilled, ::testing::Values("process", "thread"),
+                         [](const auto& p) { return p.param; });
+
+// The same grandchild under an in-process supervisor: Worker::kill() ends
+// the whole tree, not only the worker.
+TEST_F(HostileTest, KillEndsTheGrandchildToo) {
+  const std::string marker = unique_marker();
+  auto spec = hostile_spec("grandchild", {marker}).build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  auto running = start(*spec);
+  ASSERT_TRUE(running);
+  bool killed = false;
+  Outcome out = finish(*running, [&](const std::string& report, Port&) {
+    if (report != "sleeper ready" || killed) return;
+    EXPECT_GE(pids_with_marker(marker).size(), 2u);
+    auto r = running->worker.kill();
+    EXPECT_TRUE(r) << r.error().to_string();
+    killed = true;
+  });
+  EXPECT_TRUE(killed);
+  EXPECT_EQ(out.status.kind, ExitKind::kKilled) << out.status.to_string();
+  EXPECT_EQ(wait_until_gone(marker), std::vector<int>{});
+}
+
+}  // namespace
+}  // namespace capsa::sandbox::testing
