@@ -50,7 +50,7 @@ enum class ExitKind : std::uint8_t {
   kViolation,    // killed for a seccomp violation (our kill, or SIGSYS from
                  // the filter's kill rules: 32-bit/x32 syscalls)
   kLimitMemory,  // the worker died abnormally (signal, or exit != 0) and its
-                 // peak RSS reached 90% of Limits::address_space_bytes.
+                 // peak RSS reached 75% of Limits::address_space_bytes.
                  // RLIMIT_AS makes allocations fail rather than kill, so this
                  // is an inference; docs/SANDBOX.md says why and its limits.
   kLimitCpu,     // RLIMIT_CPU: SIGXCPU or the SIGKILL that follows it

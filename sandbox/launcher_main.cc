@@ -1,0 +1,213 @@
+// capsa-launcher: the small trusted program that bubblewrap runs as pid 1 of
+// the sandbox (--as-pid-1). See sandbox/launcher_protocol.h for its fds.
+//
+// Why pid 1 and a fork rather than a plain exec:
+//   - the kernel kills every process of a pid namespace when its pid 1 exits,
+//     so descendants that setsid() or double-fork die with the worker;
+//   - pid 1 ignores signals from inside its namespace (even SIGKILL), so the
+//     worker cannot kill its own monitor to hide its exit status;
+//   - the launcher waits for the worker itself, so it can report the exact
+//     status (bubblewrap reports a signal as 128+N, ambiguous with exit
+//     codes) and the rusage of the whole tree it reaped.
+// The launcher is not under the seccomp filter (it never runs worker code)
+// and makes itself non-dumpable, so the worker (same uid, no capabilities)
+// cannot ptrace it or open its /proc/1/mem or /proc/1/fd.
+//
+// It is single-threaded, so the forked child may allocate (libseccomp does
+// in seccomp_load); after the filter is loaded it only calls sendmsg,
+// close, close_range, execve, write and _exit, all in the allowlist.
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <seccomp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "sandbox/launcher_protocol.h"
+#include "sandbox/seccomp_policy.h"
+
+namespace {
+
+using capsa::sandbox::detail::Stage;
+using capsa::sandbox::detail::StatusRecord;
+using capsa::sandbox::detail::StatusType;
+namespace d = capsa::sandbox::detail;
+
+void send_record(const StatusRecord& rec, int fd_to_pass) {
+  iovec iov{const_cast<StatusRecord*>(&rec), sizeof rec};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd_to_pass >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd_to_pass, sizeof(int));
+  }
+  while (::sendmsg(d::kStatusFd, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
+
+[[noreturn]] void fail(Stage stage, int err, const char* text) {
+  StatusRecord rec;
+  rec.type = static_cast<std::uint32_t>(StatusType::kError);
+  rec.stage = static_cast<std::uint32_t>(stage);
+  rec.err = err;
+  std::snprintf(rec.text, sizeof rec.text, "%s", text);
+  send_record(rec, -1);
+  ::_exit(126);
+}
+
+bool read_config(std::vector<std::uint8_t>* out) {
+  struct stat st {};
+  if (::fstat(d::kConfigFd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
+      static_cast<std::uint64_t>(st.st_size) > d::kMaxConfigBytes) {
+    return false;
+  }
+  out->resize(static_cast<std::size_t>(st.st_size));
+  std::size_t done = 0;
+  while (done < out->size()) {
+    ssize_t n = ::pread(d::kConfigFd, out->data() + done, out->size() - done,
+                        static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+int set_limit(int resource, std::uint64_t soft, std::uint64_t hard) {
+  rlimit rl{soft == 0 ? RLIM_INFINITY : soft, hard == 0 ? RLIM_INFINITY : hard};
+  return ::setrlimit(resource, &rl);
+}
+
+// In the forked child: limits, filter, listener hand-off, exec.
+[[noreturn]] void run_worker(const d::LauncherConfig& cfg, scmp_filter_ctx ctx, int exec_pipe,
+                             char* const* argv, char* const* envp) {
+  const auto& l = cfg.limits;
+  // Hard CPU limit one second past the soft one: SIGXCPU first (catchable),
+  // then SIGKILL if the worker ignores it.
+  if (set_limit(RLIMIT_AS, l.address_space_bytes, l.address_space_bytes) != 0 ||
+      set_limit(RLIMIT_CPU, l.cpu_seconds, l.cpu_seconds == 0 ? 0 : l.cpu_seconds + 1) != 0 ||
+      set_limit(RLIMIT_NPROC, l.max_processes, l.max_processes) != 0 ||
+      set_limit(RLIMIT_NOFILE, l.max_open_files, l.max_open_files) != 0 ||
+      set_limit(RLIMIT_FSIZE, l.max_file_size_bytes, l.max_file_size_bytes) != 0) {
+    fail(Stage::kRlimit, errno, "setrlimit failed");
+  }
+  rlimit no_core{0, 0};
+  if (::setrlimit(RLIMIT_CORE, &no_core) != 0) fail(Stage::kRlimit, errno, "RLIMIT_CORE");
+  // Everything the worker must not hold is gone before the filter loads:
+  // keep 0..3, the exec-error pipe (as fd 4, close-on-exec) and the status
+  // socket (fd 5, close-on-exec).
+  if (::dup3(exec_pipe, d::kConfigFd, O_CLOEXEC) < 0 ||
+      ::fcntl(d::kStatusFd, F_SETFD, FD_CLOEXEC) != 0 ||
+      ::close_range(d::kStatusFd + 1, ~0u, 0) != 0) {
+    fail(Stage::kConfig, errno, "fd setup failed");
+  }
+  if (int rc = seccomp_load(ctx); rc < 0) fail(Stage::kSeccompLoad, -rc, "seccomp_load");
+  int listener = seccomp_notify_fd(ctx);
+  if (listener < 0) fail(Stage::kSeccompLoad, -listener, "seccomp_notify_fd");
+  StatusRecord rec;
+  rec.type = static_cast<std::uint32_t>(StatusType::kListener);
+  send_record(rec, listener);
+  ::close(listener);  // the worker program never holds its own listener
+  ::execve(cfg.program.c_str(), argv, envp);
+  int err = errno;
+  ssize_t ignored = ::write(d::kConfigFd, &err, sizeof err);
+  (void)ignored;
+  ::_exit(127);
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
+int main() {
+  // Non-dumpable: /proc/1/{mem,fd,environ} and ptrace are closed to the
+  // worker even though it runs under the same uid.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  std::vector<std::uint8_t> raw;
+  if (!read_config(&raw)) fail(Stage::kConfig, errno, "cannot read config fd");
+  auto cfg = d::decode_config(raw);
+  if (!cfg) fail(Stage::kConfig, 0, cfg.error().message.c_str());
+  std::vector<char*> argv = c_strings(cfg->argv);
+  std::vector<char*> envp = c_strings(cfg->env);
+
+  std::string error;
+  scmp_filter_ctx ctx = d::build_filter(cfg->extra_syscalls, cfg->program.c_str(), &error);
+  if (ctx == nullptr) fail(Stage::kFilter, 0, error.c_str());
+
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) fail(Stage::kFork, errno, "pipe2");
+  pid_t child = ::fork();
+  if (child < 0) fail(Stage::kFork, errno, "fork");
+  if (child == 0) {
+    ::close(pipefd[0]);
+    run_worker(*cfg, ctx, pipefd[1], argv.data(), envp.data());
+  }
+  // The launcher must not hold the worker's bootstrap port or the config.
+  ::close(pipefd[1]);
+  ::close(d::kBootstrapFd);
+  ::close(d::kConfigFd);
+  seccomp_release(ctx);
+
+  int exec_err = 0;
+  ssize_t n;
+  while ((n = ::read(pipefd[0], &exec_err, sizeof exec_err)) < 0 && errno == EINTR) {
+  }
+  ::close(pipefd[0]);
+  if (n > 0) {
+    ::waitpid(child, nullptr, 0);
+    fail(Stage::kExec, exec_err, cfg->program.c_str());
+  }
+  StatusRecord started;
+  started.type = static_cast<std::uint32_t>(StatusType::kStarted);
+  send_record(started, -1);
+
+  // Reap everything (orphans are reparented to us) until the worker exits.
+  siginfo_t info{};
+  for (;;) {
+    siginfo_t si{};
+    if (::waitid(P_ALL, 0, &si, WEXITED) != 0) {
+      if (errno == EINTR) continue;
+      break;  // ECHILD: cannot happen before the worker is reaped
+    }
+    if (si.si_pid == child) {
+      info = si;
+      break;
+    }
+  }
+  rusage ru{};
+  ::getrusage(RUSAGE_CHILDREN, &ru);
+  StatusRecord exit_rec;
+  exit_rec.type = static_cast<std::uint32_t>(StatusType::kExit);
+  exit_rec.wait_code = info.si_code;
+  exit_rec.wait_status = info.si_status;
+  exit_rec.utime_us = static_cast<std::uint64_t>(ru.ru_utime.tv_sec) * 1000000u +
+                      static_cast<std::uint64_t>(ru.ru_utime.tv_usec);
+  exit_rec.stime_us = static_cast<std::uint64_t>(ru.ru_stime.tv_sec) * 1000000u +
+                      static_cast<std::uint64_t>(ru.ru_stime.tv_usec);
+  exit_rec.maxrss_kb = static_cast<std::uint64_t>(ru.ru_maxrss);
+  send_record(exit_rec, -1);
+  // Our exit ends the pid namespace: the kernel SIGKILLs whatever is left.
+  if (info.si_code == CLD_EXITED) return info.si_status;
+  return 128 + info.si_status;
+}

@@ -1,0 +1,86 @@
+// capsa::sandbox — what spawn() and capsa-launcher say to each other.
+// Internal to sandbox/: not a public header.
+//
+// Fds inside the sandbox when the launcher starts (bubblewrap passes
+// inherited fds through):
+//   0 /dev/null, 1 and 2 the supervisor's stdout/stderr,
+//   3 the bootstrap port, 4 the config memfd (sealed), 5 the status socket.
+// The launcher keeps 0..3 for the worker and closes everything else.
+//
+// Config (fd 4): a flat little-endian buffer, parsed with bounds checks on
+// every read (the launcher trusts the supervisor, but a parser that can
+// overrun is a bug waiting for a caller):
+//   u32 magic, u32 version,
+//   u64 as, cpu, nproc, nofile, fsize, u32 violation action,
+//   string program, u32 n + n strings argv, u32 n + n strings env ("K=V"),
+//   u32 n + n strings extra syscall names.
+//   string = u32 length + bytes (no NUL inside).
+//
+// Status (fd 5, SOCK_SEQPACKET, launcher -> supervisor): fixed-size
+// StatusRecord packets. The supervisor checks size and type of every one
+// and closes any fd that comes with a record that should carry none.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "capabilities/error.h"
+#include "sandbox/spec.h"
+
+namespace capsa::sandbox::detail {
+
+inline constexpr int kBootstrapFd = 3;
+inline constexpr int kConfigFd = 4;
+inline constexpr int kStatusFd = 5;
+inline constexpr std::uint32_t kConfigMagic = 0x43505358;  // "CPSX"
+inline constexpr std::uint32_t kConfigVersion = 1;
+inline constexpr std::size_t kMaxConfigBytes = kMaxArgBytes + 64 * 1024;
+// Where the launcher is bound inside the sandbox.
+inline constexpr const char* kLauncherInSandbox = "/.capsa/launcher";
+
+enum class StatusType : std::uint32_t {
+  kListener = 1,  // carries the seccomp listener fd (SCM_RIGHTS)
+  kStarted = 2,   // the worker program was exec'ed
+  kError = 3,     // start failed: stage + errno + text
+  kExit = 4,      // the worker's wait status and rusage
+};
+
+enum class Stage : std::uint32_t {
+  kConfig = 1,
+  kFilter = 2,
+  kRlimit = 3,
+  kSeccompLoad = 4,
+  kListenerSend = 5,
+  kExec = 6,
+  kFork = 7,
+};
+
+struct StatusRecord {
+  std::uint32_t type = 0;   // StatusType
+  std::uint32_t stage = 0;  // Stage, for kError
+  std::int32_t err = 0;     // errno, for kError
+  std::int32_t wait_code = 0;    // CLD_EXITED / CLD_KILLED / CLD_DUMPED, for kExit
+  std::int32_t wait_status = 0;  // exit code or signal, for kExit
+  std::uint32_t pad = 0;
+  std::uint64_t utime_us = 0;
+  std::uint64_t stime_us = 0;
+  std::uint64_t maxrss_kb = 0;
+  char text[192] = {};  // NUL-terminated detail, for kError
+};
+
+// What the launcher needs, decoded.
+struct LauncherConfig {
+  Limits limits;
+  ViolationAction action = ViolationAction::kErrno;
+  std::string program;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // "K=V"
+  std::vector<std::string> extra_syscalls;
+};
+
+std::vector<std::uint8_t> encode_config(const Spec& spec);
+Result<LauncherConfig> decode_config(std::span<const std::uint8_t> bytes);
+
+}  // namespace capsa::sandbox::detail

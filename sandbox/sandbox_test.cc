@@ -1,0 +1,262 @@
+// Real bubblewrap, real seccomp: spawn sandbox_test_worker in its modes and
+// assert the exact verdicts. Registered twice (as the ctest user and as uid
+// 65534), see sandbox/CMakeLists.txt.
+#include "sandbox/sandbox.h"
+
+#include <dirent.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include "tests/support/fd_count.h"
+
+namespace capsa::sandbox {
+namespace {
+
+using testing::FdLeakCheck;
+
+std::string bin_dir() {
+  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR")) return d;
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  std::string self(buf, static_cast<std::size_t>(n > 0 ? n : 0));
+  return self.substr(0, self.rfind('/'));
+}
+
+std::string worker_path() { return bin_dir() + "/sandbox_test_worker"; }
+
+struct Channel {
+  Fd ours;
+  Fd theirs;
+};
+
+Channel channel() {
+  int sv[2];
+  EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  return {Fd(sv[0]), Fd(sv[1])};
+}
+
+std::string receive(const Fd& fd) {
+  char buf[4096];
+  ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("<eof>");
+}
+
+SpecBuilder base(const std::string& mode, const std::string& name = "test-worker") {
+  SpecBuilder b;
+  b.name(name).program(worker_path()).args({"sandbox_test_worker", mode});
+  return b;
+}
+
+Worker start(const SpecBuilder& b, Fd bootstrap) {
+  auto spec = b.build();
+  EXPECT_TRUE(spec) << spec.error().to_string();
+  auto w = spawn(*spec, std::move(bootstrap));
+  if (!w) {
+    ADD_FAILURE() << w.error().to_string();
+    std::abort();  // every later step of the test needs the worker
+  }
+  return std::move(*w);
+}
+
+TEST(Sandbox, WellBehavedWorkerSendsOnBootstrapAndExitsZero) {
+  FdLeakCheck leaks;
+  {
+    auto ch = channel();
+    Worker w = start(base("hello"), std::move(ch.theirs));
+    EXPECT_GT(w.pid(), 0);
+    EXPECT_TRUE(w.pidfd().valid());
+    EXPECT_TRUE(w.notify_fd().valid());
+    // Only 0, 1, 2 and the bootstrap port 3 are open in the worker; it runs
+    // as uid 65534 inside.
+    EXPECT_EQ(receive(ch.ours), "ready fds=0,1,2,3, uid=65534");
+    auto st = w.wait();
+    ASSERT_TRUE(st) << st.error().to_string();
+    EXPECT_EQ(st->kind, ExitKind::kExited) << st->to_string();
+    EXPECT_EQ(st->code, 0);
+    EXPECT_TRUE(st->exact);
+    EXPECT_GT(st->peak_rss_bytes, 0u);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Sandbox, EnvironmentIsExactlyTheSpecs) {
+  auto ch = channel();
+  Worker w = start(base("env").env("CAPSA_X", "1").env("LANG", "C"), std::move(ch.theirs));
+  EXPECT_EQ(receive(ch.ours), "CAPSA_X=1;LANG=C;");
+  ASSERT_TRUE(w.wait());
+}
+
+TEST(Sandbox, ExitCodesAreExact) {
+  for (int code : {0, 3, 137}) {
+    auto ch = channel();
+    Worker w = start(base("exit").args({"w", "exit", std::to_string(code)}), std::move(ch.theirs));
+    auto st = w.wait();
+    ASSERT_TRUE(st) << st.error().to_string();
+    EXPECT_EQ(st->kind, ExitKind::kExited);
+    EXPECT_EQ(st->code, code) << "137 must not be mistaken for SIGKILL";
+    EXPECT_EQ(st->signal, 0);
+  }
+}
+
+TEST(Sandbox, OrdinaryProgramFeaturesWorkUnderTheDefaultFilter) {
+  auto ch = channel();
+  Worker w = start(base("ports"), std::move(ch.theirs));
+  EXPECT_EQ(receive(ch.ours), "ports ok");
+  auto st = w.wait();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->kind, ExitKind::kExited) << st->to_string();
+}
+
+TEST(Sandbox, MissingProgramIsAPreciseError) {
+  FdLeakCheck leaks;
+  {
+    auto ch = channel();
+    auto spec = SpecBuilder().name("missing").program("/usr/bin/capsa-no-such-program").build();
+    ASSERT_TRUE(spec);
+    auto w = spawn(*spec, std::move(ch.theirs));
+    ASSERT_FALSE(w);
+    EXPECT_EQ(w.error().message, "program not found in sandbox: /usr/bin/capsa-no-such-program");
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Sandbox, DeniedCallsFailWithEpermAndAreReported) {
+  FdLeakCheck leaks;
+  {
+    auto ch = channel();
+    Worker w = start(base("denied"), std::move(ch.theirs));
+    std::vector<Violation> seen;
+    std::string reply;
+    // Answer notifications until the worker reports (it is blocked in each
+    // denied call until we answer).
+    std::jthread reader([&] { reply = receive(ch.ours); });
+    while (seen.size() < 6) {
+      pollfd p{w.notify_fd().get(), POLLIN, 0};
+      ASSERT_EQ(::poll(&p, 1, -1), 1);
+      auto v = w.handle_violation();
+      ASSERT_TRUE(v) << v.error().to_string();
+      if (*v) seen.push_back(**v);
+    }
+    reader.join();
+    EXPECT_EQ(reply,
+              "inet:errno=Operation not permitted;socket:errno=Operation not permitted;"
+              "newuser:errno=Operation not permitted;clonens:errno=Operation not permitted;"
+              "tiocsti:errno=Operation not permitted;tiocsti_hi:errno=Operation not permitted;");
+    ASSERT_EQ(seen.size(), 6u);
+    const char* names[] = {"socketpair", "socket", "unshare", "clone", "ioctl", "ioctl"};
+    for (std::size_t i = 0; i < 6; ++i) {
+      EXPECT_EQ(seen[i].syscall, names[i]);
+      EXPECT_EQ(seen[i].worker, "test-worker");
+      EXPECT_EQ(seen[i].action, ViolationAction::kErrno);
+    }
+    EXPECT_EQ(seen[0].args[0], static_cast<std::uint64_t>(AF_INET));
+    auto st = w.wait();
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->kind, ExitKind::kExited);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Sandbox, KillActionKillsTheSandboxAndClassifiesViolation) {
+  auto ch = channel();
+  Worker w = start(base("ptrace").on_violation(ViolationAction::kKill), std::move(ch.theirs));
+  pollfd p{w.notify_fd().get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, -1), 1);
+  auto v = w.handle_violation();
+  ASSERT_TRUE(v && *v);
+  EXPECT_EQ((*v)->syscall, "ptrace");
+  EXPECT_EQ((*v)->action, ViolationAction::kKill);
+  auto st = w.wait();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->kind, ExitKind::kViolation) << st->to_string();
+  EXPECT_EQ(receive(ch.ours), "<eof>") << "the worker must never return from the call";
+}
+
+TEST(Sandbox, OtherAbisAreKilledNotNotified) {
+  for (const char* mode : {"x32", "int80"}) {
+    auto ch = channel();
+    Worker w = start(base(mode), std::move(ch.theirs));
+    auto st = w.wait();
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->kind, ExitKind::kViolation) << mode << ": " << st->to_string();
+    EXPECT_EQ(st->signal, SIGSYS);
+    EXPECT_EQ(receive(ch.ours), "<eof>");
+  }
+}
+
+TEST(Sandbox, CpuLimitIsClassified) {
+  auto ch = channel();
+  Limits l;
+  l.cpu_seconds = 1;
+  Worker w = start(base("spin").limits(l), std::move(ch.theirs));
+  auto st = w.wait();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->kind, ExitKind::kLimitCpu) << st->to_string();
+  EXPECT_GE(st->cpu_time, std::chrono::seconds(1));
+}
+
+TEST(Sandbox, WallDeadlineIsClassified) {
+  auto ch = channel();
+  Limits l;
+  l.wall_seconds = 1;
+  Worker w = start(base("sleep").limits(l), std::move(ch.theirs));
+  ASSERT_TRUE(w.deadline());
+  EXPECT_EQ(receive(ch.ours), "sleeping");
+  auto st = w.wait();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->kind, ExitKind::kLimitWall) << st->to_string();
+}
+
+TEST(Sandbox, MemoryLimitIsClassified) {
+  auto ch = channel();
+  Limits l;
+  l.address_space_bytes = 256ull << 20;
+  Worker w = start(base("alloc").limits(l), std::move(ch.theirs));
+  auto st = w.wait();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->kind, ExitKind::kLimitMemory) << st->to_string();
+  EXPECT_EQ(st->signal, SIGABRT);
+}
+
+TEST(Sandbox, KillIsClassifiedAndTryReapDoesNotBlock) {
+  auto ch = channel();
+  Worker w = start(base("sleep"), std::move(ch.theirs));
+  EXPECT_EQ(receive(ch.ours), "sleeping");
+  auto r = w.try_reap();
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->has_value());
+  ASSERT_TRUE(w.kill());
+  pollfd p{w.pidfd().get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, -1), 1);
+  r = w.try_reap();
+  ASSERT_TRUE(r && r->has_value());
+  EXPECT_EQ((*r)->kind, ExitKind::kKilled);
+}
+
+TEST(Sandbox, ForkBombIsBoundedByMaxProcesses) {
+  auto ch = channel();
+  Limits l;
+  l.max_processes = 16;
+  Worker w = start(base("forkbomb").limits(l), std::move(ch.theirs));
+  std::string reply = receive(ch.ours);
+  // The launcher and the worker count too, so fewer than 16 forks succeed.
+  ASSERT_EQ(reply.rfind("forks=", 0), 0u) << reply;
+  EXPECT_LT(std::stoi(reply.substr(6)), 16) << reply;
+  EXPECT_NE(reply.find("Resource temporarily unavailable"), std::string::npos) << reply;
+  auto st = w.wait();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->kind, ExitKind::kExited);
+}
+
+}  // namespace
+}  // namespace capsa::sandbox

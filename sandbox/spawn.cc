@@ -1,0 +1,273 @@
+// spawn(): bubblewrap's arguments, the fork on a long-lived thread, and the
+// start-up handshake with capsa-launcher.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <csignal>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "capabilities/sys.h"
+#include "sandbox/launcher_protocol.h"
+#include "sandbox/status_channel.h"
+#include "sandbox/worker_state.h"
+
+namespace capsa::sandbox {
+namespace {
+
+namespace d = detail;
+
+// The uid/gid bubblewrap runs as when the supervisor is root. Never the
+// sandbox as kernel uid 0: root's processes are exempt from RLIMIT_NPROC
+// (so a fork bomb would not be bounded) and a kernel escape would land as
+// root. The sandbox sees uid/gid 65534 inside in every case.
+constexpr uid_t kUnprivilegedId = 65534;
+// How long spawn() waits for the launcher's handshake. A bound, not a
+// timing: a healthy start takes milliseconds.
+constexpr int kStartTimeoutMs = 30'000;
+
+// The fork happens on one thread that lives as long as the process: the
+// parent-death signal of bubblewrap (PR_SET_PDEATHSIG) fires when the
+// *thread* that forked it exits, so forking on a caller's short-lived
+// thread would kill the sandbox when that thread ends. Jobs are tiny (one
+// fork), run one at a time.
+class ForkThread {
+ public:
+  ForkThread() { std::thread([this] { loop(); }).detach(); }
+  void run(const std::function<void()>& job) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return job_ == nullptr; });
+    job_ = &job;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return job_ != &job; });
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return job_ != nullptr; });
+      (*job_)();
+      job_ = nullptr;
+      cv_.notify_all();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const std::function<void()>* job_ = nullptr;
+};
+
+ForkThread& fork_thread() {
+  // Deliberately never destroyed: the thread must outlive every worker.
+  static ForkThread* t = new ForkThread;
+  return *t;
+}
+
+Result<Fd> sealed_memfd(const char* name, std::span<const std::uint8_t> bytes) {
+  auto fd = sys_fd("memfd_create", name, [&] {
+    return ::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  });
+  if (!fd) return fd;
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    auto n = sys("write", name, [&] {
+      return ::write(fd->get(), bytes.data() + done, bytes.size() - done);
+    });
+    if (!n) return std::unexpected(std::move(n.error()));
+    done += static_cast<std::size_t>(*n);
+  }
+  auto sealed = sys("fcntl", "F_ADD_SEALS", [&] {
+    return ::fcntl(fd->get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
+  });
+  if (!sealed) return std::unexpected(std::move(sealed.error()));
+  if (::lseek(fd->get(), 0, SEEK_SET) != 0) return make_error(Errc::kFailed, "lseek memfd");
+  return fd;
+}
+
+bool under(std::string_view path, std::string_view dir) {
+  return path.starts_with(dir) && path.size() > dir.size() && path[dir.size()] == '/';
+}
+
+std::vector<std::string> bwrap_args(const Spec& spec) {
+  std::vector<std::string> a = {
+      "--die-with-parent", "--new-session", "--as-pid-1",
+      "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+      "--unshare-cgroup", "--uid", "65534", "--gid", "65534", "--hostname", "capsa",
+      "--cap-drop", "ALL", "--clearenv",
+      "--ro-bind", "/usr", "/usr"};
+  // Merged-/usr systems have /bin -> usr/bin etc.; older ones real dirs.
+  for (const char* p : {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"}) {
+    char target[256];
+    ssize_t n = ::readlink(p, target, sizeof target - 1);
+    if (n > 0) {
+      a.insert(a.end(), {"--symlink", std::string(target, static_cast<std::size_t>(n)), p});
+    } else {
+      a.insert(a.end(), {"--ro-bind-try", p, p});
+    }
+  }
+  a.insert(a.end(), {"--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+                     "--proc", "/proc", "--dev", "/dev",
+                     "--size", std::to_string(spec.tmpfs_bytes), "--tmpfs", "/tmp",
+                     "--ro-bind", spec.launcher, d::kLauncherInSandbox});
+  bool system = false;
+  for (const char* dir : {"/usr", "/bin", "/sbin", "/lib", "/lib64"}) system |= under(spec.program, dir);
+  if (!system) a.insert(a.end(), {"--ro-bind", spec.program, spec.program});
+  for (const auto& b : spec.ro_binds) a.insert(a.end(), {"--ro-bind", b.source, b.dest});
+  // The root tmpfs bubblewrap builds would otherwise be writable.
+  // The command itself must follow on the real argv: bubblewrap takes only
+  // options from --args. It is a constant, so nothing from the spec is on argv.
+  a.insert(a.end(), {"--remount-ro", "/", "--chdir", "/"});
+  return a;
+}
+
+std::string start_error(const d::StatusRecord& r, const Spec& spec) {
+  auto stage = static_cast<d::Stage>(r.stage);
+  std::string err = r.err != 0 ? std::string(": ") + std::strerror(r.err) : "";
+  switch (stage) {
+    case d::Stage::kExec:
+      if (r.err == ENOENT) return "program not found in sandbox: " + spec.program;
+      if (r.err == EACCES) return "program not executable in sandbox: " + spec.program;
+      return "exec of " + spec.program + " failed" + err;
+    case d::Stage::kSeccompLoad: return std::string("seccomp load failed: ") + r.text + err;
+    case d::Stage::kFilter: return std::string("seccomp filter build failed: ") + r.text;
+    case d::Stage::kRlimit: return std::string("setting rlimits failed: ") + r.text + err;
+    case d::Stage::kConfig: return std::string("launcher config: ") + r.text + err;
+    default: return std::string("launcher failed: ") + r.text + err;
+  }
+}
+
+}  // namespace
+
+Result<Worker> spawn(const Spec& spec, Fd bootstrap) {
+  auto started = std::chrono::steady_clock::now();
+  if (!bootstrap.valid()) return make_error(Errc::kInvalidArgument, "spawn: no bootstrap fd");
+  auto config = sealed_memfd("capsa-config", d::encode_config(spec));
+  if (!config) return std::unexpected(std::move(config.error()));
+  std::string args_blob;
+  for (const auto& s : bwrap_args(spec)) args_blob.append(s).push_back('\0');
+  auto args = sealed_memfd("capsa-bwrap-args",
+                           {reinterpret_cast<const std::uint8_t*>(args_blob.data()), args_blob.size()});
+  if (!args) return std::unexpected(std::move(args.error()));
+  int sv[2];
+  if (auto rc = sys("socketpair", "launcher status", [&] {
+        return ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
+      });
+      !rc) {
+    return std::unexpected(std::move(rc.error()));
+  }
+  Fd status(sv[0]), status_child(sv[1]);
+  auto devnull = sys_fd("open", "/dev/null", [] { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); });
+  if (!devnull) return std::unexpected(std::move(devnull.error()));
+
+  // Everything the child needs is prepared here: after fork it only makes
+  // raw syscalls (no allocation, no locks: other threads may hold them).
+  static constexpr int kArgsFd = 6;
+  const int sources[] = {devnull->get(), bootstrap.get(), config->get(), status_child.get(),
+                         args->get()};
+  const int targets[] = {0, d::kBootstrapFd, d::kConfigFd, d::kStatusFd, kArgsFd};
+  const std::string args_fd_str = std::to_string(kArgsFd);
+  const char* bwrap = CAPSA_BWRAP_PATH;
+  const char* const argv[] = {"bwrap", "--args", args_fd_str.c_str(), "--",
+                              d::kLauncherInSandbox, nullptr};
+  const char* const envp[] = {nullptr};
+  const bool drop = ::geteuid() == 0;
+
+  pid_t pid = -1;
+  int fork_errno = 0;
+  fork_thread().run([&] {
+    // High, distinct numbers first so the dup2 sequence cannot clobber a
+    // source that sits on a target number.
+    int moved[5];
+    for (int i = 0; i < 5; ++i) moved[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, 64);
+    pid = ::fork();
+    if (pid == 0) {
+      for (int i = 0; i < 5; ++i) {
+        if (moved[i] < 0 || ::dup2(moved[i], targets[i]) < 0) ::_exit(125);
+      }
+      ::close_range(kArgsFd + 1, ~0u, 0);
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (drop && (::syscall(SYS_setgroups, 0, nullptr) != 0 ||
+                   ::syscall(SYS_setresgid, kUnprivilegedId, kUnprivilegedId, kUnprivilegedId) != 0 ||
+                   ::syscall(SYS_setresuid, kUnprivilegedId, kUnprivilegedId, kUnprivilegedId) != 0)) {
+        ::_exit(125);
+      }
+      ::execve(bwrap, const_cast<char* const*>(argv), const_cast<char* const*>(envp));
+      ::_exit(125);
+    }
+    fork_errno = errno;
+    for (int fd : moved) {
+      if (fd >= 0) ::close(fd);
+    }
+  });
+  if (pid < 0) return make_error(Errc::kFailed, "fork for bubblewrap failed", fork_errno);
+  status_child.reset();
+  bootstrap.reset();
+
+  auto state = std::make_unique<Worker::State>();
+  state->name = spec.name;
+  state->limits = spec.limits;
+  state->action = spec.on_violation;
+  state->pid = pid;
+  state->started = started;
+  if (spec.limits.wall_seconds != 0) {
+    state->deadline = started + std::chrono::seconds(spec.limits.wall_seconds);
+  }
+  state->status = std::move(status);
+  auto pidfd = sys_fd("pidfd_open", spec.name, [&] {
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  });
+  if (!pidfd) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return std::unexpected(std::move(pidfd.error()));
+  }
+  state->pidfd = std::move(*pidfd);
+  // From here on, dropping `worker` kills and reaps bubblewrap.
+  Worker worker(std::move(state));
+  Worker::State& s = *worker.state_;
+
+  for (;;) {
+    pollfd p{s.status.get(), POLLIN, 0};
+    auto ready = sys("poll", spec.name, [&] { return ::poll(&p, 1, kStartTimeoutMs); });
+    if (!ready) return std::unexpected(std::move(ready.error()));
+    if (*ready == 0) return make_error(Errc::kFailed, "sandbox " + spec.name + " did not start in time");
+    auto rec = d::read_status_record(s.status);
+    if (!rec) return std::unexpected(std::move(rec.error()));
+    if (!rec->has_value()) {
+      int st = 0;
+      ::waitpid(s.pid, &st, 0);
+      s.pid = -1;
+      std::string how = WIFEXITED(st) ? "exit " + std::to_string(WEXITSTATUS(st))
+                                      : "signal " + std::to_string(WTERMSIG(st));
+      return make_error(Errc::kFailed, "bubblewrap failed (" + how + ") before the launcher "
+                                       "reported for " + spec.name + ": see its stderr");
+    }
+    auto type = static_cast<d::StatusType>((*rec)->record.type);
+    if (type == d::StatusType::kListener && !s.notify.valid()) {
+      s.notify = std::move((*rec)->fd);
+    } else if (type == d::StatusType::kError) {
+      return make_error(Errc::kFailed, start_error((*rec)->record, spec), (*rec)->record.err);
+    } else if (type == d::StatusType::kStarted && s.notify.valid()) {
+      break;
+    } else {
+      return make_error(Errc::kFailed, "launcher status: record out of order");
+    }
+  }
+  int flags = ::fcntl(s.status.get(), F_GETFL);
+  ::fcntl(s.status.get(), F_SETFL, flags | O_NONBLOCK);
+  return worker;
+}
+
+}  // namespace capsa::sandbox

@@ -1,0 +1,115 @@
+// capsa-run-unprivileged TEST_BINARY [ARGS...]
+//
+// Runs a sandbox test binary as an unprivileged supervisor would: when
+// invoked as root it drops to uid/gid 65534 (no supplementary groups) and
+// execs the test; otherwise it execs the test as is. It sets
+// CAPSA_TEST_BIN_DIR to the directory holding the test and its helper
+// programs. If uid 65534 cannot read that directory (a build under /root),
+// its regular files and the launcher are first copied to a fresh mktemp
+// directory with modes 0755, and CAPSA_TEST_BIN_DIR / CAPSA_LAUNCHER point
+// there. The copy is removed by nobody: it lives in /tmp, named
+// capsa-unpriv-XXXXXX.
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace {
+
+constexpr uid_t kNobody = 65534;
+
+std::string dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+bool drop() {
+  return ::setgroups(0, nullptr) == 0 && ::setresgid(kNobody, kNobody, kNobody) == 0 &&
+         ::setresuid(kNobody, kNobody, kNobody) == 0;
+}
+
+// Whether uid 65534 can execute `a` and `b` (checked in a child that drops).
+bool nobody_can_run(const std::string& a, const std::string& b) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    bool ok = drop() && ::access(a.c_str(), X_OK) == 0 && ::access(b.c_str(), X_OK) == 0;
+    ::_exit(ok ? 0 : 1);
+  }
+  int st = 0;
+  return pid > 0 && ::waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+bool copy_file(const std::string& from, const std::string& to) {
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return false;
+  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+  bool ok = out >= 0;
+  char buf[65536];
+  ssize_t n;
+  while (ok && (n = ::read(in, buf, sizeof buf)) > 0) ok = ::write(out, buf, static_cast<size_t>(n)) == n;
+  ::close(in);
+  if (out >= 0) ::close(out);
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: capsa-run-unprivileged TEST_BINARY [ARGS...]\n");
+    return 2;
+  }
+  std::string test = argv[1];
+  std::string dir = dir_of(test);
+  if (::getuid() != 0) {
+    ::setenv("CAPSA_TEST_BIN_DIR", dir.c_str(), 0);
+    ::execv(test.c_str(), argv + 1);
+    std::perror("execv");
+    return 127;
+  }
+  const char* env_launcher = std::getenv("CAPSA_LAUNCHER");
+  std::string launcher = env_launcher != nullptr ? env_launcher : CAPSA_LAUNCHER_BUILD_PATH;
+  if (!nobody_can_run(test, launcher)) {
+    char tmpl[] = "/tmp/capsa-unpriv-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr || ::chmod(tmpl, 0755) != 0) {
+      std::perror("mkdtemp");
+      return 127;
+    }
+    std::string copy = tmpl;
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+      std::perror("opendir");
+      return 127;
+    }
+    while (dirent* e = ::readdir(d)) {
+      std::string from = dir + "/" + e->d_name;
+      struct stat st {};
+      if (::stat(from.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        copy_file(from, copy + "/" + e->d_name);
+      }
+    }
+    ::closedir(d);
+    std::string new_launcher = copy + "/capsa-launcher";
+    if (!copy_file(launcher, new_launcher) && ::access(new_launcher.c_str(), X_OK) != 0) {
+      std::fprintf(stderr, "cannot copy the launcher %s\n", launcher.c_str());
+      return 127;
+    }
+    dir = copy;
+    test = copy + test.substr(test.rfind('/'));
+    ::setenv("CAPSA_LAUNCHER", new_launcher.c_str(), 1);
+  }
+  ::setenv("CAPSA_TEST_BIN_DIR", dir.c_str(), 1);
+  if (!drop()) {
+    std::perror("dropping to uid 65534");
+    return 127;
+  }
+  ::execv(test.c_str(), argv + 1);
+  std::perror("execv");
+  return 127;
+}
