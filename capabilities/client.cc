@@ -1,0 +1,144 @@
+#include "capabilities/client.h"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+
+namespace capsa {
+
+Client::Client(Port port, const Interface& iface, ClientOptions options)
+    : port_(std::move(port)), iface_(&iface), options_(options) {
+  pending_.reserve(options_.max_in_flight);
+}
+
+Client::~Client() {
+  if (!pending_.empty()) fail_all(Error{Errc::kClosed, "the client was destroyed", 0});
+}
+
+Result<std::uint64_t> Client::submit(std::uint32_t ordinal, std::span<const std::uint8_t> payload,
+                                     std::vector<Handle> handles, Completion done) {
+  const Method* m = iface_->method(ordinal);
+  if (m == nullptr) {
+    return make_error(Errc::kInvalidArgument, std::string(iface_->name()) +
+                                                  " has no method with ordinal " +
+                                                  std::to_string(ordinal));
+  }
+  if (!port_.valid()) return make_error(Errc::kClosed, "the port is closed");
+  // Checked before sending: a call beyond the bound never reaches the peer,
+  // so neither side holds memory for it.
+  if (pending_.size() >= options_.max_in_flight) {
+    return make_error(Errc::kOverloaded, std::to_string(pending_.size()) +
+                                             " calls already in flight on this port (limit " +
+                                             std::to_string(options_.max_in_flight) + ")");
+  }
+  const std::uint64_t id = next_id_++;
+  Header h{MessageKind::kCall, id, ordinal, m->request.type_hash, Errc::kFailed, {}};
+  auto sent = send_message(port_, encoder_, h, payload, std::move(handles));
+  if (!sent) return std::unexpected(std::move(sent.error()));
+  pending_.push_back(Pending{id, ordinal, std::move(done)});
+  return id;
+}
+
+Result<void> Client::send_event(std::uint32_t ordinal, std::span<const std::uint8_t> payload,
+                                std::vector<Handle> handles) {
+  const Method* m = iface_->method(ordinal);
+  if (m == nullptr) {
+    return make_error(Errc::kInvalidArgument, std::string(iface_->name()) +
+                                                  " has no method with ordinal " +
+                                                  std::to_string(ordinal));
+  }
+  Header h{MessageKind::kEvent, 0, ordinal, m->request.type_hash, Errc::kFailed, {}};
+  return send_message(port_, encoder_, h, payload, std::move(handles));
+}
+
+Result<void> Client::on_readable() {
+  if (!port_.valid()) return make_error(Errc::kClosed, "the port is closed");
+  auto packet = port_.receive();
+  if (!packet) {
+    Error e = std::move(packet.error());
+    if (e.code == Errc::kClosed) {
+      fail_all(peer_closed_);
+      return std::unexpected(std::move(e));
+    }
+    if (e.code == Errc::kBadMessage) return fail_bad_message(std::move(e));
+    return std::unexpected(std::move(e));
+  }
+  ValidateOptions vo{kClientAccepts, kAllRights, options_.limits};
+  auto msg = validate(std::move(*packet), *iface_, vo);
+  if (!msg) return fail_bad_message(std::move(msg.error()));
+  return dispatch(std::move(*msg));
+}
+
+Result<void> Client::dispatch(Message msg) {
+  // An error with call id 0 answers no call: the peer could not read one of
+  // our messages at all. Nothing can be matched, so every call fails.
+  if (msg.kind() == MessageKind::kError && msg.call_id() == 0) {
+    Error e = msg.to_error();
+    e.message = "the peer refused a message: " + e.message;
+    fail_all(e);
+    return std::unexpected(std::move(e));
+  }
+  for (std::size_t i = 0; i < pending_.size(); ++i) {
+    if (pending_[i].id != msg.call_id()) continue;
+    if (msg.method() == nullptr || msg.method()->ordinal != pending_[i].method) {
+      return fail_bad_message(Error{Errc::kBadMessage,
+                                    "answer to call " + std::to_string(msg.call_id()) +
+                                        " names another method",
+                                    0});
+    }
+    Completion done = std::move(pending_[i].done);
+    pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+    if (msg.kind() == MessageKind::kError) {
+      done(std::unexpected(msg.to_error()));
+    } else {
+      done(std::move(msg));
+    }
+    return {};
+  }
+  return fail_bad_message(Error{Errc::kBadMessage,
+                                "answer to call " + std::to_string(msg.call_id()) +
+                                    ", which is not outstanding",
+                                0});
+}
+
+Result<void> Client::fail_bad_message(Error error) {
+  fail_all(Error{Errc::kBadMessage, "the peer sent a bad message: " + error.message, 0});
+  return std::unexpected(std::move(error));
+}
+
+void Client::fail_all(const Error& error) {
+  // Closing first: a completion that submits again sees a closed port
+  // instead of sending on a channel we have given up on.
+  port_ = Port();
+  std::vector<Pending> failed = std::move(pending_);
+  pending_.clear();
+  for (Pending& p : failed) p.done(std::unexpected(error));
+}
+
+void Client::set_peer_closed_error(Errc code, std::string text) {
+  peer_closed_ = Error{code, std::move(text), 0};
+}
+
+Result<Message> Client::call(std::uint32_t ordinal, std::span<const std::uint8_t> payload,
+                             std::vector<Handle> handles) {
+  std::optional<Result<Message>> result;
+  auto id = submit(ordinal, payload, std::move(handles),
+                   [&result](Result<Message> r) { result.emplace(std::move(r)); });
+  if (!id) return std::unexpected(std::move(id.error()));
+  while (!result) {
+    auto r = on_readable();
+    if (r || result) continue;
+    if (r.error().code == Errc::kWouldBlock) {
+      auto ready = port_.wait_readable(-1);
+      if (!ready) return std::unexpected(std::move(ready.error()));
+      continue;
+    }
+    // A receive failure that completed nothing (e.g. recvmsg failed): the
+    // completion refers to this frame, so the call must be forgotten here.
+    std::erase_if(pending_, [&](const Pending& p) { return p.id == *id; });
+    return std::unexpected(std::move(r.error()));
+  }
+  return std::move(*result);
+}
+
+}  // namespace capsa
