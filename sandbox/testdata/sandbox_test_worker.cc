@@ -180,6 +180,19 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (mode == "echo") {
+    // Leaves a detached descendant too, then answers every message.
+    if (::fork() == 0) {
+      ::setsid();
+      for (;;) ::pause();
+    }
+    char buf[256];
+    for (;;) {
+      ssize_t n = ::recv(3, buf, sizeof buf, 0);
+      if (n <= 0) return 0;
+      (void)::send(3, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL);
+    }
+  }
   say("unknown mode " + mode);
   return 2;
 }

@@ -65,7 +65,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: capsa-run-unprivileged TEST_BINARY [ARGS...]\n");
     return 2;
   }
-  std::string test = argv[1];
+  // Absolute, so that CAPSA_TEST_BIN_DIR is usable as a program path in a spec.
+  char* real = ::realpath(argv[1], nullptr);
+  if (real == nullptr) {
+    std::perror(argv[1]);
+    return 127;
+  }
+  std::string test = real;
+  std::free(real);
   std::string dir = dir_of(test);
   if (::getuid() != 0) {
     ::setenv("CAPSA_TEST_BIN_DIR", dir.c_str(), 0);
@@ -73,6 +80,7 @@ int main(int argc, char** argv) {
     std::perror("execv");
     return 127;
   }
+  // From here on, as root.
   const char* env_launcher = std::getenv("CAPSA_LAUNCHER");
   std::string launcher = env_launcher != nullptr ? env_launcher : CAPSA_LAUNCHER_BUILD_PATH;
   if (!nobody_can_run(test, launcher)) {
