@@ -167,13 +167,21 @@ class Feeder {
     std::string name = string(g, "name", &name_at).value_or("");
     std::string api = string(g, "api", &api_at).value_or("");
     GrantBuilder& gb = wb.grant(std::move(name), std::move(api), name_at, api_at);
-    strings(g, "rights", [&](std::string r, SourceLoc loc) {
-      if (r == "*") {
-        gb.all_rights(loc);
-      } else {
-        gb.right(std::move(r), loc);
+    if (const json::Value* rights = member(g, "rights")) {
+      // A mistyped value (reported by the schema check) is fed as "" at its
+      // own position, so the builder's "no rights" does not pile on.
+      if (rights->kind != json::Kind::kArray) gb.right("", at(*rights));
+      for (const json::Value& r : rights->items) {
+        auto s = r.kind == json::Kind::kString ? expand(r) : std::nullopt;
+        if (!s) {
+          gb.right("", at(r));
+        } else if (*s == "*") {
+          gb.all_rights(at(r));
+        } else {
+          gb.right(std::move(*s), at(r));
+        }
       }
-    });
+    }
     if (const json::Value* c = object(g, "constraints")) {
       for (const json::Member& m : c->members) constraint(m, gb);
     }

@@ -1,0 +1,269 @@
+// Policy files: each error class is reported with its message at the exact
+// line:column of the value at fault; a bad file reports all its errors.
+#include "policy/loader.h"
+
+#include <gtest/gtest.h>
+
+#include "policy/builtin_apis.h"
+#include "policy/test_util.h"
+#include "tests/support/fd_count.h"
+
+namespace capsa::policy {
+namespace {
+
+using testing::has_diag;
+using testing::pos_of;
+using testing::TempDir;
+
+class LoaderTest : public ::testing::Test {
+ protected:
+  TempDir dir;
+  std::string bin = (dir.executable("wc"), dir.path());
+  std::string texts = dir.mkdir("texts");
+  const std::string file = "p.json";
+
+  LoadOptions options() const {
+    LoadOptions o;
+    o.defines["bin"] = bin;
+    o.defines["texts"] = texts;
+    return o;
+  }
+
+  Checked<Policy> load(std::string_view text) const {
+    return load_policy_text(text, file, builtin_api_catalog(), options());
+  }
+
+  // Loads `text`, expects failure with exactly one diagnostic at the first
+  // occurrence of `at` containing `fragment`.
+  void expect_one(std::string_view text, std::string_view at, std::string_view fragment) {
+    capsa::testing::FdLeakCheck fds;
+    auto p = load(text);
+    ASSERT_FALSE(p) << text;
+    std::string where = pos_of(file, text, at);
+    EXPECT_TRUE(has_diag(p.error(), where, fragment))
+        << "want " << where << ": " << fragment << "\ngot:\n" << format_diagnostics(p.error());
+    EXPECT_EQ(p.error().size(), 1u) << format_diagnostics(p.error());
+    EXPECT_EQ(fds.leaked(), 0);
+  }
+};
+
+// A valid policy; cases below change one thing in it.
+constexpr std::string_view kValid = R"({
+  // two workers and a channel
+  "workers": [
+    {
+      "name": "asker",
+      "program": "${bin}/wc",
+      "limits": { "memory": "64M", "cpu_seconds": 5 },
+      "grants": [
+        { "name": "texts", "api": "fs.Directory", "rights": ["Open", "List"],
+          "constraints": { "root": "${texts}", "read_only": true } },
+        { "name": "log", "api": "log.Sink", "rights": ["*"] }
+      ]
+    },
+    { "name": "counter", "program": "${bin}/wc" }
+  ],
+  "channels": [
+    { "name": "wordcount", "interface": "demo.WordCount", "client": "asker", "server": "counter" }
+  ]
+})";
+
+std::string replace(std::string_view text, std::string_view from, std::string_view to) {
+  std::string s(text);
+  auto at = s.find(from);
+  if (at == std::string::npos) std::abort();
+  return s.replace(at, from.size(), to);
+}
+
+TEST_F(LoaderTest, ValidPolicyLoads) {
+  capsa::testing::FdLeakCheck fds;
+  auto p = load(kValid);
+  ASSERT_TRUE(p) << format_diagnostics(p.error());
+  ASSERT_EQ(p->workers.size(), 2u);
+  EXPECT_EQ(p->workers[0].program, bin + "/wc");
+  EXPECT_EQ(p->workers[0].limits.memory, 64u << 20);
+  EXPECT_EQ(p->workers[0].limits.cpu_seconds, 5u);
+  EXPECT_EQ(std::get<std::string>(*p->workers[0].grants[0].constraint("root")), texts);
+  EXPECT_EQ(p->workers[0].grants[1].rights, std::vector<std::string>{"Write"});
+  ASSERT_EQ(p->channels.size(), 1u);
+  EXPECT_EQ(p->channels[0].server, "counter");
+  EXPECT_EQ(fds.leaked(), 0);
+}
+
+TEST_F(LoaderTest, UnknownField) {
+  std::string t = replace(kValid, "\"limits\": {", "\"limts\": {");
+  expect_one(t, "\"limts\"", "unknown field \"limts\" in Worker; allowed: ");
+  t = replace(kValid, "\"cpu_seconds\": 5", "\"cpu\": 5");
+  expect_one(t, "\"cpu\"", "unknown field \"cpu\" in Limits; allowed: calls_in_flight, cpu_seconds");
+}
+
+TEST_F(LoaderTest, UnknownApi) {
+  std::string t = replace(kValid, "\"api\": \"log.Sink\"", "\"api\": \"log.Sunk\"");
+  expect_one(t, "\"log.Sunk\"", "unknown API \"log.Sunk\"; known: demo.WordCount, fs.Directory");
+}
+
+TEST_F(LoaderTest, MethodNotInApi) {
+  std::string t = replace(kValid, "[\"Open\", \"List\"]", "[\"Open\", \"Delete\"]");
+  expect_one(t, "\"Delete\"", "method \"Delete\" is not in fs.Directory; its methods: Open, OpenFile, List, Stat");
+}
+
+TEST_F(LoaderTest, DuplicateWorkerName) {
+  std::string t = replace(kValid, "\"name\": \"counter\"", "\"name\": \"asker\"");
+  // Reported at the second definition, naming the first.
+  auto p = load(t);
+  ASSERT_FALSE(p);
+  ASSERT_EQ(p.error().size(), 2u) << format_diagnostics(p.error());
+  EXPECT_EQ(p.error()[0].to_string(),
+            pos_of(file, t, "\"asker\", \"program\"") + ": error: duplicate worker name \"asker\" (first defined at " +
+                pos_of(file, t, "\"asker\"") + ")");
+  // ... and the channel's server "counter" no longer exists.
+  EXPECT_TRUE(has_diag(p.error(), pos_of(file, t, "\"counter\""), "unknown worker \"counter\""));
+}
+
+TEST_F(LoaderTest, DuplicateGrantName) {
+  std::string t = replace(kValid, "\"name\": \"log\"", "\"name\": \"texts\"");
+  auto p = load(t);
+  ASSERT_FALSE(p);
+  std::string second = pos_of(file, t, "\"texts\", \"api\": \"log.Sink\"");
+  EXPECT_TRUE(has_diag(p.error(), second, "duplicate grant name \"texts\" in worker \"asker\""))
+      << format_diagnostics(p.error());
+  EXPECT_EQ(p.error().size(), 1u);
+}
+
+TEST_F(LoaderTest, RelativeProgram) {
+  std::string t = replace(kValid, "\"${bin}/wc\" }", "\"bin/wc\" }");
+  expect_one(t, "\"bin/wc\"", "program \"bin/wc\" must be an absolute path");
+}
+
+TEST_F(LoaderTest, MissingProgram) {
+  std::string t = replace(kValid, "\"${bin}/wc\" }", "\"${bin}/nothere\" }");
+  expect_one(t, "\"${bin}/nothere\"", "program " + bin + "/nothere does not exist");
+}
+
+TEST_F(LoaderTest, BindPathDoesNotExist) {
+  std::string t = replace(kValid, "\"limits\":", "\"sandbox\": { \"ro_binds\": [\"/nonexistent/x\"] }, \"limits\":");
+  expect_one(t, "\"/nonexistent/x\"", "read-only bind /nonexistent/x does not exist");
+}
+
+TEST_F(LoaderTest, LimitOutOfRange) {
+  std::string t = replace(kValid, "\"cpu_seconds\": 5", "\"cpu_seconds\": 100000");
+  expect_one(t, "100000", "limits.cpu_seconds = 100000 is out of range; allowed 1..86400");
+  t = replace(kValid, "\"64M\"", "\"8M\"");
+  expect_one(t, "\"8M\"", "limits.memory = 8388608 is out of range; allowed 16M..64G");
+  t = replace(kValid, "\"cpu_seconds\": 5", "\"cpu_seconds\": -5");
+  expect_one(t, "-5", "cpu_seconds must be an integer >= 0");
+  t = replace(kValid, "\"cpu_seconds\": 5", "\"cpu_seconds\": 99999999999999999999");
+  expect_one(t, "9999", "cpu_seconds must be an integer >= 0 (at most 2^64-1)");
+}
+
+TEST_F(LoaderTest, ChannelNamesUnknownWorker) {
+  std::string t = replace(kValid, "\"server\": \"counter\"", "\"server\": \"countr\"");
+  expect_one(t, "\"countr\"", "channel \"wordcount\" names unknown worker \"countr\"; workers: asker, counter");
+}
+
+TEST_F(LoaderTest, UnreadableSeccompProfile) {
+  std::string t = replace(kValid, "\"limits\":", "\"sandbox\": { \"seccomp_profile\": \"/nonexistent/p.json\" }, \"limits\":");
+  expect_one(t, "\"/nonexistent/p.json\"", "seccomp profile /nonexistent/p.json: No such file or directory");
+}
+
+TEST_F(LoaderTest, MalformedSeccompProfileNamesItsOwnPosition) {
+  std::string profile = dir.write("profile.json", "{\n  \"defaultAction\": \"SCMP_ACT_ERRNO\",\n  \"syscalls\": [ { \"names\": [\"read\"] } ]\n}\n");
+  std::string t = replace(kValid, "\"limits\":", "\"sandbox\": { \"seccomp_profile\": \"" + profile + "\" }, \"limits\":");
+  auto p = load(t);
+  ASSERT_FALSE(p);
+  EXPECT_TRUE(has_diag(p.error(), profile + ":3:17", "syscalls entry without \"action\""))
+      << format_diagnostics(p.error());
+  EXPECT_TRUE(has_diag(p.error(), profile + ":3:17", "named at " + pos_of(file, t, "\"" + profile)))
+      << format_diagnostics(p.error());
+  // Syntax errors in the profile too.
+  std::string broken = dir.write("broken.json", "{ \"defaultAction\": }");
+  t = replace(kValid, "\"limits\":", "\"sandbox\": { \"seccomp_profile\": \"" + broken + "\" }, \"limits\":");
+  p = load(t);
+  ASSERT_FALSE(p);
+  EXPECT_TRUE(has_diag(p.error(), broken + ":1:20", "expected a value")) << format_diagnostics(p.error());
+}
+
+TEST_F(LoaderTest, SeccompProfileImportsAllowedNames) {
+  std::string profile = dir.write("profile.json", R"({"defaultAction": "SCMP_ACT_ERRNO",
+    "syscalls": [{"names": ["getrandom", "futex"], "action": "SCMP_ACT_ALLOW"}]})");
+  std::string t = replace(kValid, "\"limits\":", "\"sandbox\": { \"seccomp_profile\": \"" + profile +
+                                                    "\", \"allow_syscalls\": [\"uname\"] }, \"limits\":");
+  auto p = load(t);
+  ASSERT_TRUE(p) << format_diagnostics(p.error());
+  EXPECT_EQ(p->workers[0].sandbox.extra_syscalls(), (std::vector<std::string>{"futex", "getrandom", "uname"}));
+}
+
+TEST_F(LoaderTest, UndefinedVariable) {
+  std::string t = replace(kValid, "\"${bin}/wc\" }", "\"${prefix}/wc\" }");
+  expect_one(t, "\"${prefix}/wc\"", "undefined variable ${prefix} in \"${prefix}/wc\"; define it with --define prefix=VALUE");
+}
+
+TEST_F(LoaderTest, DollarDollarIsALiteralDollar) {
+  std::string t = replace(kValid, "\"${bin}/wc\" }", "\"${bin}/wc\", \"args\": [\"$${HOME}\", \"a$b\"] }");
+  auto p = load(t);
+  ASSERT_TRUE(p) << format_diagnostics(p.error());
+  EXPECT_EQ(p->workers[1].args, (std::vector<std::string>{"${HOME}", "a$b"}));
+}
+
+TEST_F(LoaderTest, WrongTypesAndEnumNames) {
+  std::string t = replace(kValid, "\"read_only\": true", "\"read_only\": \"yes\"");
+  expect_one(t, "\"yes\"", "constraint read_only of fs.Directory must be a boolean");
+  t = replace(kValid, "\"limits\":", "\"on_bad_message\": \"explode\", \"limits\":");
+  expect_one(t, "\"explode\"", "on_bad_message must be one of: reply_error, close_port, kill");
+  t = replace(kValid, "\"${bin}/wc\" }", "42 }");
+  expect_one(t, "42", "program must be a string, found a number");
+  t = replace(kValid, "\"rights\": [\"*\"]", "\"rights\": \"*\"");
+  expect_one(t, "\"*\"", "rights must be an array, found a string");
+  t = replace(kValid, "\"rights\": [\"*\"]", "\"rights\": [7]");
+  expect_one(t, "7]", "rights must be a string, found a number");
+  t = replace(kValid, "\"cpu_seconds\": 5", "\"cpu_seconds\": null");
+  expect_one(t, "null", "null is not allowed");
+}
+
+TEST_F(LoaderTest, SyntaxErrorIsTheOnlyErrorWithItsPosition) {
+  std::string t = replace(kValid, "\"log.Sink\",", "\"log.Sink\" ");
+  auto p = load(t);
+  ASSERT_FALSE(p);
+  ASSERT_EQ(p.error().size(), 1u);
+  EXPECT_EQ(p.error()[0].where.to_string(), pos_of(file, t, "\"rights\": [\"*\"]"));
+}
+
+TEST_F(LoaderTest, SeveralErrorsAreAllReportedInFileOrder) {
+  std::string t(kValid);
+  t = replace(t, "\"limits\": {", "\"limts\": {");              // unknown field
+  t = replace(t, "\"Open\", \"List\"", "\"Open\", \"Lst\"");     // method not in API
+  t = replace(t, "\"log.Sink\"", "\"log.Snk\"");                  // unknown API
+  t = replace(t, "\"name\": \"counter\"", "\"name\": \"asker\"");  // duplicate worker
+  t = replace(t, "\"client\": \"asker\"", "\"client\": \"nobody\"");  // unknown worker
+  auto p = load(t);
+  ASSERT_FALSE(p);
+  const Diagnostics& d = p.error();
+  ASSERT_EQ(d.size(), 6u) << format_diagnostics(d);
+  EXPECT_TRUE(has_diag(d, pos_of(file, t, "\"limts\""), "unknown field"));
+  EXPECT_TRUE(has_diag(d, pos_of(file, t, "\"Lst\""), "not in fs.Directory"));
+  EXPECT_TRUE(has_diag(d, pos_of(file, t, "\"log.Snk\""), "unknown API"));
+  EXPECT_TRUE(has_diag(d, pos_of(file, t, "\"asker\", \"program\""), "duplicate worker name"));
+  EXPECT_TRUE(has_diag(d, pos_of(file, t, "\"nobody\""), "unknown worker \"nobody\""));
+  // The channel now connects "asker" (the duplicate name) to... "counter" is gone.
+  EXPECT_TRUE(has_diag(d, pos_of(file, t, "\"counter\""), "unknown worker \"counter\""));
+  for (std::size_t i = 1; i < d.size(); ++i) {
+    EXPECT_LE(d[i - 1].where.line, d[i].where.line) << format_diagnostics(d);
+  }
+}
+
+TEST_F(LoaderTest, FileErrorsAndPolicyDir) {
+  capsa::testing::FdLeakCheck fds;
+  auto missing = load_policy_file(dir.path() + "/none.json", builtin_api_catalog(), options());
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error()[0].message.find("cannot read policy " + dir.path() + "/none.json"), std::string::npos);
+  // ${policy_dir} is the absolute directory of the file.
+  std::string t = replace(kValid, "\"${texts}\"", "\"${policy_dir}/texts\"");
+  std::string path = dir.write("p.json", t);
+  auto p = load_policy_file(path, builtin_api_catalog(), options());
+  ASSERT_TRUE(p) << format_diagnostics(p.error());
+  EXPECT_EQ(std::get<std::string>(*p->workers[0].grants[0].constraint("root")), dir.path() + "/texts");
+  EXPECT_EQ(fds.leaked(), 0);
+}
+
+}  // namespace
+}  // namespace capsa::policy
