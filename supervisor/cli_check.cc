@@ -1,0 +1,56 @@
+#include "supervisor/cli_check.h"
+
+#include "policy/builtin_apis.h"
+#include "policy/explain.h"
+#include "policy/loader.h"
+
+namespace capsa::cli {
+
+CLI::App* add_check_command(CLI::App& app, CheckOptions& options) {
+  CLI::App* cmd = app.add_subcommand("check", "Validate a policy file and explain what it grants");
+  cmd->add_option("POLICY", options.policy_path, "policy file (JSON with comments)")->required();
+  cmd->add_option("-D,--define", options.defines, "set the policy variable ${NAME}")
+      ->type_name("NAME=VALUE");
+  cmd->add_flag("--json", options.json, "print the result as JSON for tools");
+  cmd->add_flag("--no-fs-checks", options.no_fs_checks,
+                "do not check that programs, binds and directory roots exist here");
+  return cmd;
+}
+
+int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err) {
+  policy::LoadOptions load;
+  load.build.check_filesystem = !options.no_fs_checks;
+  for (const std::string& d : options.defines) {
+    auto eq = d.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      err << "capsa check: --define wants NAME=VALUE, got \"" << d << "\"\n";
+      return kExitUsage;
+    }
+    load.defines[d.substr(0, eq)] = d.substr(eq + 1);
+  }
+  // The catalog of the built-in APIs; the supervisor will pass the one it
+  // builds from the interface registry instead.
+  auto result = policy::load_policy_file(options.policy_path, policy::builtin_api_catalog(), load);
+  if (!result) {
+    const policy::Diagnostics& diags = result.error();
+    if (options.json) {
+      out << policy::diagnostics_json(diags);
+    } else {
+      err << policy::format_diagnostics(diags);
+      err << options.policy_path << ": invalid policy, " << diags.size()
+          << (diags.size() == 1 ? " error\n" : " errors\n");
+    }
+    return kExitInvalid;
+  }
+  if (options.json) {
+    out << policy::explain_json(*result);
+  } else {
+    std::size_t w = result->workers.size(), c = result->channels.size();
+    out << options.policy_path << ": valid policy, " << w << (w == 1 ? " worker, " : " workers, ")
+        << c << (c == 1 ? " channel\n\n" : " channels\n\n");
+    out << policy::explain_text(*result);
+  }
+  return kExitValid;
+}
+
+}  // namespace capsa::cli
