@@ -1,0 +1,274 @@
+#include "supervisor/audit_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+
+#include "capabilities/sys.h"
+
+namespace capsa::supervisor {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void append_u_escape(std::string& out, unsigned code) {
+  out += "\\u";
+  out += kHex[(code >> 12) & 0xf];
+  out += kHex[(code >> 8) & 0xf];
+  out += kHex[(code >> 4) & 0xf];
+  out += kHex[code & 0xf];
+}
+
+bool is_cont(unsigned char c) { return (c & 0xc0) == 0x80; }
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not one
+// (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+  auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = at(i);
+  std::size_t left = s.size() - i;
+  if (c >= 0xc2 && c <= 0xdf) return left >= 2 && is_cont(at(i + 1)) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (left < 3 || !is_cont(at(i + 1)) || !is_cont(at(i + 2))) return 0;
+    if (c == 0xe0 && at(i + 1) < 0xa0) return 0;   // overlong
+    if (c == 0xed && at(i + 1) >= 0xa0) return 0;  // UTF-16 surrogate
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (left < 4 || !is_cont(at(i + 1)) || !is_cont(at(i + 2)) || !is_cont(at(i + 3))) return 0;
+    if (c == 0xf0 && at(i + 1) < 0x90) return 0;   // overlong
+    if (c == 0xf4 && at(i + 1) >= 0x90) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s, std::size_t max_bytes) {
+  bool truncated = s.size() > max_bytes;
+  if (truncated) s = s.substr(0, max_bytes);
+  out += '"';
+  for (std::size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default:
+          // Other control characters, and DEL, which terminals act on.
+          if (c < 0x20 || c == 0x7f) append_u_escape(out, c);
+          else out += static_cast<char>(c);
+      }
+      ++i;
+      continue;
+    }
+    std::size_t n = utf8_sequence(s, i);
+    if (n == 0) {
+      out += "\\ufffd";  // one replacement per invalid byte
+      ++i;
+      continue;
+    }
+    // U+2028 / U+2029 are valid JSON but end lines in JavaScript and some
+    // log viewers; escaping them keeps "one event per line" true everywhere.
+    if (n == 3 && static_cast<unsigned char>(s[i]) == 0xe2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+        (static_cast<unsigned char>(s[i + 2]) == 0xa8 || static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
+      append_u_escape(out, static_cast<unsigned char>(s[i + 2]) == 0xa8 ? 0x2028 : 0x2029);
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
+  }
+  if (truncated) out += "...[truncated]";
+  out += '"';
+}
+
+void AuditFields::key(std::string_view k) {
+  if (!json_.empty()) json_ += ',';
+  append_json_string(json_, k);
+  json_ += ':';
+}
+
+AuditFields& AuditFields::str(std::string_view k, std::string_view value) {
+  key(k);
+  append_json_string(json_, value);
+  return *this;
+}
+
+AuditFields& AuditFields::num(std::string_view k, std::int64_t value) {
+  key(k);
+  json_ += std::to_string(value);
+  return *this;
+}
+
+AuditFields& AuditFields::unum(std::string_view k, std::uint64_t value) {
+  key(k);
+  json_ += std::to_string(value);
+  return *this;
+}
+
+AuditFields& AuditFields::boolean(std::string_view k, bool value) {
+  key(k);
+  json_ += value ? "true" : "false";
+  return *this;
+}
+
+AuditFields& AuditFields::strs(std::string_view k, std::span<const std::string> values) {
+  key(k);
+  json_ += '[';
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i != 0) json_ += ',';
+    append_json_string(json_, values[i]);
+  }
+  json_ += ']';
+  return *this;
+}
+
+std::string_view grant_origin_name(GrantOrigin origin) noexcept {
+  switch (origin) {
+    case GrantOrigin::kPolicy: return "policy";
+    case GrantOrigin::kReturned: return "returned";
+    case GrantOrigin::kAttenuated: return "attenuated";
+    case GrantOrigin::kDelegated: return "delegated";
+  }
+  return "unknown";
+}
+
+std::string rfc3339_utc_ms(const timespec& ts) {
+  std::tm tm{};
+  ::gmtime_r(&ts.tv_sec, &tm);
+  char buf[128];  // room for any int fields: the compiler checks the worst case
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1'000'000);
+  return buf;
+}
+
+Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, Options options) {
+  auto fd = sys_fd("open", path, [&] {
+    return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+  });
+  if (!fd) return std::unexpected(std::move(fd.error()));
+  std::unique_ptr<AuditLog> log(new AuditLog(std::move(*fd), options));
+  auto opened = log->event("audit_opened", AuditFields().num("pid", ::getpid()));
+  if (!opened) return std::unexpected(std::move(opened.error()));
+  return log;
+}
+
+Result<void> AuditLog::write_line(const std::string& line) {
+  std::size_t done = 0;
+  while (done < line.size()) {
+    auto n = sys("write", "audit log",
+                 [&] { return ::write(fd_.get(), line.data() + done, line.size() - done); });
+    if (!n) return std::unexpected(std::move(n.error()));
+    if (*n == 0) return make_error(Errc::kFailed, "write(audit log) wrote nothing");
+    // A short write happens only when the file cannot grow (disk full,
+    // RLIMIT_FSIZE); finishing the line keeps the file parseable if the
+    // condition clears, and the next error is reported either way.
+    done += static_cast<std::size_t>(*n);
+  }
+  if (options_.sync_each_line) {
+    auto rc = sys("fdatasync", "audit log", [&] { return ::fdatasync(fd_.get()); });
+    if (!rc) return std::unexpected(std::move(rc.error()));
+  }
+  return {};
+}
+
+Result<std::uint64_t> AuditLog::event(std::string_view type, const AuditFields& fields) {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  std::lock_guard lock(mu_);
+  std::uint64_t seq = seq_ + 1;
+  std::string line = "{\"ts\":\"" + rfc3339_utc_ms(now) + "\",\"seq\":" + std::to_string(seq) + ",\"event\":";
+  append_json_string(line, type);
+  if (!fields.json().empty()) {
+    line += ',';
+    line += fields.json();
+  }
+  line += "}\n";
+  auto rc = write_line(line);
+  if (!rc) return std::unexpected(std::move(rc.error()));
+  seq_ = seq;
+  return seq;
+}
+
+std::uint64_t AuditLog::last_seq() const {
+  std::lock_guard lock(mu_);
+  return seq_;
+}
+
+Result<std::uint64_t> AuditLog::worker_started(std::string_view worker, pid_t pid, std::string_view program) {
+  return event("worker_started", AuditFields().str("worker", worker).num("pid", pid).str("program", program));
+}
+
+Result<std::uint64_t> AuditLog::worker_exited(std::string_view worker, pid_t pid, const WorkerExit& exit) {
+  AuditFields f;
+  f.str("worker", worker).num("pid", pid);
+  if (exit.signal != 0) f.num("signal", exit.signal).boolean("core_dumped", exit.core_dumped);
+  else f.num("exit_code", exit.exit_code);
+  f.unum("user_us", exit.user_us).unum("system_us", exit.system_us).unum("max_rss_kib", exit.max_rss_kib);
+  return event("worker_exited", f);
+}
+
+Result<std::uint64_t> AuditLog::grant_created(std::uint64_t grant, std::string_view worker,
+                                              std::string_view interface, GrantOrigin origin,
+                                              std::span<const std::string> rights, std::uint64_t parent_grant) {
+  AuditFields f;
+  f.unum("grant", grant).str("worker", worker).str("interface", interface);
+  f.str("origin", grant_origin_name(origin)).strs("rights", rights);
+  if (parent_grant != 0) f.unum("parent_grant", parent_grant);
+  return event("grant_created", f);
+}
+
+Result<std::uint64_t> AuditLog::port_transferred(std::uint64_t grant, std::string_view from_worker,
+                                                 std::string_view to_worker) {
+  return event("port_transferred", AuditFields().unum("grant", grant).str("from", from_worker).str("to", to_worker));
+}
+
+Result<std::uint64_t> AuditLog::call_denied(std::string_view worker, std::uint64_t grant,
+                                            std::string_view interface, std::string_view method,
+                                            std::string_view reason) {
+  return event("call_denied", AuditFields()
+                                  .str("worker", worker)
+                                  .unum("grant", grant)
+                                  .str("interface", interface)
+                                  .str("method", method)
+                                  .str("reason", reason));
+}
+
+Result<std::uint64_t> AuditLog::bad_message(std::string_view worker, std::uint64_t grant, std::string_view reason,
+                                            std::string_view action) {
+  return event("bad_message",
+               AuditFields().str("worker", worker).unum("grant", grant).str("reason", reason).str("action", action));
+}
+
+Result<std::uint64_t> AuditLog::seccomp_violation(const SeccompViolation& v) {
+  AuditFields f;
+  f.str("worker", v.worker).num("pid", v.pid).str("syscall", v.syscall).num("syscall_nr", v.syscall_nr);
+  // Arguments are raw register values; hex strings keep 64-bit values exact
+  // for readers whose JSON numbers are doubles.
+  std::string args[6];
+  for (std::size_t i = 0; i < 6; ++i) {
+    char buf[24];
+    std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v.args[i]));
+    args[i] = buf;
+  }
+  f.strs("args", args).str("action", v.action);
+  return event("seccomp_violation", f);
+}
+
+Result<std::uint64_t> AuditLog::revoked(std::uint64_t grant, std::string_view holder, std::string_view reason) {
+  return event("revoked", AuditFields().unum("grant", grant).str("holder", holder).str("reason", reason));
+}
+
+Result<std::uint64_t> AuditLog::released(std::uint64_t grant, std::string_view holder, std::string_view reason) {
+  return event("released", AuditFields().unum("grant", grant).str("holder", holder).str("reason", reason));
+}
+
+}  // namespace capsa::supervisor

@@ -1,0 +1,145 @@
+// capsa — the audit log: append-only JSON Lines.
+//
+// One event = one line = one write(2) on an fd opened O_WRONLY | O_APPEND |
+// O_CREAT | O_CLOEXEC (mode 0600: the log names workers, grants and files,
+// which is nobody else's business). Consequences:
+//   - there is no user-space buffer: once a call returned success, the line
+//     is in the kernel and survives a crash or SIGKILL of the supervisor
+//     (not a power loss: that needs fsync, see `Options::sync_each_line`);
+//   - O_APPEND makes each write land at the end of the file atomically with
+//     respect to other appenders, so lines from two supervisors (or threads)
+//     never interleave on a local filesystem;
+//   - a line is never half-written by us: if the kernel accepts only part of
+//     it (disk full), the rest is retried and the failure reported.
+//
+// Every line is a JSON object:
+//   {"ts":"2024-05-01T12:00:00.123Z","seq":7,"event":"call_denied",...}
+// `ts` is RFC 3339 UTC with milliseconds, `seq` counts from 1 for each
+// AuditLog (each supervisor run starts with an "audit_opened" event carrying
+// its pid, so runs that share a file are told apart).
+//
+// Strings a worker controls (names it asks for, method names, log text) are
+// escaped so every line stays valid JSON whatever the bytes: quotes,
+// backslashes and control characters are escaped, invalid UTF-8 becomes
+// U+FFFD, and each string is cut at `kMaxAuditStringBytes` (marked
+// "...[truncated]") so a worker cannot make one line arbitrarily large.
+//
+// Thread-safe: the loop thread and pool threads may log; `seq` order is the
+// order of lines in the file.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "capabilities/error.h"
+#include "capabilities/fd.h"
+
+namespace capsa::supervisor {
+
+// Bytes of one string field kept in the log before it is cut.
+inline constexpr std::size_t kMaxAuditStringBytes = 1024;
+
+// Appends `s` to `out` as a JSON string literal (with the quotes), escaped
+// as described above, cut at `max_bytes` of input.
+void append_json_string(std::string& out, std::string_view s,
+                        std::size_t max_bytes = kMaxAuditStringBytes);
+
+// The fields of one event, in order. Keys are chosen by our code; values
+// may be hostile and are escaped.
+class AuditFields {
+ public:
+  AuditFields& str(std::string_view key, std::string_view value);
+  AuditFields& num(std::string_view key, std::int64_t value);
+  AuditFields& unum(std::string_view key, std::uint64_t value);
+  AuditFields& boolean(std::string_view key, bool value);
+  // A JSON array of strings.
+  AuditFields& strs(std::string_view key, std::span<const std::string> values);
+  // The fields as JSON object members: `"k":v,"k2":v2` (no braces).
+  const std::string& json() const noexcept { return json_; }
+
+ private:
+  void key(std::string_view k);
+  std::string json_;
+};
+
+// How a grant came to be (DESIGN.md, "grant").
+enum class GrantOrigin : std::uint8_t { kPolicy, kReturned, kAttenuated, kDelegated };
+std::string_view grant_origin_name(GrantOrigin origin) noexcept;
+
+struct WorkerExit {
+  // Exactly one of these is meaningful: `signal` != 0 means killed by it.
+  int exit_code = 0;
+  int signal = 0;
+  bool core_dumped = false;
+  // From the child's rusage.
+  std::uint64_t user_us = 0;
+  std::uint64_t system_us = 0;
+  std::uint64_t max_rss_kib = 0;
+};
+
+struct SeccompViolation {
+  std::string_view worker;
+  pid_t pid = 0;
+  std::string_view syscall;  // name, or "unknown" when libseccomp has none
+  int syscall_nr = -1;
+  std::array<std::uint64_t, 6> args{};
+  std::string_view action;  // "killed", "errno EPERM", ...
+};
+
+class AuditLog {
+ public:
+  struct Options {
+    // fdatasync() after every line: survives power loss, costs a disk flush
+    // per event. Off by default (a supervisor crash already loses nothing).
+    bool sync_each_line = false;
+  };
+
+  // Opens (creating if needed, mode 0600) and writes the "audit_opened" line.
+  static Result<std::unique_ptr<AuditLog>> open(const std::string& path, Options options);
+  static Result<std::unique_ptr<AuditLog>> open(const std::string& path) { return open(path, Options{}); }
+
+  // The generic event: `type` plus fields. Returns the line's seq.
+  Result<std::uint64_t> event(std::string_view type, const AuditFields& fields);
+
+  // Typed events (DESIGN.md, "Audit").
+  Result<std::uint64_t> worker_started(std::string_view worker, pid_t pid, std::string_view program);
+  Result<std::uint64_t> worker_exited(std::string_view worker, pid_t pid, const WorkerExit& exit);
+  Result<std::uint64_t> grant_created(std::uint64_t grant, std::string_view worker,
+                                      std::string_view interface, GrantOrigin origin,
+                                      std::span<const std::string> rights,
+                                      std::uint64_t parent_grant = 0);
+  Result<std::uint64_t> port_transferred(std::uint64_t grant, std::string_view from_worker,
+                                         std::string_view to_worker);
+  Result<std::uint64_t> call_denied(std::string_view worker, std::uint64_t grant,
+                                    std::string_view interface, std::string_view method,
+                                    std::string_view reason);
+  Result<std::uint64_t> bad_message(std::string_view worker, std::uint64_t grant,
+                                    std::string_view reason, std::string_view action);
+  Result<std::uint64_t> seccomp_violation(const SeccompViolation& v);
+  Result<std::uint64_t> revoked(std::uint64_t grant, std::string_view holder, std::string_view reason);
+  Result<std::uint64_t> released(std::uint64_t grant, std::string_view holder, std::string_view reason);
+
+  // Last seq written (0 if none).
+  std::uint64_t last_seq() const;
+
+ private:
+  AuditLog(Fd fd, Options options) : fd_(std::move(fd)), options_(options) {}
+  Result<void> write_line(const std::string& line);
+
+  Fd fd_;
+  Options options_;
+  mutable std::mutex mu_;
+  std::uint64_t seq_ = 0;
+};
+
+// "2024-05-01T12:00:00.123Z" for a CLOCK_REALTIME time.
+std::string rfc3339_utc_ms(const timespec& ts);
+
+}  // namespace capsa::supervisor

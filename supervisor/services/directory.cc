@@ -1,0 +1,159 @@
+#include "supervisor/services/directory.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "capabilities/sys.h"
+#include "supervisor/services/path_resolver.h"
+
+namespace capsa::supervisor::services {
+namespace {
+
+EntryType type_of(mode_t mode) {
+  if (S_ISREG(mode)) return EntryType::kFile;
+  if (S_ISDIR(mode)) return EntryType::kDirectory;
+  if (S_ISLNK(mode)) return EntryType::kSymlink;
+  return EntryType::kOther;
+}
+
+std::string_view mode_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a fifo";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISLNK(mode)) return "a symlink";
+  return "not a regular file";
+}
+
+EntryInfo info_of(const struct stat& st) {
+  EntryInfo info;
+  info.type = type_of(st.st_mode);
+  info.size = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
+  info.mtime_sec = st.st_mtim.tv_sec;
+  return info;
+}
+
+Result<struct stat> fstat_fd(const Fd& fd) {
+  struct stat st {};
+  auto rc = sys("fstat", "directory grant", [&] { return ::fstat(fd.get(), &st); });
+  if (!rc) return std::unexpected(std::move(rc.error()));
+  return st;
+}
+
+// Resolves `path`, checks its type with `want` (S_IFREG or S_IFDIR), and
+// opens it for real with `flags`, refusing a swap between the two steps.
+Result<Fd> open_checked(const Fd& root, std::string_view path, mode_t want, int flags) {
+  auto probe = resolve(root, path);
+  if (!probe) return std::unexpected(std::move(probe.error()));
+  auto before = fstat_fd(*probe);
+  if (!before) return std::unexpected(std::move(before.error()));
+  if ((before->st_mode & S_IFMT) != want) {
+    std::string what = want == S_IFDIR ? "not a directory: it is " : "not a regular file: it is ";
+    if (S_ISREG(before->st_mode)) what = "not a directory: it is a regular file";
+    else what += mode_name(before->st_mode);
+    return make_error(Errc::kDenied, what);
+  }
+  // O_NONBLOCK: if the path was swapped for a fifo since the probe, this
+  // open returns at once instead of waiting for a writer.
+  auto fd = openat2_beneath(root, path, static_cast<std::uint64_t>(flags | O_NONBLOCK | O_NOCTTY));
+  if (!fd) return fd;
+  auto after = fstat_fd(*fd);
+  if (!after) return std::unexpected(std::move(after.error()));
+  if (after->st_dev != before->st_dev || after->st_ino != before->st_ino ||
+      (after->st_mode & S_IFMT) != want) {
+    return make_error(Errc::kDenied, "the file changed while it was being opened");
+  }
+  // Back to blocking mode: the fd goes to a worker as a plain file handle.
+  int fl = ::fcntl(fd->get(), F_GETFL);
+  if (fl < 0 || ::fcntl(fd->get(), F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    return std::unexpected(sys_error("fcntl(F_SETFL)", "directory grant", errno));
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::string_view entry_type_name(EntryType type) noexcept {
+  switch (type) {
+    case EntryType::kFile: return "file";
+    case EntryType::kDirectory: return "directory";
+    case EntryType::kSymlink: return "symlink";
+    case EntryType::kOther: return "other";
+  }
+  return "unknown";
+}
+
+Result<DirectoryScope> DirectoryScope::open(const std::string& host_path) {
+  auto fd = sys_fd("open", host_path, [&] {
+    return ::open(host_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  });
+  if (!fd) {
+    Error e = std::move(fd.error());
+    if (e.sys_errno == ENOENT || e.sys_errno == ENOTDIR) e.code = Errc::kNotFound;
+    if (e.sys_errno == EACCES || e.sys_errno == EPERM) e.code = Errc::kDenied;
+    return std::unexpected(std::move(e));
+  }
+  return DirectoryScope(std::move(*fd));
+}
+
+Result<Fd> DirectoryScope::open_file(std::string_view path, Access access) const {
+  if (access != Access::kRead) return make_error(Errc::kDenied, "directory grants are read-only");
+  return open_checked(root_, path, S_IFREG, O_RDONLY);
+}
+
+Result<EntryInfo> DirectoryScope::stat(std::string_view path) const {
+  auto probe = resolve(root_, path);
+  if (!probe) return std::unexpected(std::move(probe.error()));
+  auto st = fstat_fd(*probe);
+  if (!st) return std::unexpected(std::move(st.error()));
+  return info_of(*st);
+}
+
+Result<Listing> DirectoryScope::list(std::string_view path, std::size_t max_entries) const {
+  auto dir = open_checked(root_, path, S_IFDIR, O_RDONLY | O_DIRECTORY);
+  if (!dir) return std::unexpected(std::move(dir.error()));
+  Listing out;
+  alignas(8) char buf[16 * 1024];
+  for (;;) {
+    auto n = sys("getdents64", "directory grant", [&] { return ::getdents64(dir->get(), buf, sizeof(buf)); });
+    if (!n) return std::unexpected(std::move(n.error()));
+    if (*n == 0) break;
+    std::size_t len = static_cast<std::size_t>(*n);
+    // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, name.
+    constexpr std::size_t kNameOffset = 19;
+    for (std::size_t off = 0; off + kNameOffset < len;) {
+      std::uint16_t reclen = 0;
+      std::memcpy(&reclen, buf + off + 16, sizeof(reclen));
+      if (reclen <= kNameOffset || off + reclen > len) {
+        return make_error(Errc::kFailed, "getdents64 returned a malformed record");
+      }
+      const char* name = buf + off + kNameOffset;
+      std::size_t name_len = ::strnlen(name, reclen - kNameOffset);
+      std::string_view n_sv(name, name_len);
+      off += reclen;
+      if (n_sv == "." || n_sv == "..") continue;
+      if (out.entries.size() == max_entries) {
+        out.truncated = true;
+        break;
+      }
+      struct stat st {};
+      // The name is one component read from this directory: fstatat with
+      // AT_SYMLINK_NOFOLLOW cannot leave it. An entry removed meanwhile is
+      // skipped.
+      if (::fstatat(dir->get(), std::string(n_sv).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      out.entries.push_back(DirEntry{std::string(n_sv), info_of(st)});
+    }
+    if (out.truncated) break;
+  }
+  std::sort(out.entries.begin(), out.entries.end(),
+            [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+  return out;
+}
+
+}  // namespace capsa::supervisor::services
