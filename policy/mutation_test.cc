@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cstdio>
 #include <random>
 
 #include "policy/builtin_apis.h"
@@ -24,6 +25,26 @@ constexpr std::string_view kTokens[] = {
     "-1", "1e99", "18446744073709551616", "\"64Q\"", "\"${\"", "${bin}", "$$", "\"*\"",
     "\"fs.Directory\"", "\"capsa.Bootstrap\"", "\"../x\"", "\"\"", "\"limits\"", "\"rights\"",
     "\"constraints\"", "\"channels\"", "\"workers\"", "\xff", "\0"sv};
+
+// Contents for a string literal: syntax stays valid, semantics break.
+constexpr std::string_view kStrings[] = {
+    "", "*", "Delete", "Open", "fs.Directory", "log.Sink", "capsa.Bootstrap", "nope.Api", "../x",
+    "/nonexistent", "relative/path", "${undefined}", "${bin}", "$${x}", "${", "asker", "counter",
+    "wordcount", "64Q", "99999999999T", "kill", "close_port", "explode", "name", "root", "read_only",
+    "limits", "memory", "A=B", "noequals", "opne", "getrandom", "/", "/tmp"};
+
+// Replaces the contents of a random string literal (a key or a value).
+std::string swap_string(std::string s, std::mt19937_64& rng) {
+  for (int tries = 0; tries < 8; ++tries) {
+    std::size_t open = s.find('"', static_cast<std::size_t>(rng() % (s.size() + 1)));
+    if (open == std::string::npos) continue;
+    std::size_t close = s.find('"', open + 1);
+    if (close == std::string::npos) continue;
+    std::string_view with = kStrings[rng() % std::size(kStrings)];
+    return s.replace(open + 1, close - open - 1, with);
+  }
+  return s;
+}
 
 std::string mutate(std::string s, std::mt19937_64& rng) {
   auto pick = [&](std::size_t n) { return n == 0 ? 0 : static_cast<std::size_t>(rng() % n); };
@@ -59,9 +80,11 @@ TEST(Mutation, ExamplesNeverCrashTheLoader) {
   }
   ASSERT_FALSE(seeds.empty());
   std::mt19937_64 rng(20240601);
-  int valid = 0, invalid = 0;
-  for (int i = 0; i < 3000; ++i) {
-    std::string text = mutate(seeds[static_cast<std::size_t>(i) % seeds.size()], rng);
+  int valid = 0, invalid = 0, semantic = 0;
+  for (int i = 0; i < 4000; ++i) {
+    const std::string& seed = seeds[static_cast<std::size_t>(i) % seeds.size()];
+    // Half byte-level (reader), half string swaps (schema and builder checks).
+    std::string text = i % 2 == 0 ? mutate(seed, rng) : swap_string(swap_string(seed, rng), rng);
     auto p = load_policy_text(text, "m.json", catalog, opt);
     if (p) {
       ++valid;
@@ -70,6 +93,8 @@ TEST(Mutation, ExamplesNeverCrashTheLoader) {
     } else {
       ++invalid;
       ASSERT_FALSE(p.error().empty());
+      // Syntax errors come alone; anything else got past the parser.
+      if (p.error().size() > 1 || json::parse(text, "m.json")) ++semantic;
       for (const Diagnostic& d : p.error()) ASSERT_FALSE(d.message.empty()) << text;
       EXPECT_TRUE(json::parse(diagnostics_json(p.error()), "out.json")) << text;
     }
@@ -77,6 +102,8 @@ TEST(Mutation, ExamplesNeverCrashTheLoader) {
   // Both outcomes occur: the mutations reach the semantic checks.
   EXPECT_GT(valid, 0);
   EXPECT_GT(invalid, 1000);
+  EXPECT_GT(semantic, 800);
+  std::printf("mutations: %d valid, %d invalid (%d past the parser)\n", valid, invalid, semantic);
 }
 
 TEST(Mutation, SeccompProfilesNeverCrashTheImporter) {
