@@ -101,7 +101,8 @@ class Reactor {
   // one message per call). The fd is borrowed: the caller keeps it open
   // until unwatch(); closing a watched fd first is a bug (epoll keeps
   // watching the open file if it was dup'ed). kInvalidArgument if the fd is
-  // already watched.
+  // already watched. Hang-up is level-triggered too: a callback that sees
+  // `hung_up()` must unwatch (or the loop spins on it).
   Result<WatchId> watch(const Fd& fd, Interest interest, FdCallback cb);
   // Changes what a live watch waits for.
   Result<void> modify(WatchId id, Interest interest);
@@ -124,7 +125,8 @@ class Reactor {
   // rule on other threads.
   Result<WatchId> watch_signals(const sigset_t& signals, SignalCallback cb);
 
-  // Runs callbacks until stop(). Returns kFailed if epoll_wait fails.
+  // Runs callbacks until stop(). Returns kFailed if epoll_wait fails. Not
+  // re-entrant: never called from a callback.
   Result<void> run();
   // Handles what is ready now, once, without blocking (tests and embedding
   // hosts that drive the loop themselves). Returns how many callbacks ran.
@@ -138,7 +140,8 @@ class Reactor {
   void stop() noexcept;
 
   // Runs `task` on the loop thread, after the callbacks of the current
-  // batch. FIFO among posts. Callers are supervisor code (a worker cannot
+  // batch. FIFO among posts from one thread. The Reactor must outlive every
+  // thread that may still post to it. Callers are supervisor code (a worker cannot
   // post), so the queue is not bounded here; the pool bounds its share.
   void post(Task task);
 

@@ -106,6 +106,26 @@ TEST(Reactor, WatchingTheSameFdTwiceIsRefused) {
   EXPECT_EQ(bad.error().code, Errc::kInvalidArgument);
 }
 
+TEST(Reactor, ModifyChangesWhatAWatchWaitsFor) {
+  auto reactor = make();
+  Pipe p = make_pipe();
+  int writable = 0;
+  // A pipe's write end is never readable: nothing happens until the watch
+  // asks for writability.
+  auto id = reactor->watch(p.write, Interest::kReadable, [&](Events ev) {
+    if (ev.writable()) ++writable;
+  });
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ(reactor->run_once(0).value(), 0u);
+  ASSERT_TRUE(reactor->modify(*id, Interest::kWritable).has_value());
+  EXPECT_EQ(reactor->run_once(-1).value(), 1u);
+  EXPECT_EQ(writable, 1);
+  reactor->unwatch(*id);
+  auto gone = reactor->modify(*id, Interest::kWritable);
+  ASSERT_FALSE(gone.has_value());
+  EXPECT_EQ(gone.error().code, Errc::kNotFound);
+}
+
 TEST(Reactor, CallbackCanUnwatchItselfAndIsDestroyedAfterReturning) {
   auto reactor = make();
   Pipe p = make_pipe();
