@@ -120,7 +120,7 @@ class Encoder {
 
 // Encodes and sends one message. The handles are consumed whatever happens
 // (Port::send's rule). kInvalidArgument for more than kMaxHandlesPerMessage
-// handles or an error text on a non-error kind.
+// handles. An error text is sent only with kind kError.
 Result<void> send_message(Port& port, Encoder& encoder, const Header& header,
                           std::span<const std::uint8_t> payload, std::vector<Handle> handles);
 
