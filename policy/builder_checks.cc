@@ -278,7 +278,12 @@ class PolicyBuilder::Checker {
         error(c.key.at, "constraint " + quoted(c.key.value) + " is set twice");
         continue;
       }
-      if (!type_matches(*spec, c.value.value)) {
+      ConstraintValue value = c.value.value;
+      // An integer constraint may be written as a size ("64M") in a file.
+      if (spec->type == ConstraintType::kUnsigned && std::holds_alternative<std::string>(value)) {
+        if (auto n = parse_size(std::get<std::string>(value))) value = *n;
+      }
+      if (!type_matches(*spec, value)) {
         error(c.value.at, "constraint " + spec->name + " of " + api.name + " must be " +
                               std::string(constraint_type_name(spec->type)));
         continue;
@@ -286,7 +291,7 @@ class PolicyBuilder::Checker {
       if (spec->type == ConstraintType::kHostDir) {
         path({std::get<std::string>(c.value.value), c.value.at}, spec->name, PathKind::kDirectory);
       }
-      out.constraints.emplace(c.key.value, c.value.value);
+      out.constraints.emplace(c.key.value, std::move(value));
     }
     for (const ConstraintSpec& spec : api.constraints) {
       if (out.constraints.count(spec.name) != 0) continue;
@@ -339,6 +344,8 @@ class PolicyBuilder::Checker {
     }
     std::vector<std::string> workers;
     for (const WorkerProfile& w : p.workers) workers.push_back(w.name);
+    std::sort(workers.begin(), workers.end());
+    workers.erase(std::unique(workers.begin(), workers.end()), workers.end());
     for (const Located<std::string>* end : {&c.client_, &c.server_}) {
       const WorkerProfile* w = p.find_worker(end->value);
       if (end->value.empty()) {

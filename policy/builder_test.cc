@@ -195,6 +195,30 @@ TEST_F(BuilderTest, ProgramMustBeExecutable) {
   EXPECT_TRUE(mentions(p.error(), "is not an executable regular file")) << messages(p.error());
 }
 
+TEST_F(BuilderTest, CatalogConstraintTypesIncludingSizes) {
+  ApiCatalog catalog = builtin_api_catalog();
+  catalog.add({.name = "kv.Store", .methods = {"Get", "Put"},
+               .constraints = {{"quota", ConstraintType::kUnsigned, false, "1M"},
+                               {"prefix", ConstraintType::kString, true, ""}},
+               .grantable = true});
+  PolicyBuilder b(catalog);
+  auto& w = b.worker("w").program(program);
+  w.grant("a", "kv.Store").right("Get").constraint("prefix", std::string("p/"))
+      .constraint("quota", std::string("64K"));
+  w.grant("b", "kv.Store").right("Put").constraint("prefix", std::string("q/"));
+  auto p = b.try_build();
+  ASSERT_TRUE(p) << messages(p.error());
+  EXPECT_EQ(std::get<std::uint64_t>(*p->workers[0].grants[0].constraint("quota")), 64u << 10);
+  EXPECT_EQ(std::get<std::uint64_t>(*p->workers[0].grants[1].constraint("quota")), 1u << 20);
+
+  PolicyBuilder bad(catalog);
+  bad.worker("w").program(program).grant("a", "kv.Store").right("Get")
+      .constraint("prefix", std::string("p/")).constraint("quota", std::string("lots"));
+  auto q = bad.try_build();
+  ASSERT_FALSE(q);
+  EXPECT_TRUE(mentions(q.error(), "constraint quota of kv.Store must be an integer >= 0")) << messages(q.error());
+}
+
 TEST_F(BuilderTest, ChannelNameMustNotShadowAGrant) {
   PolicyBuilder b(builtin_api_catalog());
   b.worker("a").program(program).grant("wc", "log.Sink").all_rights();
