@@ -1,6 +1,8 @@
 #include "supervisor/audit_log.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -99,6 +101,62 @@ TEST(AuditLog, FileIsPrivateAndAppendedTo) {
   EXPECT_EQ(field(opened, "event"), "audit_opened");
   EXPECT_EQ(field(opened, "seq"), "1");
   EXPECT_EQ(field(opened, "pid"), std::to_string(::getpid()));
+}
+
+// The fd's open flags as the kernel reports them (/proc/self/fdinfo), for
+// the one fd of this process that points at `path`.
+int open_flags_of_fd_for(const std::string& path) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(entry.path(), ec) != path) continue;
+    std::ifstream info("/proc/self/fdinfo/" + entry.path().filename().string());
+    std::string key;
+    while (info >> key) {
+      if (key == "flags:") {
+        std::string octal;
+        info >> octal;
+        return static_cast<int>(std::stol(octal, nullptr, 8));
+      }
+    }
+  }
+  return -1;
+}
+
+TEST(AuditLog, FdIsAppendOnlyWriteOnlyAndCloseOnExec) {
+  TempDir dir;
+  std::string path = dir.path + "/audit.jsonl";
+  auto log = AuditLog::open(path);
+  ASSERT_TRUE(log.has_value());
+  int flags = open_flags_of_fd_for(path);
+  ASSERT_NE(flags, -1);
+  EXPECT_EQ(flags & O_ACCMODE, O_WRONLY);
+  EXPECT_NE(flags & O_APPEND, 0);
+  EXPECT_NE(flags & O_CLOEXEC, 0);
+}
+
+// A supervisor killed right after logging loses nothing it logged: there is
+// no buffer in the process to lose.
+TEST(AuditLog, SigkillAfterAnEventLosesNoLine) {
+  TempDir dir;
+  std::string path = dir.path + "/audit.jsonl";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto log = AuditLog::open(path);
+    if (!log) ::_exit(2);
+    for (int i = 0; i < 50; ++i) {
+      if (!(*log)->event("before_kill", AuditFields().num("i", i))) ::_exit(3);
+    }
+    ::raise(SIGKILL);
+    ::_exit(4);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 51u);
+  EXPECT_EQ(field(parse_line(lines.back()), "i"), "49");
+  EXPECT_EQ(read_all(path).back(), '\n');
 }
 
 TEST(AuditLog, OpenFailureIsAnErrorWithoutLeaks) {

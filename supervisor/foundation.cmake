@@ -20,6 +20,7 @@ set_target_properties(capsa_supervisor_core PROPERTIES POSITION_INDEPENDENT_CODE
 if(CAPSA_BUILD_TESTS)
   add_executable(supervisor_core_test
     ${_capsa_sup}/reactor_test.cc
+    ${_capsa_sup}/reactor_pool_test.cc
     ${_capsa_sup}/audit_log_test.cc
     ${_capsa_sup}/services/path_resolver_test.cc
     ${_capsa_sup}/services/directory_test.cc

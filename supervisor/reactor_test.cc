@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "capabilities/sys.h"
+#include "supervisor/reactor_test_util.h"
 #include "tests/support/fd_count.h"
 
 namespace capsa::supervisor {
@@ -21,35 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using capsa::testing::FdLeakCheck;
-
-struct Pipe {
-  Fd read;
-  Fd write;
-};
-
-Pipe make_pipe() {
-  int fds[2];
-  EXPECT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
-  return {Fd(fds[0]), Fd(fds[1])};
-}
-
-void put(const Fd& fd, const char* bytes) {
-  ASSERT_EQ(::write(fd.get(), bytes, std::strlen(bytes)), static_cast<ssize_t>(std::strlen(bytes)));
-}
-
-std::unique_ptr<Reactor> make(ReactorOptions options = {}) {
-  auto r = Reactor::create(options);
-  EXPECT_TRUE(r.has_value()) << r.error().to_string();
-  return std::move(*r);
-}
-
-// Counts live copies, to see when the reactor destroys a callback.
-struct Tracker {
-  explicit Tracker(std::atomic<int>* live) : live_(live) { ++*live_; }
-  Tracker(const Tracker& o) : live_(o.live_) { ++*live_; }
-  ~Tracker() { --*live_; }
-  std::atomic<int>* live_;
-};
+using namespace reactor_test;
 
 TEST(Reactor, PostsRunInFifoOrderOnTheLoopThread) {
   auto reactor = make();
@@ -240,6 +215,32 @@ TEST(Reactor, SignalsArriveThroughTheLoop) {
   reactor->unwatch(*id);
 }
 
+// How the supervisor learns that a worker exited: a pidfd becomes readable.
+TEST(Reactor, ChildExitArrivesThroughAPidfd) {
+  FdLeakCheck leaks;
+  {
+    auto reactor = make();
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) ::_exit(7);
+    auto pidfd = sys_fd("pidfd_open", "", [&] { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); });
+    ASSERT_TRUE(pidfd.has_value()) << pidfd.error().to_string();
+    int exit_status = -1;
+    WatchId id = 0;
+    id = reactor->watch(*pidfd, Interest::kReadable, [&](Events ev) {
+                  if (!ev.readable()) return;
+                  siginfo_t info{};
+                  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd->get()), &info, WEXITED) != 0) return;
+                  exit_status = info.si_status;
+                  reactor->unwatch(id);
+                  reactor->stop();
+                }).value();
+    ASSERT_TRUE(reactor->run().has_value());
+    EXPECT_EQ(exit_status, 7);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
+}
+
 TEST(Reactor, PostFromManyThreadsKeepsEachThreadsOrder) {
   auto reactor = make();
   constexpr int kThreads = 4, kPerThread = 1000;
@@ -269,123 +270,6 @@ TEST(Reactor, StopFromAnotherThreadEndsRun) {
   std::thread stopper([&] { reactor->stop(); });
   ASSERT_TRUE(reactor->run().has_value());
   stopper.join();
-}
-
-TEST(Reactor, PoolQueueIsBoundedAndRecovers) {
-  auto reactor = make({.pool_threads = 1, .pool_queue_limit = 2});
-  std::promise<void> started, release;
-  std::shared_future<void> released = release.get_future().share();
-  std::vector<int> done;
-  ASSERT_TRUE(reactor->run_off_loop<int>(
-                  [&started, released] {
-                    started.set_value();
-                    released.wait();
-                    return 0;
-                  },
-                  [&](int v) { done.push_back(v); })
-                  .has_value());
-  // The only pool thread is now busy: the next two jobs queue, the third
-  // is refused.
-  started.get_future().wait();
-  auto job = [](int v) { return std::move_only_function<int()>([v] { return v; }); };
-  auto then = [&] { return std::move_only_function<void(int)>([&](int v) { done.push_back(v); }); };
-  ASSERT_TRUE(reactor->run_off_loop<int>(job(1), then()).has_value());
-  ASSERT_TRUE(reactor->run_off_loop<int>(job(2), then()).has_value());
-  EXPECT_EQ(reactor->pool_queued(), 2u);
-  auto refused = reactor->run_off_loop<int>(job(3), then());
-  ASSERT_FALSE(refused.has_value());
-  EXPECT_EQ(refused.error().code, Errc::kOverloaded);
-  release.set_value();
-  while (done.size() < 3) ASSERT_TRUE(reactor->run_once(-1).has_value());
-  EXPECT_EQ(done, (std::vector<int>{0, 1, 2}));  // one pool thread: FIFO
-  // Drained: accepted again.
-  ASSERT_TRUE(reactor->run_off_loop<int>(job(4), then()).has_value());
-  while (done.size() < 4) ASSERT_TRUE(reactor->run_once(-1).has_value());
-  EXPECT_EQ(done.back(), 4);
-}
-
-TEST(Reactor, WithoutAPoolOffLoopWorkIsOverloaded) {
-  auto reactor = make({.pool_threads = 0});
-  auto r = reactor->run_off_loop<int>([] { return 1; }, [](int) {});
-  ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().code, Errc::kOverloaded);
-}
-
-// A job that blocks until an fd callback has run can only finish if the
-// loop keeps serving fds while the job is in progress. The job gives up
-// after a generous safety bound so a broken loop fails the test instead of
-// hanging it; no timing is asserted.
-TEST(Reactor, SlowJobDoesNotStallOtherFds) {
-  auto reactor = make({.pool_threads = 1});
-  Pipe p = make_pipe();
-  std::promise<void> fd_served;
-  std::shared_future<void> served = fd_served.get_future().share();
-  std::promise<void> job_started;
-  std::vector<std::string> order;
-  ASSERT_TRUE(reactor->run_off_loop<bool>(
-                  [served, &job_started] {
-                    job_started.set_value();
-                    return served.wait_for(60s) == std::future_status::ready;
-                  },
-                  [&](bool was_released) {
-                    order.push_back(was_released ? "job done" : "job timed out");
-                    reactor->stop();
-                  })
-                  .has_value());
-  ASSERT_TRUE(reactor->watch(p.read, Interest::kReadable, [&](Events) {
-                char c;
-                if (::read(p.read.get(), &c, 1) != 1) return;
-                order.push_back("fd served");
-                fd_served.set_value();
-              }).has_value());
-  job_started.get_future().wait();
-  put(p.write, "x");
-  ASSERT_TRUE(reactor->run().has_value());
-  EXPECT_EQ(order, (std::vector<std::string>{"fd served", "job done"}));
-}
-
-TEST(Reactor, MoveOnlyResultsComeBackToTheLoop) {
-  FdLeakCheck leaks;
-  {
-    auto reactor = make();
-    bool got_fd = false;
-    ASSERT_TRUE(reactor->run_off_loop<Result<Fd>>(
-                    [] { return sys_fd("open", "/dev/null", [] { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }); },
-                    [&](Result<Fd> fd) {
-                      got_fd = fd.has_value() && fd->valid();
-                      reactor->stop();
-                    })
-                    .has_value());
-    ASSERT_TRUE(reactor->run().has_value());
-    EXPECT_TRUE(got_fd);
-  }
-  EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
-}
-
-TEST(Reactor, DestroyingWithQueuedJobsDropsThemWithoutLeaks) {
-  FdLeakCheck leaks;
-  std::atomic<int> live{0};
-  {
-    auto reactor = make({.pool_threads = 1, .pool_queue_limit = 8});
-    std::promise<void> started, release;
-    std::shared_future<void> released = release.get_future().share();
-    ASSERT_TRUE(reactor->run_off_loop<int>(
-                    [&started, released] {
-                      started.set_value();
-                      released.wait();
-                      return 0;
-                    },
-                    [](int) {})
-                    .has_value());
-    started.get_future().wait();
-    Tracker t(&live);
-    for (int i = 0; i < 4; ++i) {
-      ASSERT_TRUE(reactor->run_off_loop<int>([t] { return 1; }, [t](int) {}).has_value());
-    }
-    release.set_value();
-  }
-  EXPECT_EQ(live.load(), 0);
-  EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
 }
 
 }  // namespace
