@@ -181,9 +181,11 @@ Result<void> AuditLog::write_line(const std::string& line) {
 }
 
 Result<std::uint64_t> AuditLog::event(std::string_view type, const AuditFields& fields) {
+  // The time is read under the lock so that ts, like seq, never goes
+  // backwards from one line to the next (unless the wall clock is set back).
+  std::lock_guard lock(mu_);
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  std::lock_guard lock(mu_);
   std::uint64_t seq = seq_ + 1;
   std::string line = "{\"ts\":\"" + rfc3339_utc_ms(now) + "\",\"seq\":" + std::to_string(seq) + ",\"event\":";
   append_json_string(line, type);

@@ -32,6 +32,7 @@
 
 #include <array>
 #include <cstdint>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <span>
