@@ -70,16 +70,17 @@ TEST_F(HostileTest, ProcessVmReadvOfAnotherWorkerFails) {
   EXPECT_EQ(killed.status.kind, ExitKind::kKilled) << killed.status.to_string();
 }
 
-// TIOCSTI on a terminal the worker holds as stdin would type into the
-// supervisor's terminal. The sandbox runs in a new session, so the pty is not
-// its controlling terminal and the kernel refuses; nothing reaches the pty.
+// TIOCSTI on a terminal the worker holds would type into the supervisor's
+// terminal. The filter allows only read-only tty ioctls, so TIOCSTI is a
+// violation; /dev/tty is refused too (a new session has no controlling
+// terminal); nothing reaches the pty.
 //
-// The spec has no way to pass stdio, so the test lends its own fd 0 for the
-// duration of spawn(): the worker inherits the supervisor's stdio.
+// The spec has no way to pass stdio: spawn() gives the worker /dev/null as
+// stdin and the supervisor's own stdout and stderr. So the test lends a pty
+// as its stderr for the duration of spawn().
 TEST_F(HostileTest, TiocstiCannotInjectInput) {
-  int master_fd = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-  ASSERT_GE(master_fd, 0);
-  Fd master(master_fd);
+  Fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  ASSERT_TRUE(master.valid());
   ASSERT_EQ(::grantpt(master.get()), 0);
   ASSERT_EQ(::unlockpt(master.get()), 0);
   const char* slave_name = ::ptsname(master.get());
@@ -87,19 +88,20 @@ TEST_F(HostileTest, TiocstiCannotInjectInput) {
   Fd slave(::open(slave_name, O_RDWR | O_NOCTTY | O_CLOEXEC));
   ASSERT_TRUE(slave.valid());
 
-  Fd saved_stdin(::fcntl(0, F_DUPFD_CLOEXEC, 10));
-  ASSERT_TRUE(saved_stdin.valid());
-  ASSERT_EQ(::dup2(slave.get(), 0), 0);
+  Fd saved_stderr(::fcntl(2, F_DUPFD_CLOEXEC, 10));
+  ASSERT_TRUE(saved_stderr.valid());
+  ASSERT_EQ(::dup2(slave.get(), 2), 2);
   auto spec = hostile_spec("tiocsti").build();
+  auto running = spec ? start(*spec) : std::unexpected(spec.error());
+  ASSERT_EQ(::dup2(saved_stderr.get(), 2), 2);
   ASSERT_TRUE(spec) << spec.error().to_string();
-  auto running = start(*spec);
-  ASSERT_EQ(::dup2(saved_stdin.get(), 0), 0);
   ASSERT_TRUE(running);
   Outcome out = finish(*running);
 
-  EXPECT_EQ(out.reports,
-            std::vector<std::string>{"tiocsti isatty=1 ioctl=EPERM dev_tty=ENXIO"});
-  EXPECT_TRUE(out.violations.empty()) << syscall_names(out.violations).front();
+  EXPECT_EQ(out.reports, std::vector<std::string>{"tiocsti tty_fd=2 ioctl=EPERM dev_tty=ENXIO"});
+  ASSERT_EQ(syscall_names(out.violations), std::vector<std::string>{"ioctl"});
+  EXPECT_EQ(out.violations[0].args[0], 2u);
+  EXPECT_EQ(out.violations[0].args[1], static_cast<std::uint64_t>(TIOCSTI));
   // Nothing was pushed into the terminal's input queue.
   pollfd p{slave.get(), POLLIN, 0};
   EXPECT_EQ(::poll(&p, 1, 0), 0);

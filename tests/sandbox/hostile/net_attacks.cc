@@ -87,33 +87,34 @@ int packet(const char*) {
   return 0;
 }
 
-long connect_unix(const char* name, bool abstract) {
+// Creates an AF_UNIX stream socket and connects it to `name` (a path, or an
+// abstract name); reports both steps.
+void connect_unix(const char* attack, const char* name, bool abstract) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fd;
+  int socket_err = errno;
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::size_t len = std::strlen(name);
   if (len + 2 > sizeof(sa.sun_path)) len = sizeof(sa.sun_path) - 2;
   std::memcpy(sa.sun_path + (abstract ? 1 : 0), name, len);
   auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len + (abstract ? 1 : 0));
-  return ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), addr_len);
+  // Called even when socket() failed, so the filter always sees connect.
+  long rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), addr_len);
+  int err = errno;
+  report("%s socket=%s connect=%s", attack, outcome(fd, socket_err), outcome(rc, err));
 }
 
 // A Unix socket the test listens on at a host path: the sandbox must not see
 // that path.
 int unix_path(const char* path) {
-  long rc = connect_unix(path != nullptr ? path : "/run/capsa.sock", false);
-  int err = errno;
-  report("unix_path connect=%s", outcome(rc, err));
+  connect_unix("unix_path", path != nullptr ? path : "/run/capsa.sock", false);
   return 0;
 }
 
 // An abstract Unix socket the test listens on: abstract names belong to the
 // network namespace, so a fresh one must not reach the host's.
 int unix_abstract(const char* name) {
-  long rc = connect_unix(name != nullptr ? name : "capsa", true);
-  int err = errno;
-  report("unix_abstract connect=%s", outcome(rc, err));
+  connect_unix("unix_abstract", name != nullptr ? name : "capsa", true);
   return 0;
 }
 
