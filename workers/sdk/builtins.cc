@@ -1,0 +1,143 @@
+#include "workers/sdk/builtins.h"
+
+#include <cstring>
+
+#include "capabilities/interfaces/builtin.h"
+#include "fs_directory_generated.h"
+#include "fs_file_generated.h"
+
+namespace capsa::worker {
+namespace {
+
+Result<void> expect_interface(const Capability& cap, std::string_view iface) {
+  if (cap.interface_name() == iface) return {};
+  return make_error(Errc::kNotFound, "capability " + std::string(cap.name()) + " is " +
+                                         std::string(cap.interface_name()) + ", not " +
+                                         std::string(iface));
+}
+
+flatbuffers::Offset<flatbuffers::String> path_string(flatbuffers::FlatBufferBuilder& fbb,
+                                                     std::string_view path) {
+  return fbb.CreateString(path.data(), path.size());
+}
+
+}  // namespace
+
+Result<Directory> Directory::wrap(Capability cap) {
+  if (auto r = expect_interface(cap, interfaces::kDirectory); !r) return std::unexpected(r.error());
+  return Directory(std::move(cap));
+}
+
+Result<Directory> Directory::get(Context& ctx, std::string_view grant) {
+  auto cap = ctx.get(grant, interfaces::kDirectory);
+  if (!cap) return std::unexpected(std::move(cap.error()));
+  return Directory(std::move(*cap));
+}
+
+Result<Fd> Directory::open_file(std::string_view path) {
+  auto& fbb = cap_.payload_builder();
+  fbb.Finish(fs::CreateOpenFileRequest(fbb, path_string(fbb, path)));
+  auto reply = cap_.call("OpenFile", cap_.payload_bytes());
+  if (!reply) return std::unexpected(std::move(reply.error()));
+  auto index = reply->payload_as<fs::OpenFileReply>()->file();
+  if (!index.has_value()) {
+    return make_error(Errc::kBadMessage, "fs.Directory.OpenFile reply carries no file");
+  }
+  // The validator already checked the kernel object: a regular O_RDONLY file.
+  return reply->take_handle(*index);
+}
+
+Result<File> Directory::open(Context& ctx, std::string_view path) {
+  auto& fbb = cap_.payload_builder();
+  fbb.Finish(fs::CreateOpenRequest(fbb, path_string(fbb, path)));
+  auto reply = cap_.call("Open", cap_.payload_bytes());
+  if (!reply) return std::unexpected(std::move(reply.error()));
+  auto index = reply->payload_as<fs::OpenReply>()->file();
+  if (!index.has_value()) {
+    return make_error(Errc::kBadMessage, "fs.Directory.Open reply carries no port");
+  }
+  auto cap = ctx.adopt(Port(reply->take_handle(*index)), interfaces::kFile, std::string(path));
+  if (!cap) return std::unexpected(std::move(cap.error()));
+  return File::wrap(std::move(*cap));
+}
+
+Result<Listing> Directory::list(std::string_view path) {
+  auto& fbb = cap_.payload_builder();
+  fbb.Finish(fs::CreateListRequest(fbb, path_string(fbb, path)));
+  auto reply = cap_.call("List", cap_.payload_bytes());
+  if (!reply) return std::unexpected(std::move(reply.error()));
+  const auto* r = reply->payload_as<fs::ListReply>();
+  Listing out;
+  out.truncated = r->truncated();
+  if (r->entries() != nullptr) {
+    out.entries.reserve(r->entries()->size());
+    for (const auto* e : *r->entries()) {
+      if (e->name() == nullptr) {
+        return make_error(Errc::kBadMessage, "fs.Directory.List reply has an entry without a name");
+      }
+      out.entries.push_back({e->name()->str(), static_cast<EntryType>(e->type()), e->size()});
+    }
+  }
+  return out;
+}
+
+Result<File> File::wrap(Capability cap) {
+  if (auto r = expect_interface(cap, interfaces::kFile); !r) return std::unexpected(r.error());
+  return File(std::move(cap));
+}
+
+Result<std::vector<std::byte>> File::read(std::uint32_t max_bytes, std::int64_t offset) {
+  if (max_bytes == 0 || max_bytes > interfaces::kMaxReadBytes || offset < -1) {
+    return make_error(Errc::kInvalidArgument, "fs.File.Read: max_bytes must be 1.." +
+                                                  std::to_string(interfaces::kMaxReadBytes) +
+                                                  " and offset >= -1");
+  }
+  auto& fbb = cap_.payload_builder();
+  fbb.Finish(fs::CreateReadRequest(fbb, offset, max_bytes));
+  auto reply = cap_.call("Read", cap_.payload_bytes());
+  if (!reply) return std::unexpected(std::move(reply.error()));
+  const auto* data = reply->payload_as<fs::ReadReply>()->data();
+  std::vector<std::byte> out;
+  if (data != nullptr) {
+    // A service that returns more than asked broke the contract.
+    if (data->size() > max_bytes) {
+      return make_error(Errc::kBadMessage, "fs.File.Read returned more bytes than asked");
+    }
+    out.resize(data->size());
+    std::memcpy(out.data(), data->data(), data->size());
+  }
+  return out;
+}
+
+Result<std::uint64_t> File::size() {
+  auto& fbb = cap_.payload_builder();
+  fbb.Finish(fs::CreateFileStatRequest(fbb));
+  auto reply = cap_.call("Stat", cap_.payload_bytes());
+  if (!reply) return std::unexpected(std::move(reply.error()));
+  return reply->payload_as<fs::FileStatReply>()->size();
+}
+
+Result<LogSink> LogSink::wrap(Capability cap) {
+  if (auto r = expect_interface(cap, interfaces::kLogSink); !r) return std::unexpected(r.error());
+  return LogSink(std::move(cap));
+}
+
+Result<LogSink> LogSink::get(Context& ctx, std::string_view grant) {
+  auto cap = ctx.get(grant, interfaces::kLogSink);
+  if (!cap) return std::unexpected(std::move(cap.error()));
+  return LogSink(std::move(*cap));
+}
+
+Result<void> LogSink::write(Level level, std::string_view text) {
+  if (text.size() > interfaces::kMaxLogTextBytes) {
+    return make_error(Errc::kInvalidArgument, "log.Sink.Write: text is " +
+                                                  std::to_string(text.size()) + " bytes, limit " +
+                                                  std::to_string(interfaces::kMaxLogTextBytes));
+  }
+  interfaces::log_sink::build_write_request(cap_.payload_builder(), level, text);
+  auto reply = cap_.call("Write", cap_.payload_bytes());
+  if (!reply) return std::unexpected(std::move(reply.error()));
+  return {};
+}
+
+}  // namespace capsa::worker

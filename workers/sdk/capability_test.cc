@@ -1,0 +1,250 @@
+// The worker SDK against a real bootstrap peer over real sockets
+// (testdata/test_peer.h): grants, typed calls, exact errors, revocation,
+// attenuation, and no fd leaks.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/fd_count.h"
+#include "workers/sdk/builtins.h"
+#include "workers/sdk/context.h"
+#include "fs_directory_generated.h"
+#include "workers/sdk/testdata/test_peer.h"
+
+namespace capsa::worker::testing {
+namespace {
+
+class SdkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/capsa-sdk-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    std::ofstream(root_ / "a.txt") << "hello capsa";
+    std::filesystem::create_directory(root_ / "sub");
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+  std::filesystem::path root_;
+};
+
+TEST_F(SdkTest, GetDirectoryListOpenFileAndRead) {
+  capsa::testing::FdLeakCheck leaks;
+  {
+    TestSupervisor sup(root_);
+    auto ctx = Context::from_port(sup.take_worker_end());
+    ASSERT_TRUE(ctx) << ctx.error().to_string();
+    auto docs = Directory::get(*ctx, "docs");
+    ASSERT_TRUE(docs) << docs.error().to_string();
+    auto listing = docs->list("");
+    ASSERT_TRUE(listing) << listing.error().to_string();
+    ASSERT_EQ(listing->entries.size(), 2u);
+    EXPECT_EQ(listing->entries[0].name, "a.txt");
+    EXPECT_EQ(listing->entries[0].type, EntryType::kRegular);
+    EXPECT_EQ(listing->entries[0].size, 11u);
+    EXPECT_EQ(listing->entries[1].name, "sub");
+    EXPECT_EQ(listing->entries[1].type, EntryType::kDirectory);
+
+    auto fd = docs->open_file("a.txt");
+    ASSERT_TRUE(fd) << fd.error().to_string();
+    char buf[32] = {};
+    EXPECT_EQ(::read(fd->get(), buf, sizeof buf), 11);
+    EXPECT_STREQ(buf, "hello capsa");
+    EXPECT_EQ(::write(fd->get(), "x", 1), -1) << "the file handle is read-only";
+
+    auto file = docs->open(*ctx, "a.txt");
+    ASSERT_TRUE(file) << file.error().to_string();
+    auto bytes = file->read(5, 6);
+    ASSERT_TRUE(bytes) << bytes.error().to_string();
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(bytes->data()), bytes->size()), "capsa");
+    EXPECT_EQ(file->size().value_or(0), 11u);
+    auto bad = file->read(0);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, Errc::kInvalidArgument);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
+}
+
+TEST_F(SdkTest, ListNamesEveryGrantWithItsInterface) {
+  TestSupervisor sup(root_);
+  auto ctx = Context::from_port(sup.take_worker_end());
+  ASSERT_TRUE(ctx);
+  auto grants = ctx->list();
+  ASSERT_TRUE(grants) << grants.error().to_string();
+  ASSERT_EQ(grants->size(), 4u);
+  EXPECT_EQ((*grants)[0].name, "docs");
+  EXPECT_EQ((*grants)[0].interface, "fs.Directory");
+  EXPECT_EQ((*grants)[1].rights, right_of(2));
+  EXPECT_EQ((*grants)[2].interface, "log.Sink");
+}
+
+TEST_F(SdkTest, ExactErrorsForMissingWrongAndUnknownGrantsThenStillServes) {
+  capsa::testing::FdLeakCheck leaks;
+  {
+    TestSupervisor sup(root_);
+    auto ctx = Context::from_port(sup.take_worker_end());
+    ASSERT_TRUE(ctx);
+    auto missing = ctx->get("nope", "fs.Directory");
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().code, Errc::kNotFound);
+    EXPECT_EQ(missing.error().message, "no grant named nope");
+
+    auto wrong = Directory::get(*ctx, "logs");
+    ASSERT_FALSE(wrong);
+    EXPECT_EQ(wrong.error().code, Errc::kNotFound);
+    EXPECT_EQ(wrong.error().message, "grant logs is log.Sink, not fs.Directory");
+
+    auto alien = ctx->get("alien", "x.Unknown");
+    ASSERT_FALSE(alien);
+    EXPECT_EQ(alien.error().code, Errc::kNotFound);
+    EXPECT_EQ(alien.error().message,
+              "grant alien is interface x.Unknown, which this worker SDK does not know");
+
+    auto outside = Directory::get(*ctx, "docs");
+    ASSERT_TRUE(outside);
+    auto esc = outside->open_file("../etc/passwd");
+    ASSERT_FALSE(esc);
+    EXPECT_EQ(esc.error().code, Errc::kDenied);
+    auto nofile = outside->open_file("missing.txt");
+    ASSERT_FALSE(nofile);
+    EXPECT_EQ(nofile.error().code, Errc::kNotFound);
+    // Still serving after every refusal.
+    EXPECT_TRUE(outside->open_file("a.txt"));
+    EXPECT_EQ(outside->capability().state(), CapabilityState::kLive);
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
+}
+
+TEST_F(SdkTest, MethodOutsideRightsIsDeniedLocallyAndOthersWork) {
+  TestSupervisor sup(root_);
+  auto ctx = Context::from_port(sup.take_worker_end());
+  ASSERT_TRUE(ctx);
+  auto ro = Directory::get(*ctx, "ro_docs");
+  ASSERT_TRUE(ro);
+  EXPECT_FALSE(ro->capability().allows("OpenFile"));
+  auto denied = ro->open_file("a.txt");
+  ASSERT_FALSE(denied);
+  EXPECT_EQ(denied.error().code, Errc::kDenied);
+  EXPECT_EQ(denied.error().message, "method OpenFile is not in the rights of grant ro_docs");
+  EXPECT_TRUE(ro->list(""));
+}
+
+TEST_F(SdkTest, RevokedMidCallFailsWithRevokedAndRunsTheCallbackOnce) {
+  capsa::testing::FdLeakCheck leaks;
+  {
+    TestSupervisor sup(root_);
+    auto ctx = Context::from_port(sup.take_worker_end());
+    ASSERT_TRUE(ctx);
+    auto log = LogSink::get(*ctx, "logs");
+    ASSERT_TRUE(log) << log.error().to_string();
+    int callbacks = 0;
+    CapabilityState seen = CapabilityState::kLive;
+    log->capability().on_closed([&](CapabilityState s, const Error&) {
+      ++callbacks;
+      seen = s;
+    });
+    ASSERT_TRUE(log->write(LogSink::Level::kInfo, "first line"));
+    auto r = log->write(LogSink::Level::kInfo, "revoke-me");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::kRevoked);
+    EXPECT_EQ(log->capability().state(), CapabilityState::kRevoked);
+    EXPECT_EQ(callbacks, 1);
+    EXPECT_EQ(seen, CapabilityState::kRevoked);
+    auto after = log->write(LogSink::Level::kInfo, "after");
+    ASSERT_FALSE(after);
+    EXPECT_EQ(after.error().code, Errc::kRevoked);
+    EXPECT_EQ(callbacks, 1);
+    EXPECT_EQ(sup.log_lines(), (std::vector<std::string>{"first line", "revoke-me"}));
+    // The bootstrap still serves.
+    EXPECT_TRUE(LogSink::get(*ctx, "logs"));
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
+}
+
+TEST_F(SdkTest, RevokeWhileIdleIsObservableAfterTheFact) {
+  TestSupervisor sup(root_);
+  auto ctx = Context::from_port(sup.take_worker_end());
+  ASSERT_TRUE(ctx);
+  auto docs = Directory::get(*ctx, "docs");
+  ASSERT_TRUE(docs);
+  EXPECT_EQ(docs->capability().state(), CapabilityState::kLive);
+  sup.revoke_all();
+  // No call in flight: the state is read from the port (POLLHUP).
+  EXPECT_EQ(docs->capability().state(), CapabilityState::kRevoked);
+  auto r = docs->list("");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kRevoked);
+}
+
+TEST_F(SdkTest, AsyncSubmitCompletesFromOnReadable) {
+  TestSupervisor sup(root_);
+  auto ctx = Context::from_port(sup.take_worker_end());
+  ASSERT_TRUE(ctx);
+  auto docs = Directory::get(*ctx, "docs");
+  ASSERT_TRUE(docs);
+  auto& cap = docs->capability();
+  std::vector<std::uint64_t> sizes;
+  for (int i = 0; i < 3; ++i) {
+    auto& fbb = cap.payload_builder();
+    fbb.Finish(fs::CreateListRequest(fbb, fbb.CreateString("")));
+    auto id = cap.submit("List", cap.payload_bytes(), {}, [&](Result<Message> m) {
+      ASSERT_TRUE(m) << m.error().to_string();
+      sizes.push_back(m->payload_as<fs::ListReply>()->entries()->size());
+    });
+    ASSERT_TRUE(id) << id.error().to_string();
+    EXPECT_EQ(*id, static_cast<std::uint64_t>(i + 1));
+  }
+  EXPECT_EQ(cap.in_flight(), 3u);
+  while (cap.in_flight() > 0) ASSERT_TRUE(cap.on_readable());
+  EXPECT_EQ(sizes, (std::vector<std::uint64_t>{2, 2, 2}));
+}
+
+TEST_F(SdkTest, AttenuateNarrowsRights) {
+  capsa::testing::FdLeakCheck leaks;
+  {
+    TestSupervisor sup(root_);
+    auto ctx = Context::from_port(sup.take_worker_end());
+    ASSERT_TRUE(ctx);
+    auto docs = ctx->get("docs", "fs.Directory");
+    ASSERT_TRUE(docs);
+    std::string_view only_list[] = {"List"};
+    auto narrow = ctx->attenuate(std::move(*docs), only_list);
+    ASSERT_TRUE(narrow) << narrow.error().to_string();
+    EXPECT_EQ(narrow->rights(), right_of(2));
+    auto dir = Directory::wrap(std::move(*narrow));
+    ASSERT_TRUE(dir);
+    EXPECT_TRUE(dir->list(""));
+    EXPECT_EQ(dir->open_file("a.txt").error().code, Errc::kDenied);
+
+    auto docs2 = ctx->get("docs", "fs.Directory");
+    ASSERT_TRUE(docs2);
+    std::string_view bogus[] = {"Delete"};
+    auto bad = ctx->attenuate(std::move(*docs2), bogus);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, Errc::kNotFound);
+    EXPECT_EQ(bad.error().message, "fs.Directory has no method Delete");
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
+}
+
+TEST(SdkContext, FromFdRefusesAnFdThatIsNotAPortAndClosesIt) {
+  capsa::testing::FdLeakCheck leaks;
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  ::close(p[1]);
+  auto ctx = Context::from_fd(p[0]);
+  ASSERT_FALSE(ctx);
+  EXPECT_EQ(ctx.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(ctx.error().message.find("is not a capsa port"), std::string::npos)
+      << ctx.error().message;
+  EXPECT_EQ(::fcntl(p[0], F_GETFD), -1) << "the refused fd was closed";
+  EXPECT_EQ(leaks.leaked(), 0);
+  auto none = Context::from_fd(999);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, Errc::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace capsa::worker::testing
