@@ -4,8 +4,8 @@
 // its C++ types in `namespace log`, which cannot coexist with ::log(double)
 // from <cmath> (and flatbuffers.h includes <cmath>): the generated header
 // does not compile in any real translation unit. These helpers build and
-// read the two tables by field id instead; builtin_test.cc checks them
-// against the schema through the validator.
+// read the two tables by field id instead. workers/sdk tests send them
+// through the validator both ways (a wrong field id would fail there).
 #pragma once
 
 #include <cstdint>

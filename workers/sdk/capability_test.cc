@@ -60,6 +60,12 @@ TEST_F(SdkTest, GetDirectoryListOpenFileAndRead) {
     ASSERT_TRUE(bytes) << bytes.error().to_string();
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(bytes->data()), bytes->size()), "capsa");
     EXPECT_EQ(file->size().value_or(0), 11u);
+    // offset -1: at the position, which advances.
+    auto first = file->read(6);
+    auto rest = file->read(100);
+    ASSERT_TRUE(first && rest);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(first->data()), first->size()), "hello ");
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(rest->data()), rest->size()), "capsa");
     auto bad = file->read(0);
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error().code, Errc::kInvalidArgument);
@@ -101,6 +107,11 @@ TEST_F(SdkTest, ExactErrorsForMissingWrongAndUnknownGrantsThenStillServes) {
     EXPECT_EQ(alien.error().code, Errc::kNotFound);
     EXPECT_EQ(alien.error().message,
               "grant alien is interface x.Unknown, which this worker SDK does not know");
+
+    auto portless = ctx->get("portless", "fs.Directory");
+    ASSERT_FALSE(portless);
+    EXPECT_EQ(portless.error().code, Errc::kBadMessage);
+    EXPECT_EQ(portless.error().message, "bootstrap reply for portless carries no port");
 
     auto outside = Directory::get(*ctx, "docs");
     ASSERT_TRUE(outside);

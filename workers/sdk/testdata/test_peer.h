@@ -6,7 +6,8 @@
 //
 // Grants: "docs" fs.Directory (all rights) on `root`; "ro_docs"
 // fs.Directory with only List; "logs" log.Sink; "alien" an interface the
-// SDK does not know ("x.Unknown"). Anything else: not found.
+// SDK does not know ("x.Unknown"); "portless" (not listed) answers a Get
+// without its port, as a broken supervisor would. Anything else: not found.
 // The log service revokes itself (shuts its port) when asked to write
 // "revoke-me", so a test sees a revocation in the middle of a call.
 #pragma once
