@@ -16,7 +16,8 @@
 //
 // Threading: a Capability is used from one thread at a time (like Client).
 // Lifetime: it keeps the interface registry alive (shared), so it may
-// outlive the Context that made it.
+// outlive the Context that made it. A moved-from Capability may only be
+// destroyed or assigned to.
 #pragma once
 
 #include <cstdint>
