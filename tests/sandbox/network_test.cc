@@ -51,30 +51,64 @@ void expect_no_connection(const Fd& listener) {
 
 std::string unique_name() { return "capsa-hostile-" + std::to_string(std::random_device{}()); }
 
-TEST_F(HostileTest, HostUnixSocketPathIsNotReachable) {
+// Run with the default filter (socket and connect are violations) and with a
+// policy that allows both (then the kernel answers: ENOENT for the path,
+// ECONNREFUSED for the abstract name).
+class HostUnixSocket : public HostileTestP<bool> {
+ protected:
+  bool allowed() const { return GetParam(); }
+  Outcome attack(const char* attack, const std::string& target) {
+    SpecBuilder b = hostile_spec(attack, {target});
+    if (allowed()) b.allow_syscall("socket").allow_syscall("connect");
+    auto spec = b.build();
+    if (!spec) {
+      ADD_FAILURE() << spec.error().to_string();
+      return Outcome{};
+    }
+    return run_spec(*spec);
+  }
+  void expect_denied(const Outcome& out, const std::string& attack) {
+    EXPECT_EQ(out.reports, std::vector<std::string>{attack + " socket=EPERM connect=EPERM"});
+    EXPECT_EQ(syscall_names(out.violations), (std::vector<std::string>{"socket", "connect"}));
+  }
+};
+
+TEST_P(HostUnixSocket, PathIsNotReachable) {
   char dir_template[] = "/tmp/capsa-unix-XXXXXX";
   ASSERT_NE(::mkdtemp(dir_template), nullptr);
   std::string path = std::string(dir_template) + "/host.sock";
   {
     auto listener = listen_unix(path, false);
     ASSERT_TRUE(listener) << listener.error().to_string();
-    Outcome out = run_attack("unix_path", {path});
-    EXPECT_EQ(out.reports, std::vector<std::string>{"unix_path socket=EPERM connect=EPERM"});
-    EXPECT_EQ(syscall_names(out.violations), (std::vector<std::string>{"socket", "connect"}));
+    Outcome out = attack("unix_path", path);
+    if (allowed()) {
+      EXPECT_EQ(out.reports, std::vector<std::string>{"unix_path socket=ok connect=ENOENT"});
+      EXPECT_TRUE(out.violations.empty());
+    } else {
+      expect_denied(out, "unix_path");
+    }
     expect_no_connection(*listener);
   }
   std::filesystem::remove_all(dir_template);
 }
 
-TEST_F(HostileTest, HostAbstractUnixSocketIsNotReachable) {
+TEST_P(HostUnixSocket, AbstractNameIsNotReachable) {
   std::string name = unique_name();
   auto listener = listen_unix(name, true);
   ASSERT_TRUE(listener) << listener.error().to_string();
-  Outcome out = run_attack("unix_abstract", {name});
-  EXPECT_EQ(out.reports, std::vector<std::string>{"unix_abstract socket=EPERM connect=EPERM"});
-  EXPECT_EQ(syscall_names(out.violations), (std::vector<std::string>{"socket", "connect"}));
+  Outcome out = attack("unix_abstract", name);
+  if (allowed()) {
+    EXPECT_EQ(out.reports, std::vector<std::string>{"unix_abstract socket=ok connect=ECONNREFUSED"});
+    EXPECT_TRUE(out.violations.empty());
+  } else {
+    expect_denied(out, "unix_abstract");
+  }
   expect_no_connection(*listener);
 }
+
+INSTANTIATE_TEST_SUITE_P(Hostile, HostUnixSocket, ::testing::Bool(), [](const auto& p) {
+  return p.param ? std::string("SocketAllowed") : std::string("DefaultFilter");
+});
 
 }  // namespace
 }  // namespace capsa::sandbox::testing
