@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -94,6 +95,17 @@ void drain_violations(Running& run, Outcome& out) {
   }
 }
 
+// CAPSA_HOSTILE_VERBOSE=1 prints every outcome: what each attack met, for
+// people reading a run (the assertions do not depend on it).
+void maybe_print(const Running& run, const Outcome& out) {
+  const char* verbose = std::getenv("CAPSA_HOSTILE_VERBOSE");
+  if (verbose == nullptr || *verbose == '\0' || *verbose == '0') return;
+  std::string text = "[hostile] " + run.worker.name() + ": " + out.status.to_string();
+  for (const auto& r : out.reports) text += "\n  report: " + r;
+  for (const auto& v : out.violations) text += "\n  violation: " + v.syscall;
+  std::fprintf(stderr, "%s\n", text.c_str());
+}
+
 }  // namespace
 
 Outcome finish(Running& run, const OnReport& on_report) {
@@ -137,6 +149,7 @@ Outcome finish(Running& run, const OnReport& on_report) {
       }
     }
   }
+  maybe_print(run, out);
   return out;
 }
 
