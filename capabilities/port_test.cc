@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "capabilities/testdata/wire_test_util.h"
 #include "tests/support/fd_count.h"
 
 namespace capsa {
@@ -26,25 +27,7 @@ std::string as_string(const Packet& p) {
 
 Fd dev_null() { return Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 
-// Sends a packet bypassing Port's sender-side checks, as a hostile peer would.
-void raw_send(const Fd& sock, std::span<const std::byte> bytes, const std::vector<int>& fds) {
-  iovec iov{const_cast<std::byte*>(bytes.data()), bytes.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  ASSERT_EQ(::sendmsg(sock.get(), &msg, MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()))
-      << std::strerror(errno);
-}
+using testing::raw_send;  // sendmsg as a hostile peer would: no sender-side checks
 
 // The port still carries a plain message both ways after whatever happened.
 void expect_still_works(Port& a, Port& b) {
