@@ -7,8 +7,8 @@
 // programs. If uid 65534 cannot read that directory (a build under /root),
 // its regular files and the launcher are first copied to a fresh mktemp
 // directory with modes 0755, and CAPSA_TEST_BIN_DIR / CAPSA_LAUNCHER point
-// there. The copy is removed by nobody: it lives in /tmp, named
-// capsa-unpriv-XXXXXX.
+// there. The test then runs in a child, and the copy is removed when it
+// ends (its exit status is passed on).
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -58,6 +59,18 @@ bool copy_file(const std::string& from, const std::string& to) {
   return ok;
 }
 
+// Removes the flat copy made for uid 65534 (regular files, then the dir).
+void remove_copy(const std::string& dir) {
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") ::unlink((dir + "/" + name).c_str());
+    }
+    ::closedir(d);
+  }
+  if (::rmdir(dir.c_str()) != 0) std::perror(("removing " + dir).c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,6 +87,7 @@ int main(int argc, char** argv) {
   std::string test = real;
   std::free(real);
   std::string dir = dir_of(test);
+  const std::string test_as_given = test;
   if (::getuid() != 0) {
     ::setenv("CAPSA_TEST_BIN_DIR", dir.c_str(), 0);
     ::execv(test.c_str(), argv + 1);
@@ -113,11 +127,26 @@ int main(int argc, char** argv) {
     ::setenv("CAPSA_LAUNCHER", new_launcher.c_str(), 1);
   }
   ::setenv("CAPSA_TEST_BIN_DIR", dir.c_str(), 1);
-  if (!drop()) {
-    std::perror("dropping to uid 65534");
+  const bool copied = dir != dir_of(test_as_given);
+  pid_t child = copied ? ::fork() : 0;
+  if (child < 0) {
+    std::perror("fork");
     return 127;
   }
-  ::execv(test.c_str(), argv + 1);
-  std::perror("execv");
-  return 127;
+  if (child == 0) {
+    if (!drop()) {
+      std::perror("dropping to uid 65534");
+      ::_exit(127);
+    }
+    ::execv(test.c_str(), argv + 1);
+    std::perror("execv");
+    ::_exit(127);
+  }
+  // Still root: wait for the test, then remove the copy (flat: files only).
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  remove_copy(dir);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 127;
 }
