@@ -125,18 +125,22 @@ Result<Message> Client::call(std::uint32_t ordinal, std::span<const std::uint8_t
   auto id = submit(ordinal, payload, std::move(handles),
                    [&result](Result<Message> r) { result.emplace(std::move(r)); });
   if (!id) return std::unexpected(std::move(id.error()));
+  // The completion refers to `result` in this frame: every return that
+  // leaves the call uncompleted must forget it first, or a later
+  // on_readable() or fail_all() would write into a dead frame.
+  auto give_up = [&](Error error) -> Result<Message> {
+    std::erase_if(pending_, [&](const Pending& p) { return p.id == *id; });
+    return std::unexpected(std::move(error));
+  };
   while (!result) {
     auto r = on_readable();
     if (r || result) continue;
     if (r.error().code == Errc::kWouldBlock) {
       auto ready = port_.wait_readable(-1);
-      if (!ready) return std::unexpected(std::move(ready.error()));
+      if (!ready) return give_up(std::move(ready.error()));
       continue;
     }
-    // A receive failure that completed nothing (e.g. recvmsg failed): the
-    // completion refers to this frame, so the call must be forgotten here.
-    std::erase_if(pending_, [&](const Pending& p) { return p.id == *id; });
-    return std::unexpected(std::move(r.error()));
+    return give_up(std::move(r.error()));
   }
   return std::move(*result);
 }

@@ -156,15 +156,50 @@ TEST_F(CallTest, PeerClosingFailsOutstandingCalls) {
   EXPECT_EQ(leaks.leaked(), -2);
 }
 
-TEST_F(CallTest, BlockingCallFailsWithRevokedWhenTheLayerAboveSaysSo) {
+TEST_F(CallTest, OutstandingCallFailsWithRevokedWhenTheLayerAboveSaysSo) {
   Client client(std::move(a_), *iface_);
   client.set_peer_closed_error(Errc::kRevoked, "grant 7 was revoked");
-  b_ = Port();
-  auto r = client.call(0, echo_request("x"));
-  // The send may already see the closed peer; otherwise the receive does.
-  ASSERT_FALSE(r);
-  EXPECT_TRUE(r.error().code == Errc::kRevoked || r.error().code == Errc::kClosed)
-      << r.error().to_string();
+  std::optional<Result<Message>> r;
+  ASSERT_TRUE(client.submit(0, echo_request("x"), {}, into(r)));
+  b_ = Port();  // the peer goes away with the call outstanding
+  auto got = client.on_readable();
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code, Errc::kClosed);
+  ASSERT_TRUE(r.has_value());
+  ASSERT_FALSE(*r);
+  EXPECT_EQ(r->error().code, Errc::kRevoked);
+  EXPECT_EQ(r->error().message, "grant 7 was revoked");
+}
+
+TEST_F(CallTest, APeerThatDoesNotReadItsRepliesIsCutOff) {
+  {
+    Client client(std::move(a_), *iface_, ClientOptions{4096, {}});
+    Server server(std::move(b_), *iface_);
+    add_echo(server);
+    ASSERT_TRUE(server.port().set_nonblocking(true));
+    std::vector<std::optional<Result<Message>>> slots(4096);
+    Result<void> served;
+    std::size_t sent = 0;
+    // The client keeps calling and never reads a reply; the kernel bounds
+    // the unread replies, and the server must neither block nor drop a
+    // reply silently.
+    while (sent < slots.size()) {
+      ASSERT_TRUE(client.submit(0, echo_request("flood"), {}, into(slots[sent])));
+      ++sent;
+      served = server.on_readable();
+      if (!served) break;
+    }
+    ASSERT_FALSE(served) << "4096 unread replies were all accepted";
+    EXPECT_EQ(served.error().code, Errc::kOverloaded) << served.error().to_string();
+    EXPECT_TRUE(server.closed());
+    // Every call completes: the replies that were sent, then kClosed.
+    while (client.on_readable()) {
+    }
+    for (std::size_t i = 0; i < sent; ++i) ASSERT_TRUE(slots[i].has_value()) << i;
+    EXPECT_FALSE(*slots[sent - 1]);
+    EXPECT_EQ(slots[sent - 1]->error().code, Errc::kClosed);
+  }
+  EXPECT_EQ(leaks_->leaked(), -2);
 }
 
 TEST_F(CallTest, UnknownAndDuplicateReplyIdsAreBadMessages) {

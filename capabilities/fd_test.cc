@@ -51,9 +51,10 @@ TEST(Fd, ResetClosesThePrevious) {
   int first = a.get();
   a.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   EXPECT_TRUE(a.valid());
-  if (a.get() != first) {
-    EXPECT_FALSE(is_open(first));
-  }
+  // The new fd was opened while `first` was still open, so it is another
+  // number, and `first` must now be closed.
+  EXPECT_NE(a.get(), first);
+  EXPECT_FALSE(is_open(first));
 }
 
 }  // namespace

@@ -49,6 +49,14 @@ std::string describe(int fd) {
   }
 }
 
+// memfds show as "/memfd:NAME (deleted)" in /proc/self/fd.
+bool is_memfd(int fd) {
+  char target[16];
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(path.c_str(), target, sizeof(target));
+  return n >= 7 && std::string_view(target, 7) == "/memfd:";
+}
+
 Result<void> declared_but(HandleKind kind, int fd, std::string_view why = {}) {
   std::string msg = "declared ";
   msg += handle_kind_name(kind);
@@ -82,6 +90,13 @@ Result<void> check_handle_kind(const Fd& fd, HandleKind kind) {
       len = sizeof(int);
       if (::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0) return declared_but(kind, fd.get());
       if (domain != AF_UNIX || type != SOCK_SEQPACKET) return declared_but(kind, fd.get());
+      // A listening socket is readable whenever a connection is pending and
+      // never carries messages: an event loop holding one would spin.
+      int listening = 0;
+      len = sizeof(int);
+      if (::getsockopt(fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening != 0) {
+        return declared_but(kind, fd.get(), "a listening socket");
+      }
       return {};
     }
     case HandleKind::kFile: {
@@ -90,10 +105,11 @@ Result<void> check_handle_kind(const Fd& fd, HandleKind kind) {
       if (fl < 0 || (fl & O_PATH) != 0) return declared_but(kind, fd.get(), "an O_PATH fd (not readable)");
       if ((fl & O_ACCMODE) != O_RDONLY) return declared_but(kind, fd.get(), "open for writing");
       // A memfd is a regular file too; as a "file" it must be sealed like a
-      // blob, or its creator could change it under us. Files that refuse
-      // F_GET_SEALS (EINVAL) are ordinary files.
+      // blob, or its creator could change it under us. F_GET_SEALS answers
+      // for every tmpfs file (/dev/shm, a tmpfs /tmp), so only an fd whose
+      // link names a memfd is held to that rule.
       int seals = ::fcntl(fd.get(), F_GET_SEALS);
-      if (seals >= 0 && (seals & kBlobSeals) != kBlobSeals) {
+      if (seals >= 0 && (seals & kBlobSeals) != kBlobSeals && is_memfd(fd.get())) {
         return declared_but(kind, fd.get(), "an unsealed memfd");
       }
       return {};
@@ -128,12 +144,18 @@ Result<Fd> make_blob(std::span<const std::byte> data, std::string_view name) {
   return fd;
 }
 
-Result<BlobView> BlobView::map(const Fd& blob) {
+Result<BlobView> BlobView::map(const Fd& blob, std::size_t max_bytes) {
   if (auto ok = check_handle_kind(blob, HandleKind::kBlob); !ok) return std::unexpected(ok.error());
   struct stat st {};
   auto rc = sys("fstat", "blob", [&] { return ::fstat(blob.get(), &st); });
   if (!rc) return std::unexpected(rc.error());
   auto size = static_cast<std::size_t>(st.st_size);
+  // A sparse memfd of many GiB costs its sender nothing; reading it would
+  // cost us. Refused before mapping.
+  if (size > max_bytes) {
+    return make_error(Errc::kBadMessage, "blob of " + std::to_string(size) + " bytes exceeds the limit of " +
+                                             std::to_string(max_bytes));
+  }
   if (size == 0) return BlobView(nullptr, 0);
   // The seals forbid shrinking, so the mapping can never SIGBUS under us.
   void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, blob.get(), 0);

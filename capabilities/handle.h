@@ -30,7 +30,8 @@ struct Handle {
   Fd fd;
 };
 
-// Checks that `fd` is the kernel object `kind` promises. kBadMessage when it
+// Checks that `fd` is the kernel object `kind` promises (a port must also
+// not be a listening socket). kBadMessage when it
 // is not, with a message naming what it is instead ("declared file but the fd
 // is a pipe").
 Result<void> check_handle_kind(const Fd& fd, HandleKind kind);
@@ -39,11 +40,16 @@ Result<void> check_handle_kind(const Fd& fd, HandleKind kind);
 // and further sealing. The returned fd is read-only in effect for everyone.
 Result<Fd> make_blob(std::span<const std::byte> data, std::string_view name);
 
+// Largest blob BlobView::map accepts by default. A worker can create a
+// sealed sparse memfd of any size for free; whoever reads it pays.
+inline constexpr std::size_t kMaxBlobBytes = 256u << 20;
+
 // Maps a received (already checked) blob read-only. The mapping is a
 // snapshot that cannot change: the seals forbid writes by anyone.
+// kBadMessage for a blob larger than `max_bytes`.
 class BlobView {
  public:
-  static Result<BlobView> map(const Fd& blob);
+  static Result<BlobView> map(const Fd& blob, std::size_t max_bytes = kMaxBlobBytes);
   BlobView(BlobView&& other) noexcept;
   BlobView& operator=(BlobView&& other) noexcept;
   BlobView(const BlobView&) = delete;

@@ -4,9 +4,12 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -69,6 +72,17 @@ TEST(HandleKind, PortMustBeAUnixSeqpacketSocket) {
     Fd s0(s[0]), s1(s[1]);
     expect_refused(s0, HandleKind::kPort, "SOCK_STREAM");
 
+    // A listening SEQPACKET socket is the right type but no port.
+    Fd listener(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string name = "capsa-handle-test-" + std::to_string(::getpid());
+    std::memcpy(addr.sun_path + 1, name.data(), name.size());  // abstract
+    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+    ASSERT_EQ(::listen(listener.get(), 1), 0);
+    expect_refused(listener, HandleKind::kPort, "a listening socket");
+
     Fd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (udp.valid()) expect_refused(udp, HandleKind::kPort, "non-AF_UNIX");
   }
@@ -112,6 +126,17 @@ TEST(HandleKind, BlobMustBeASealedMemfd) {
   expect_refused(*file, HandleKind::kBlob, "not a memfd");
 }
 
+TEST(HandleKind, ReadOnlyTmpfsFileIsAFile) {
+  // tmpfs files answer F_GET_SEALS too; only memfds are held to the seals.
+  std::string path = "/dev/shm/capsa-handle-" + std::to_string(::getpid());
+  { Fd w(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)); ASSERT_TRUE(w.valid()); }
+  auto ro = open_file_handle(path);
+  ::unlink(path.c_str());
+  ASSERT_TRUE(ro) << ro.error().to_string();
+  auto ok = check_handle_kind(*ro, HandleKind::kFile);
+  EXPECT_TRUE(ok) << ok.error().to_string();
+}
+
 TEST(HandleKind, WritableMemfdIsNotAFile) {
   Fd memfd(::memfd_create("rw", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   // Reopen read-only through /proc: the creator keeps a writable fd.
@@ -131,6 +156,16 @@ TEST(Blob, ContentsCannotChangeAfterSealing) {
   ASSERT_TRUE(view);
   std::string got(reinterpret_cast<const char*>(view->bytes().data()), view->bytes().size());
   EXPECT_EQ(got, "frozen");
+}
+
+TEST(Blob, SizeLimitAtLimitAndOnePast) {
+  auto blob = make_blob(as_bytes("0123456789"), "sized");
+  ASSERT_TRUE(blob);
+  EXPECT_TRUE(BlobView::map(*blob, 10));
+  auto over = BlobView::map(*blob, 9);
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().code, Errc::kBadMessage);
+  EXPECT_NE(over.error().message.find("exceeds the limit"), std::string::npos);
 }
 
 TEST(Blob, EmptyBlobMapsToNothing) {

@@ -15,10 +15,11 @@
 namespace capsa {
 namespace {
 
-// Room for one fd more than we accept: a packet that carries more than
-// kMaxHandlesPerMessage fds either fills this exactly (we see the surplus and
-// refuse) or overflows it, which sets MSG_CTRUNC; the kernel then drops the
-// fds that did not fit without installing them in our table.
+// Room for at least one fd more than we accept (CMSG_SPACE rounds up, so a
+// little more): a packet that carries more than kMaxHandlesPerMessage fds
+// either fits (we count the surplus and refuse, closing them all) or
+// overflows it, which sets MSG_CTRUNC; the kernel then drops the fds that
+// did not fit without installing them in our table.
 constexpr std::size_t kControlBytes = CMSG_SPACE(sizeof(int) * (kMaxHandlesPerMessage + 1));
 
 }  // namespace
@@ -183,6 +184,8 @@ Result<Packet> Port::receive() {
 }
 
 Result<bool> Port::wait_readable(int timeout_ms) {
+  // poll() ignores fd -1: without this a given-away port would wait forever.
+  if (!fd_.valid()) return make_error(Errc::kClosed, "wait on a port that was given away");
   pollfd p{fd_.get(), POLLIN, 0};
   auto rc = sys("poll", "port", [&] { return ::poll(&p, 1, timeout_ms); });
   if (!rc) return std::unexpected(rc.error());

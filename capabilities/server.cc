@@ -87,8 +87,16 @@ Result<void> Server::on_readable() {
   EnvelopeInfo info;
   ValidateOptions vo{kServerAccepts, options_.rights, options_.limits};
   auto msg = validate(std::move(*packet), *iface_, vo, &info);
-  if (!msg) return refuse(std::move(msg.error()), info);
-  return serve(*msg);
+  auto done = msg ? serve(*msg) : refuse(std::move(msg.error()), info);
+  // The receive already happened, so kWouldBlock here means our reply did
+  // not fit: the peer is not reading its replies. Dropping the reply would
+  // leave its call hanging forever and look like "nothing to read" to the
+  // caller, so the port is closed and the peer's calls fail instead.
+  if (!done && done.error().code == Errc::kWouldBlock) {
+    port_ = Port();
+    return make_error(Errc::kOverloaded, "the peer does not read its replies; port closed");
+  }
+  return done;
 }
 
 Result<void> Server::run() {

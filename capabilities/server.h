@@ -80,7 +80,9 @@ class Server {
 
   // Receives and serves one packet. Returns the refusal (kBadMessage,
   // kDenied) after acting on it; kWouldBlock when the port is non-blocking
-  // and empty; kClosed once the peer is gone (or we closed the port).
+  // and empty; kClosed once the peer is gone (or we closed the port);
+  // kOverloaded when a reply could not be sent because the peer does not
+  // read its replies (the port is closed then).
   Result<void> on_readable();
 
   // Serves until the peer closes (returns ok) or the port is closed after a

@@ -49,23 +49,26 @@ std::string kind_name(HandleKind k) { return std::string(handle_kind_name(k)); }
 
 // Rule 5: every declared handle is referenced exactly once, by a field of
 // its kind. `declared` has already been bounded by the handle limit.
+// `iface` and `m` name the method in error text; the text is built only on
+// failure, so a valid message allocates nothing here.
 Result<void> check_references(const TableInfo& table, const flatbuffers::Table& root,
-                              std::span<const std::uint8_t> declared, const std::string& at) {
+                              std::span<const std::uint8_t> declared, const Interface& iface,
+                              const Method& m) {
   std::uint64_t seen = 0;
   auto use = [&](const HandleField& f, std::uint32_t index) -> Result<void> {
     if (index >= declared.size()) {
-      return bad(at + "field " + f.name + " refers to handle " + std::to_string(index) +
+      return bad(where(iface, m) + "field " + f.name + " refers to handle " + std::to_string(index) +
                  " but " + std::to_string(declared.size()) + " handles are declared");
     }
     auto bit = std::uint64_t{1} << index;
     if ((seen & bit) != 0) {
-      return bad(at + "handle " + std::to_string(index) + " is referenced twice (again by " +
+      return bad(where(iface, m) + "handle " + std::to_string(index) + " is referenced twice (again by " +
                  f.name + ")");
     }
     seen |= bit;
     auto declared_kind = static_cast<HandleKind>(declared[index]);
     if (declared_kind != f.kind) {
-      return bad(at + "field " + f.name + " takes a " + kind_name(f.kind) + " but handle " +
+      return bad(where(iface, m) + "field " + f.name + " takes a " + kind_name(f.kind) + " but handle " +
                  std::to_string(index) + " is declared " + kind_name(declared_kind));
     }
     return {};
@@ -83,7 +86,7 @@ Result<void> check_references(const TableInfo& table, const flatbuffers::Table& 
   }
   for (std::size_t i = 0; i < declared.size(); ++i) {
     if ((seen & (std::uint64_t{1} << i)) == 0) {
-      return bad(at + "handle " + std::to_string(i) + " (" +
+      return bad(where(iface, m) + "handle " + std::to_string(i) + " (" +
                  kind_name(static_cast<HandleKind>(declared[i])) +
                  ") is not referenced by any handle field");
     }
@@ -206,25 +209,22 @@ Result<Message> validate(Packet packet, const Interface& iface, const ValidateOp
                  " has unknown kind " + std::to_string(declared[i]));
     }
   }
-  const std::string at = declared_count == 0 && table.handle_fields.empty()
-                             ? std::string()
-                             : where(iface, *method);
   if (!table.handle_fields.empty() || declared_count != 0) {
     const flatbuffers::Table& root = *flatbuffers::GetAnyRoot(payload->data());
-    if (auto ok = check_references(table, root, declared, at); !ok) {
+    if (auto ok = check_references(table, root, declared, iface, *method); !ok) {
       return std::unexpected(std::move(ok.error()));
     }
   }
 
   // 6. An fd for each declared handle, of the declared kind.
   if (packet.fds.size() < declared_count) {
-    return bad(at + std::to_string(declared_count) + " handles declared but " +
+    return bad(where(iface, *method) + std::to_string(declared_count) + " handles declared but " +
                std::to_string(packet.fds.size()) + " fds attached");
   }
   for (std::size_t i = 0; i < declared_count; ++i) {
     auto k = static_cast<HandleKind>(declared[i]);
     if (auto ok = check_handle_kind(packet.fds[i], k); !ok) {
-      return bad(at + "handle " + std::to_string(i) + ": " + ok.error().message);
+      return bad(where(iface, *method) + "handle " + std::to_string(i) + ": " + ok.error().message);
     }
     MessageAccess::set_kind(msg, i, k);
   }
