@@ -1,7 +1,14 @@
 #include "policy/jsonc.h"
 
-#include <filesystem>
-#include <fstream>
+#include "capabilities/sys.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <unordered_map>
 #include <system_error>
 #include <utility>
 
@@ -118,6 +125,7 @@ class Parser {
 
   void parse_object(Value& out, std::size_t depth) {
     out.kind = Kind::kObject;
+    std::unordered_map<std::string, std::uint32_t> first_line;  // key -> line
     advance();  // {
     skip_space();
     if (failed_) return;
@@ -134,12 +142,11 @@ class Parser {
       m.column = column_;
       parse_string(m.key);
       if (failed_) return;
-      for (const Member& seen : out.members) {
-        if (seen.key == m.key) {
-          return fail_at(m.line, m.column,
-                         "duplicate key \"" + m.key + "\" (first at line " +
-                             std::to_string(seen.line) + ")");
-        }
+      // A hash per object: a linear scan is quadratic in the members of one
+      // object, and kMaxValues allows 100,000 of them.
+      if (auto [it, fresh] = first_line.try_emplace(m.key, m.line); !fresh) {
+        return fail_at(m.line, m.column,
+                       "duplicate key \"" + m.key + "\" (first at line " + std::to_string(it->second) + ")");
       }
       skip_space();
       if (failed_) return;
@@ -337,20 +344,30 @@ std::expected<Value, Diagnostic> parse(std::string_view text, const std::string&
 }
 
 std::expected<std::string, std::string> read_file(const std::string& path) {
-  std::error_code ec;
-  // Only regular files: a FIFO or a device (/dev/zero) would block or never end.
-  auto st = std::filesystem::status(path, ec);
-  if (ec) return std::unexpected(path + ": " + ec.message());
-  if (!std::filesystem::is_regular_file(st)) return std::unexpected(path + ": not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected(path + ": cannot be opened for reading");
-  std::string data(kMaxInputBytes + 1, '\0');
-  in.read(data.data(), static_cast<std::streamsize>(data.size()));
-  if (in.bad()) return std::unexpected(path + ": read error");
-  data.resize(static_cast<std::size_t>(in.gcount()));
-  if (data.size() > kMaxInputBytes) {
+  // Opened once, non-blocking, and checked on that fd: a path swapped for a
+  // FIFO or a device between a check and an open could otherwise block
+  // `capsa check` forever. Only regular files are read.
+  auto fd = sys_fd("open", path, [&] { return ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY); });
+  if (!fd) return std::unexpected(path + ": " + std::strerror(fd.error().sys_errno));
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0) return std::unexpected(path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return std::unexpected(path + ": not a regular file");
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxInputBytes) {
     return std::unexpected(path + ": larger than " + std::to_string(kMaxInputBytes) + " bytes");
   }
+  // Sized from fstat, plus one byte to notice a file that grew meanwhile.
+  std::string data(static_cast<std::size_t>(st.st_size) + 1, '\0');
+  std::size_t done = 0;
+  while (done < data.size()) {
+    auto n = sys("read", path, [&] { return ::read(fd->get(), data.data() + done, data.size() - done); });
+    if (!n) return std::unexpected(path + ": read error: " + std::strerror(n.error().sys_errno));
+    if (*n == 0) break;
+    done += static_cast<std::size_t>(*n);
+  }
+  if (done > kMaxInputBytes) {
+    return std::unexpected(path + ": larger than " + std::to_string(kMaxInputBytes) + " bytes");
+  }
+  data.resize(done);
   return data;
 }
 

@@ -1,5 +1,8 @@
 #include "policy/jsonc.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -116,6 +119,13 @@ TEST(Jsonc, ReadFileRefusesNonRegularAndMissing) {
   auto dev = read_file("/dev/zero");  // would never end if read
   ASSERT_FALSE(dev);
   EXPECT_NE(dev.error().find("not a regular file"), std::string::npos);
+  // A FIFO would block an open() for reading until a writer came.
+  std::string fifo = "/tmp/capsa-jsonc-fifo-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto pipe_file = read_file(fifo);
+  ::unlink(fifo.c_str());
+  ASSERT_FALSE(pipe_file);
+  EXPECT_NE(pipe_file.error().find("not a regular file"), std::string::npos);
   auto missing = read_file("/nonexistent/capsa.json");
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().find("/nonexistent/capsa.json"), std::string::npos);

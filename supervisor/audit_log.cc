@@ -162,12 +162,22 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, Option
 }
 
 Result<void> AuditLog::write_line(const std::string& line) {
+  // A line cut short by an earlier failure (disk full) is ended first, so
+  // that this event gets a line of its own and stays parseable.
+  if (torn_) {
+    auto n = sys("write", "audit log", [&] { return ::write(fd_.get(), "\n", 1); });
+    if (!n || *n != 1) return make_error(Errc::kFailed, "audit log: cannot end a torn line");
+    torn_ = false;
+  }
   std::size_t done = 0;
   while (done < line.size()) {
     auto n = sys("write", "audit log",
                  [&] { return ::write(fd_.get(), line.data() + done, line.size() - done); });
-    if (!n) return std::unexpected(std::move(n.error()));
-    if (*n == 0) return make_error(Errc::kFailed, "write(audit log) wrote nothing");
+    if (!n || *n == 0) {
+      torn_ = done > 0;
+      if (!n) return std::unexpected(std::move(n.error()));
+      return make_error(Errc::kFailed, "write(audit log) wrote nothing");
+    }
     // A short write happens only when the file cannot grow (disk full,
     // RLIMIT_FSIZE); finishing the line keeps the file parseable if the
     // condition clears, and the next error is reported either way.

@@ -135,6 +135,7 @@ class AuditLog {
   Result<void> write_line(const std::string& line);
 
   Fd fd_;
+  bool torn_ = false;  // the last line was cut short by a failed write
   Options options_;
   mutable std::mutex mu_;
   std::uint64_t seq_ = 0;

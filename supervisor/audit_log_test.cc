@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -157,6 +158,34 @@ TEST(AuditLog, SigkillAfterAnEventLosesNoLine) {
   ASSERT_EQ(lines.size(), 51u);
   EXPECT_EQ(field(parse_line(lines.back()), "i"), "49");
   EXPECT_EQ(read_all(path).back(), '\n');
+}
+
+TEST(AuditLog, ALineCutShortByAFullDiskDoesNotSwallowTheNext) {
+  TempDir dir;
+  std::string path = dir.path + "/audit.jsonl";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto log = AuditLog::open(path);
+    if (!log) ::_exit(2);
+    // The file can grow by 20 bytes only: the next event is cut short.
+    ::signal(SIGXFSZ, SIG_IGN);
+    struct stat st {};
+    ::stat(path.c_str(), &st);
+    rlimit full{static_cast<rlim_t>(st.st_size) + 20, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &full) != 0) ::_exit(3);
+    if ((*log)->event("cut_short", AuditFields().str("text", std::string(200, 'x')))) ::_exit(4);
+    rlimit room{RLIM_INFINITY, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &room) != 0) ::_exit(5);
+    if (!(*log)->event("after", AuditFields().num("i", 1))) ::_exit(6);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 3u);  // audit_opened, the torn line, after
+  EXPECT_EQ(field(parse_line(lines[2]), "i"), "1");
 }
 
 TEST(AuditLog, OpenFailureIsAnErrorWithoutLeaks) {

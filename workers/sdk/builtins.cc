@@ -71,9 +71,18 @@ Result<Listing> Directory::list(std::string_view path) {
   out.truncated = r->truncated();
   if (r->entries() != nullptr) {
     out.entries.reserve(r->entries()->size());
+    // Entries may all point at one table with a long name: the verifier
+    // allows it, and copying each would turn one 64 KiB packet into tens of
+    // MB. Names are stored in the reply, so honest names fit in it.
+    std::size_t copied = 0;
+    const std::size_t budget = reply->payload().size();
     for (const auto* e : *r->entries()) {
       if (e->name() == nullptr) {
         return make_error(Errc::kBadMessage, "fs.Directory.List reply has an entry without a name");
+      }
+      copied += e->name()->size();
+      if (copied > budget) {
+        return make_error(Errc::kBadMessage, "fs.Directory.List reply names more bytes than it holds");
       }
       out.entries.push_back({e->name()->str(), static_cast<EntryType>(e->type()), e->size()});
     }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -238,6 +239,41 @@ TEST_F(SdkTest, AttenuateNarrowsRights) {
     EXPECT_EQ(bad.error().message, "fs.Directory has no method Delete");
   }
   EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
+}
+
+TEST(SdkDirectory, ListReplyWhoseEntriesShareOneLongNameIsRefused) {
+  capsa::testing::FdLeakCheck leaks;
+  {
+    auto boot = make_channel();
+    ASSERT_TRUE(boot);
+    auto ctx = Context::from_port(std::move(boot->first));
+    ASSERT_TRUE(ctx) << ctx.error().to_string();
+    auto ch = make_channel();
+    ASSERT_TRUE(ch);
+    auto server = ctx->serve(std::move(ch->second), "fs.Directory");
+    ASSERT_TRUE(server);
+    // A hostile directory server: 1,000 entries pointing at one entry with a
+    // 50 KB name. Valid flatbuffers; copying every name would be 50 MB.
+    ASSERT_TRUE((*server)->on("List", [](Message&, Reply& reply) -> Result<void> {
+      auto& fbb = reply.builder();
+      auto one = fs::CreateEntry(fbb, fbb.CreateString(std::string(50'000, 'n')), fs::EntryType::Regular, 1);
+      std::vector<flatbuffers::Offset<fs::Entry>> v(1000, one);
+      fbb.Finish(fs::CreateListReply(fbb, fbb.CreateVector(v), false));
+      return {};
+    }));
+    std::thread serving([&] { (void)(*server)->run(); });
+    auto cap = ctx->adopt(std::move(ch->first), "fs.Directory");
+    ASSERT_TRUE(cap);
+    auto dir = Directory::wrap(std::move(*cap));
+    ASSERT_TRUE(dir);
+    auto listing = dir->list("");
+    ASSERT_FALSE(listing);
+    EXPECT_EQ(listing.error().code, Errc::kBadMessage);
+    EXPECT_EQ(listing.error().message, "fs.Directory.List reply names more bytes than it holds");
+    dir = std::unexpected(Error{});  // closes the client end: the server's run() returns
+    serving.join();
+  }
+  EXPECT_EQ(leaks.leaked(), 0);
 }
 
 TEST(SdkContext, FromFdRefusesAnFdThatIsNotAPortAndClosesIt) {
