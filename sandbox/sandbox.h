@@ -103,7 +103,9 @@ class Worker {
 
   // Reads one seccomp notification, answers it (EPERM, or kills the sandbox
   // per Spec::on_violation) and returns the record. std::nullopt when none
-  // was pending (or the caller died before we answered). Never blocks; we
+  // was pending (or the caller died before we answered). When no task uses
+  // the filter any more (POLLHUP), the notify fd is closed here so that an
+  // event loop stops seeing it; notify_fd() is then invalid. Never blocks; we
   // never let a call continue, so the notify TOCTOU caveats do not apply.
   Result<std::optional<Violation>> handle_violation();
 

@@ -247,7 +247,8 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap) {
     if (!rec) return std::unexpected(std::move(rec.error()));
     if (!rec->has_value()) {
       int st = 0;
-      ::waitpid(s.pid, &st, 0);
+      auto reaped = sys("waitpid", spec.name, [&] { return ::waitpid(s.pid, &st, 0); });
+      if (!reaped) return std::unexpected(std::move(reaped.error()));  // ~Worker kills and reaps
       s.pid = -1;
       std::string how = WIFEXITED(st) ? "exit " + std::to_string(WEXITSTATUS(st))
                                       : "signal " + std::to_string(WTERMSIG(st));

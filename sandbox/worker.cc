@@ -84,7 +84,13 @@ Result<std::optional<Violation>> Worker::handle_violation() {
   pollfd p{s.notify.get(), POLLIN, 0};
   auto ready = sys("poll", s.name, [&] { return ::poll(&p, 1, 0); });
   if (!ready) return std::unexpected(std::move(ready.error()));
-  if ((p.revents & POLLIN) == 0) return std::nullopt;
+  if ((p.revents & POLLIN) == 0) {
+    // No task uses the filter any more: the fd would report POLLHUP to
+    // every poll from now on, so an event loop would spin on it. Close it
+    // (epoll forgets a closed fd); notify_fd() is invalid from here on.
+    if ((p.revents & (POLLHUP | POLLERR)) != 0) s.notify.reset();
+    return std::nullopt;
+  }
 
   seccomp_notif* req = nullptr;
   seccomp_notif_resp* resp = nullptr;
@@ -188,12 +194,9 @@ Result<ExitStatus> Worker::wait() {
     pollfd p[2] = {{s.pidfd.get(), POLLIN, 0}, {s.notify.get(), POLLIN, 0}};
     auto ready = sys("poll", s.name, [&] { return ::poll(p, s.notify.valid() ? 2 : 1, timeout); });
     if (!ready) return std::unexpected(std::move(ready.error()));
-    if ((p[1].revents & POLLIN) != 0) {
+    if (p[1].revents != 0) {  // a violation, or the filter's last user is gone
       auto v = handle_violation();
       if (!v) return std::unexpected(std::move(v.error()));
-    } else if ((p[1].revents & (POLLHUP | POLLERR)) != 0 && (p[0].revents & POLLIN) == 0) {
-      // No task uses the filter any more; wait on the pidfd alone.
-      s.notify.reset();
     }
   }
 }

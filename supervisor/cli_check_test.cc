@@ -9,6 +9,8 @@
 
 #include <fstream>
 #include <sstream>
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -59,6 +61,10 @@ class CliCheckTest : public ::testing::Test {
     }
     int ws = 0;
     while (waitpid(pid, &ws, 0) < 0) {
+      if (errno != EINTR) {
+        ADD_FAILURE() << "waitpid: " << std::strerror(errno);
+        return r;
+      }
     }
     r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
     r.out = slurp(out);

@@ -197,6 +197,14 @@ TEST(Reactor, PeriodicTimerRepeatsUntilUnwatched) {
 }
 
 TEST(Reactor, SignalsArriveThroughTheLoop) {
+  // watch_signals() blocks SIGUSR1 in this thread; later tests get the old
+  // mask back.
+  sigset_t old_mask;
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, nullptr, &old_mask), 0);
+  struct Restore {
+    sigset_t* mask;
+    ~Restore() { pthread_sigmask(SIG_SETMASK, mask, nullptr); }
+  } restore{&old_mask};
   auto reactor = make();
   sigset_t set;
   sigemptyset(&set);

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +21,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include "capabilities/fd.h"
 
 namespace {
 
@@ -47,16 +50,15 @@ bool nobody_can_run(const std::string& a, const std::string& b) {
 }
 
 bool copy_file(const std::string& from, const std::string& to) {
-  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) return false;
-  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
-  bool ok = out >= 0;
+  capsa::Fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  capsa::Fd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755));
+  if (!in.valid() || !out.valid()) return false;
   char buf[65536];
-  ssize_t n;
-  while (ok && (n = ::read(in, buf, sizeof buf)) > 0) ok = ::write(out, buf, static_cast<size_t>(n)) == n;
-  ::close(in);
-  if (out >= 0) ::close(out);
-  return ok;
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf, sizeof buf);
+    if (n == 0) return true;
+    if (n < 0 || ::write(out.get(), buf, static_cast<size_t>(n)) != n) return false;
+  }
 }
 
 // Removes the flat copy made for uid 65534 (regular files, then the dir).
@@ -87,7 +89,7 @@ int main(int argc, char** argv) {
   std::string test = real;
   std::free(real);
   std::string dir = dir_of(test);
-  const std::string test_as_given = test;
+  bool copied = false;
   if (::getuid() != 0) {
     ::setenv("CAPSA_TEST_BIN_DIR", dir.c_str(), 0);
     ::execv(test.c_str(), argv + 1);
@@ -107,27 +109,34 @@ int main(int argc, char** argv) {
     DIR* d = ::opendir(dir.c_str());
     if (d == nullptr) {
       std::perror("opendir");
+      remove_copy(copy);
       return 127;
     }
+    bool ok = true;
     while (dirent* e = ::readdir(d)) {
       std::string from = dir + "/" + e->d_name;
       struct stat st {};
-      if (::stat(from.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-        copy_file(from, copy + "/" + e->d_name);
+      if (::stat(from.c_str(), &st) == 0 && S_ISREG(st.st_mode) && !copy_file(from, copy + "/" + e->d_name)) {
+        std::fprintf(stderr, "cannot copy %s\n", from.c_str());
+        ok = false;
       }
     }
     ::closedir(d);
     std::string new_launcher = copy + "/capsa-launcher";
-    if (!copy_file(launcher, new_launcher) && ::access(new_launcher.c_str(), X_OK) != 0) {
+    if (ok && !copy_file(launcher, new_launcher) && ::access(new_launcher.c_str(), X_OK) != 0) {
       std::fprintf(stderr, "cannot copy the launcher %s\n", launcher.c_str());
+      ok = false;
+    }
+    if (!ok) {
+      remove_copy(copy);
       return 127;
     }
+    copied = true;
     dir = copy;
     test = copy + test.substr(test.rfind('/'));
     ::setenv("CAPSA_LAUNCHER", new_launcher.c_str(), 1);
   }
   ::setenv("CAPSA_TEST_BIN_DIR", dir.c_str(), 1);
-  const bool copied = dir != dir_of(test_as_given);
   pid_t child = copied ? ::fork() : 0;
   if (child < 0) {
     std::perror("fork");
@@ -138,6 +147,9 @@ int main(int argc, char** argv) {
       std::perror("dropping to uid 65534");
       ::_exit(127);
     }
+    // Set after the credential change, which clears it: if this wrapper is
+    // killed (a ctest time-out), the test does not run on unsupervised.
+    if (copied && (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() == 1)) ::_exit(127);
     ::execv(test.c_str(), argv + 1);
     std::perror("execv");
     ::_exit(127);

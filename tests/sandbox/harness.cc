@@ -58,7 +58,10 @@ Result<Running> start(const Spec& spec) {
     ADD_FAILURE() << "spawn " << spec.name << ": " << worker.error().to_string();
     return std::unexpected(worker.error());
   }
-  if (auto nb = ours.set_nonblocking(true); !nb) return std::unexpected(nb.error());
+  if (auto nb = ours.set_nonblocking(true); !nb) {
+    ADD_FAILURE() << "set_nonblocking: " << nb.error().to_string();
+    return std::unexpected(nb.error());
+  }
   return Running{std::move(*worker), std::move(ours)};
 }
 
