@@ -4,13 +4,22 @@
 
 #include <CLI/CLI.hpp>
 
+#include "supervisor/cli_audit.h"
 #include "supervisor/cli_check.h"
+#include "supervisor/cli_revoke.h"
+#include "supervisor/cli_run.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"capsa: capability-security sandbox runtime for untrusted workers"};
   app.require_subcommand(1);
   capsa::cli::CheckOptions check;
   CLI::App* check_cmd = capsa::cli::add_check_command(app, check);
+  capsa::cli::RunOptions run;
+  CLI::App* run_cmd = capsa::cli::add_run_command(app, run);
+  capsa::cli::AuditOptions audit;
+  CLI::App* audit_cmd = capsa::cli::add_audit_command(app, audit);
+  capsa::cli::RevokeOptions revoke;
+  CLI::App* revoke_cmd = capsa::cli::add_revoke_command(app, revoke);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -18,5 +27,8 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : capsa::cli::kExitUsage;
   }
   if (check_cmd->parsed()) return capsa::cli::run_check(check, std::cout, std::cerr);
+  if (run_cmd->parsed()) return capsa::cli::run_run(run, std::cout, std::cerr);
+  if (audit_cmd->parsed()) return capsa::cli::run_audit(audit, std::cout, std::cerr);
+  if (revoke_cmd->parsed()) return capsa::cli::run_revoke(revoke, std::cout, std::cerr);
   return capsa::cli::kExitUsage;
 }

@@ -1,0 +1,37 @@
+// capsa — the `capsa run POLICY` subcommand.
+//
+// Loads and checks the policy (like `capsa check`, never skipping the
+// filesystem checks), starts every worker it names in its sandbox, serves
+// them, and exits when they have all ended, printing one summary line per
+// worker: status, CPU time, peak memory, wall time, calls, denials. SIGINT
+// or SIGTERM shut down cleanly: workers are killed and reaped, the audit
+// log gets their exits and is closed.
+//
+//   capsa run [--audit-log FILE] [--control SOCKET] [--define NAME=VALUE]... POLICY
+//
+// Exit status: 0 when every worker exited 0, 1 when one did not (or could
+// not start), 2 for a usage error or an invalid policy.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace capsa::cli {
+
+struct RunOptions {
+  std::string policy_path;
+  std::vector<std::string> defines;  // "NAME=VALUE"
+  std::string audit_log = "capsa-audit.jsonl";
+  // The control socket for `capsa audit` / `capsa revoke`; "" = the default
+  // path (control_server.h), "none" = no control socket.
+  std::string control;
+  bool quiet = false;  // no start-up lines, only worker log lines and the summary
+};
+
+CLI::App* add_run_command(CLI::App& app, RunOptions& options);
+int run_run(const RunOptions& options, std::ostream& out, std::ostream& err);
+
+}  // namespace capsa::cli

@@ -1,0 +1,172 @@
+// capsa — the supervisor: workers, grants, services, revocation, audit.
+//
+// One Supervisor runs one policy on one reactor (one loop thread). It
+//   - starts each worker of the policy in its sandbox, with one end of a
+//     fresh channel as fd 3 (the bootstrap port), and serves capsa.Bootstrap
+//     there: Get(name) mints a grant and returns a new port to it, List names
+//     the grants, Attenuate narrows one;
+//   - serves every port it handed out with the service of its interface
+//     (service.h), enforcing on every message: validation against the
+//     interface and the grant's rights, the worker's message size, its
+//     messages per second, the grant's rate and byte budget, and the calls
+//     in flight per port; every refusal is answered and audited;
+//   - creates the channels the policy names and hands one end to each side;
+//   - keeps the grant table: every capability handed out, its origin and
+//     parent, until it is released (its holder closed the port or died) or
+//     revoked (closing our end, and every grant derived from it);
+//   - reports seccomp violations, enforces wall-clock deadlines, reaps
+//     workers and releases everything they held.
+//
+// Grants (docs/SUPERVISOR.md, "Grants"): each port handed out is one grant.
+// A Get of the same policy grant twice gives two grants (two ports); each is
+// released when its port closes. Revoking a grant whose origin is the
+// policy also revokes the policy entry for that worker: later Gets of that
+// name answer `revoked`, so a worker cannot undo a revocation by asking
+// again.
+//
+// Threading: everything runs on the loop thread. The public methods below
+// must be called on the loop thread too (from reactor callbacks, or before
+// run()), except where stated.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "capabilities/error.h"
+#include "capabilities/interface_registry.h"
+#include "capabilities/port.h"
+#include "policy/api_catalog.h"
+#include "policy/model.h"
+#include "sandbox/sandbox.h"
+#include "supervisor/audit_log.h"
+#include "supervisor/reactor.h"
+#include "supervisor/service.h"
+
+namespace capsa::supervisor {
+
+enum class GrantState : std::uint8_t { kLive, kRevoked, kReleased };
+std::string_view grant_state_name(GrantState s) noexcept;
+
+// One row of the grant table, copied out (for `capsa audit`, tests).
+struct GrantView {
+  GrantId id = 0;
+  GrantId parent = 0;             // 0: none (a policy grant)
+  std::string worker;             // the holder
+  pid_t holder_pid = 0;           // the holder's sandbox (bwrap) pid; 0 if attached
+  std::string name;               // the policy grant or channel name; "" if returned
+  std::string interface;          // "fs.Directory"
+  std::vector<std::string> rights;  // method names
+  GrantOrigin origin = GrantOrigin::kPolicy;
+  GrantState state = GrantState::kLive;
+  bool channel = false;           // a channel end (not served by the supervisor)
+  std::chrono::system_clock::time_point created;
+  std::chrono::system_clock::time_point ended;  // when not live
+  std::uint64_t calls = 0;        // calls served
+  std::uint64_t bytes = 0;        // payload bytes in and out
+  std::uint64_t denials = 0;      // calls refused (rights, rate, budget, in flight)
+  std::uint64_t port_inode = 0;   // inode of the holder's end of the port
+};
+
+struct WorkerView {
+  std::string name;
+  pid_t pid = 0;       // bwrap's pid (our child); 0 if attached
+  bool running = false;
+  std::optional<sandbox::ExitStatus> exit;
+  std::string start_error;  // why it did not start, if it did not
+  std::uint64_t calls = 0;
+  std::uint64_t denials = 0;     // calls refused + ungranted names asked
+  std::uint64_t bad_messages = 0;
+  std::uint64_t violations = 0;  // seccomp
+  std::uint64_t grants = 0;      // grants created for it
+};
+
+struct SupervisorOptions {
+  std::string audit_log_path;  // required: the JSON Lines audit log
+  AuditLog::Options audit;
+  ReactorOptions reactor;
+  std::string launcher;        // capsa-launcher; "" = sandbox's default
+  // Where workers' log.Sink lines go. Default: stdout, one line each,
+  // "[worker] text" (text already sanitized).
+  std::function<void(std::string_view worker, LogLevel level, std::string_view text)> log_output;
+  // Limit of ended grants kept for the grant table view (the audit log
+  // has them all). Bounded so a long run's memory stays flat.
+  std::size_t ended_grants_kept = 256;
+};
+
+class Supervisor final : public ServiceHost {
+ public:
+  // Loads the built-in interfaces and services, opens the audit log,
+  // creates the reactor. The policy must have been built against
+  // api_catalog() (its APIs and constraints are what this supervisor
+  // serves); an API with no service is an error here.
+  static Result<std::unique_ptr<Supervisor>> create(policy::Policy policy,
+                                                    SupervisorOptions options);
+  ~Supervisor() override;
+
+  // The catalog of APIs this supervisor serves, for the policy loader:
+  // method names from the interface registry, constraints from the services.
+  static policy::ApiCatalog api_catalog();
+
+  // Starts every worker of the policy (in policy order). A worker that
+  // cannot start is recorded (WorkerView::start_error, audit
+  // "worker_start_failed") and the others still start; the error returned
+  // names every one that failed.
+  Result<void> start_all();
+  // Starts one worker of the policy by name.
+  Result<void> start(std::string_view worker);
+  // Serves a worker of the policy that runs OUTSIDE any sandbox: returns the
+  // other end of its bootstrap port. For embedding hosts that confine
+  // workers another way, and for tests and benchmarks of the supervisor
+  // itself. The worker "exits" when that port is closed.
+  // `pid`, if the caller knows it, is the process that holds the port: the
+  // grant table then checks its /proc/PID/fd like a sandboxed worker's.
+  Result<Port> attach(std::string_view worker, pid_t pid = 0);
+
+  // Runs the loop until every started worker has ended (or stop()).
+  Result<void> run();
+  // Kills every running worker; run() returns once they are reaped.
+  // Safe from a signal callback on the loop thread.
+  void shutdown(std::string_view reason);
+
+  // Revokes grant `id` and every live grant derived from it (returned by a
+  // call on it, attenuated from it). Returns the ids revoked, `id` first.
+  // kNotFound if `id` is not live. A channel end cannot be revoked (the
+  // supervisor is not on a direct channel's path): kInvalidArgument.
+  Result<std::vector<GrantId>> revoke(GrantId id, std::string_view reason);
+
+  std::vector<GrantView> grants(bool include_ended = false) const;
+  std::vector<WorkerView> workers() const;
+  std::size_t live_grants() const noexcept;
+
+  // Serves `port` with `service` as an operator session (the control
+  // socket): all rights, not a grant, not counted against any worker.
+  Result<void> serve_operator(Port port, const Interface& iface,
+                              std::unique_ptr<ServiceObject> service);
+
+  Reactor& reactor() noexcept;
+  AuditLog& audit() noexcept;
+  const InterfaceRegistry& registry() const noexcept;
+  const policy::Policy& policy() const noexcept;
+
+  // ServiceHost.
+  Result<Handle> mint(GrantId parent, const Interface& iface, Rights rights,
+                      std::unique_ptr<ServiceObject> service) override;
+  void worker_log(std::string_view worker, LogLevel level, std::string_view text) override;
+  const Interface* find_interface(std::string_view name) const override;
+
+  struct Impl;
+
+ private:
+  explicit Supervisor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace capsa::supervisor
