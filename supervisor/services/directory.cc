@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "capabilities/sys.h"
 #include "supervisor/services/path_resolver.h"
@@ -36,6 +37,7 @@ EntryInfo info_of(const struct stat& st) {
   info.type = type_of(st.st_mode);
   info.size = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
   info.mtime_sec = st.st_mtim.tv_sec;
+  info.mtime_nsec = st.st_mtim.tv_nsec;
   return info;
 }
 
@@ -79,6 +81,25 @@ Result<Fd> open_checked(const Fd& root, std::string_view path, mode_t want, int 
 
 }  // namespace
 
+std::int64_t EntryInfo::modified_ns() const noexcept {
+  constexpr std::int64_t kNs = 1'000'000'000;
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  if (mtime_sec > kMax / kNs) return kMax;
+  if (mtime_sec < kMin / kNs) return kMin;
+  std::int64_t base = mtime_sec * kNs;
+  // mtime_nsec is 0..999999999 from the kernel; adding it can only overflow
+  // at the top of the range.
+  if (mtime_nsec > 0 && base > kMax - mtime_nsec) return kMax;
+  return base + mtime_nsec;
+}
+
+Result<EntryInfo> stat_fd(const Fd& fd) {
+  auto st = fstat_fd(fd);
+  if (!st) return std::unexpected(std::move(st.error()));
+  return info_of(*st);
+}
+
 std::string_view entry_type_name(EntryType type) noexcept {
   switch (type) {
     case EntryType::kFile: return "file";
@@ -108,7 +129,7 @@ Result<Fd> DirectoryScope::open_file(std::string_view path, Access access) const
 }
 
 Result<EntryInfo> DirectoryScope::stat(std::string_view path) const {
-  auto probe = resolve(root_, path);
+  auto probe = resolve_no_follow(root_, path);
   if (!probe) return std::unexpected(std::move(probe.error()));
   auto st = fstat_fd(*probe);
   if (!st) return std::unexpected(std::move(st.error()));
@@ -119,6 +140,13 @@ Result<Listing> DirectoryScope::list(std::string_view path, std::size_t max_entr
   auto dir = open_checked(root_, path, S_IFDIR, O_RDONLY | O_DIRECTORY);
   if (!dir) return std::unexpected(std::move(dir.error()));
   Listing out;
+  // The `max_entries` smallest names seen so far, as a max-heap: a name
+  // smaller than the largest kept replaces it. The filesystem's order is
+  // arbitrary (hash order on ext4), so keeping the first names read would
+  // make a truncated listing differ from one run to the next; this keeps
+  // the sorted prefix in O(max_entries) memory.
+  std::vector<std::string> kept;
+  kept.reserve(std::min<std::size_t>(max_entries, 64));
   alignas(8) char buf[16 * 1024];
   for (;;) {
     auto n = sys("getdents64", "directory grant", [&] { return ::getdents64(dir->get(), buf, sizeof(buf)); });
@@ -138,21 +166,28 @@ Result<Listing> DirectoryScope::list(std::string_view path, std::size_t max_entr
       std::string_view n_sv(name, name_len);
       off += reclen;
       if (n_sv == "." || n_sv == "..") continue;
-      if (out.entries.size() == max_entries) {
-        out.truncated = true;
-        break;
+      if (kept.size() < max_entries) {
+        kept.emplace_back(n_sv);
+        std::push_heap(kept.begin(), kept.end());
+        continue;
       }
-      struct stat st {};
-      // The name is one component read from this directory: fstatat with
-      // AT_SYMLINK_NOFOLLOW cannot leave it. An entry removed meanwhile is
-      // skipped.
-      if (::fstatat(dir->get(), std::string(n_sv).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-      out.entries.push_back(DirEntry{std::string(n_sv), info_of(st)});
+      out.truncated = true;
+      if (max_entries == 0 || !(n_sv < std::string_view(kept.front()))) continue;
+      std::pop_heap(kept.begin(), kept.end());
+      kept.back().assign(n_sv);
+      std::push_heap(kept.begin(), kept.end());
     }
-    if (out.truncated) break;
   }
-  std::sort(out.entries.begin(), out.entries.end(),
-            [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+  std::sort_heap(kept.begin(), kept.end());
+  out.entries.reserve(kept.size());
+  for (auto& name : kept) {
+    struct stat st {};
+    // The name is one component read from this directory: fstatat with
+    // AT_SYMLINK_NOFOLLOW cannot leave it. An entry removed meanwhile is
+    // skipped.
+    if (::fstatat(dir->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    out.entries.push_back(DirEntry{std::move(name), info_of(st)});
+  }
   return out;
 }
 

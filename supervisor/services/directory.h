@@ -30,10 +30,13 @@
 namespace capsa::supervisor::services {
 
 // At most this many entries are returned by one list(). A directory with
-// more is listed partially, with `truncated` set (the rest are not
-// reachable by paging yet: that would need a cursor in the interface). The
+// more is listed partially, with `truncated` set: the result is then the
+// first entries in name order (a deterministic prefix of the full sorted
+// listing, whatever order the filesystem returns names in). The rest are not
+// reachable by paging yet: that would need a cursor in the interface. The
 // bound caps the memory one request can cost: entries * (255-byte name +
-// a few fields), about 1 MiB.
+// a few fields), about 1 MiB. (The fs.Directory service asks for fewer:
+// capsa::interfaces::kMaxListEntries, so that a reply fits one packet.)
 inline constexpr std::size_t kMaxListEntries = 4096;
 
 enum class EntryType : std::uint8_t { kFile, kDirectory, kSymlink, kOther };
@@ -45,7 +48,17 @@ struct EntryInfo {
   EntryType type = EntryType::kOther;
   std::uint64_t size = 0;  // bytes, for regular files; 0 otherwise
   std::int64_t mtime_sec = 0;
+  std::int64_t mtime_nsec = 0;  // 0..999999999
+
+  // The modification time in nanoseconds since the epoch, saturated to the
+  // int64 range (a file dated after 2262 or before 1677 reads as the bound,
+  // never as a wrapped-around value).
+  std::int64_t modified_ns() const noexcept;
 };
+
+// Type, size and mtime of an open fd (fstat). For a file already opened
+// through a DirectoryScope (fs.File's Stat).
+Result<EntryInfo> stat_fd(const Fd& fd);
 
 struct DirEntry {
   std::string name;  // one component: no '/', no NUL; otherwise arbitrary bytes
@@ -71,13 +84,19 @@ class DirectoryScope {
   Result<Fd> open_file(std::string_view path, Access access = Access::kRead) const;
 
   // The entries of the directory at `path` ("." is the root itself), "."
-  // and ".." left out. Entry types are those of the entries themselves
-  // (a symlink is listed as kSymlink, never followed).
+  // and ".." left out, sorted by name. Entry types are those of the entries
+  // themselves (a symlink is listed as kSymlink, never followed). With more
+  // than `max_entries` entries, the `max_entries` first in name order and
+  // `truncated`. Every entry is read (getdents64) to find those, so the
+  // cost is linear in the directory's size while memory stays bounded by
+  // `max_entries`; an entry removed while listing is left out.
   Result<Listing> list(std::string_view path, std::size_t max_entries = kMaxListEntries) const;
 
   // Type, size and mtime of `path`, which may be of any type (stat opens
-  // nothing but an O_PATH fd), except that a symlink in the path, the last
-  // component included, is refused like everywhere else.
+  // nothing but an O_PATH fd). A symlink as the last component is reported
+  // as kSymlink (its own mtime, size 0), never followed: the link is part
+  // of the granted tree, its target is not. A symlink earlier in the path
+  // is refused like everywhere else.
   Result<EntryInfo> stat(std::string_view path) const;
 
   const Fd& root() const noexcept { return root_; }

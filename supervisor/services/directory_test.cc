@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -215,20 +217,97 @@ TEST_F(DirectoryTest, ListIsBoundedAtTheLimit) {
   EXPECT_TRUE(over->truncated);
   auto small = scope_->list("sub", 1);
   ASSERT_TRUE(small.has_value());
-  EXPECT_EQ(small->entries.size(), 1u);
+  ASSERT_EQ(small->entries.size(), 1u);
+  EXPECT_EQ(small->entries[0].name, "deeper");  // the first by name, not by disk order
   EXPECT_TRUE(small->truncated);
+  auto none = scope_->list("sub", 0);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->entries.empty());
+  EXPECT_TRUE(none->truncated);
 }
 
-TEST_F(DirectoryTest, StatReportsTypeAndSizeAndRefusesSymlinks) {
+TEST_F(DirectoryTest, TruncatedListIsTheSortedPrefix) {
+  std::string many = base_ + "/root/many";
+  std::filesystem::create_directory(many);
+  std::vector<std::string> all;
+  for (int i = 0; i < 300; ++i) {
+    // Names whose creation order differs from their sorted order.
+    std::string name = "n" + std::to_string((i * 7919) % 1000);
+    std::ofstream(many + "/" + name);
+    all.push_back(name);
+  }
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  for (std::size_t limit : {std::size_t{1}, std::size_t{17}, std::size_t{299}}) {
+    auto part = scope_->list("many", limit);
+    ASSERT_TRUE(part.has_value());
+    EXPECT_TRUE(part->truncated);
+    std::vector<std::string> names;
+    for (const auto& e : part->entries) names.push_back(e.name);
+    EXPECT_EQ(names, std::vector<std::string>(all.begin(), all.begin() + static_cast<long>(limit)))
+        << "limit " << limit;
+  }
+  auto whole = scope_->list("many", all.size());
+  ASSERT_TRUE(whole.has_value());
+  EXPECT_FALSE(whole->truncated);
+  EXPECT_EQ(whole->entries.size(), all.size());
+}
+
+TEST_F(DirectoryTest, StatReportsSymlinksWithoutFollowingThem) {
+  capsa::testing::FdLeakCheck leaks;
   auto file = scope_->stat("file.txt");
   ASSERT_TRUE(file.has_value());
   EXPECT_EQ(file->type, EntryType::kFile);
   EXPECT_EQ(file->size, 5u);
+  struct stat host {};
+  ASSERT_EQ(::stat((base_ + "/root/file.txt").c_str(), &host), 0);
+  EXPECT_EQ(file->mtime_sec, host.st_mtim.tv_sec);
+  EXPECT_EQ(file->mtime_nsec, host.st_mtim.tv_nsec);
+  EXPECT_EQ(file->modified_ns(), host.st_mtim.tv_sec * 1'000'000'000LL + host.st_mtim.tv_nsec);
   EXPECT_EQ(scope_->stat("sub")->type, EntryType::kDirectory);
   EXPECT_EQ(scope_->stat("fifo")->type, EntryType::kOther);  // stat never opens the fifo
-  expect_error(scope_->stat("link_in"), Errc::kDenied, "symlink", "link_in");
+  // A symlink as the last component is reported as itself, whatever it
+  // points at (inside, outside, /proc): its target is never looked at.
+  for (std::string_view link : {"link_in", "link_out", "link_up", "dirlink", "proc_link"}) {
+    auto info = scope_->stat(link);
+    ASSERT_TRUE(info.has_value()) << link << ": " << info.error().to_string();
+    EXPECT_EQ(info->type, EntryType::kSymlink) << link;
+    EXPECT_EQ(info->size, 0u) << link;
+  }
+  // ...but never walked through.
+  expect_error(scope_->stat("dirlink/inner.txt"), Errc::kDenied, "symlink", "dirlink/inner.txt");
+  expect_error(scope_->stat("proc_link/etc"), Errc::kDenied, "symlink", "proc_link/etc");
   expect_error(scope_->stat("../outside.txt"), Errc::kDenied, "\"..\"", "..");
+  expect_error(scope_->stat("/etc/passwd"), Errc::kDenied, "absolute", "absolute");
   expect_error(scope_->stat("missing"), Errc::kNotFound, "no such file", "missing");
+  EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
+}
+
+TEST(DirectoryProc, StatOfAMagicLinkReportsTheLinkItself) {
+  auto proc = DirectoryScope::open("/proc/self");
+  ASSERT_TRUE(proc.has_value());
+  auto cwd = proc->stat("cwd");
+  ASSERT_TRUE(cwd.has_value()) << cwd.error().to_string();
+  EXPECT_EQ(cwd->type, EntryType::kSymlink);
+  expect_error(proc->stat("cwd/."), Errc::kDenied, "symlink", "cwd/.");
+}
+
+TEST(EntryInfoTime, ModifiedNsSaturatesInsteadOfWrapping) {
+  EntryInfo info;
+  info.mtime_sec = 1;
+  info.mtime_nsec = 5;
+  EXPECT_EQ(info.modified_ns(), 1'000'000'005);
+  info.mtime_sec = -2;
+  info.mtime_nsec = 999'999'999;  // the kernel's form of -1.000000001 s
+  EXPECT_EQ(info.modified_ns(), -1'000'000'001);
+  info.mtime_sec = std::numeric_limits<std::int64_t>::max() / 1'000'000'000;
+  info.mtime_nsec = 999'999'999;
+  EXPECT_EQ(info.modified_ns(), std::numeric_limits<std::int64_t>::max());
+  info.mtime_sec = std::numeric_limits<std::int64_t>::max();
+  EXPECT_EQ(info.modified_ns(), std::numeric_limits<std::int64_t>::max());
+  info.mtime_sec = std::numeric_limits<std::int64_t>::min();
+  info.mtime_nsec = 0;
+  EXPECT_EQ(info.modified_ns(), std::numeric_limits<std::int64_t>::min());
 }
 
 }  // namespace

@@ -74,4 +74,10 @@ Result<Fd> resolve(const Fd& root, std::string_view path) {
   return openat2_beneath(root, path, O_PATH);
 }
 
+Result<Fd> resolve_no_follow(const Fd& root, std::string_view path) {
+  auto ok = check_relative_path(path);
+  if (!ok) return std::unexpected(std::move(ok.error()));
+  return openat2_beneath(root, path, O_PATH | O_NOFOLLOW);
+}
+
 }  // namespace capsa::supervisor::services

@@ -62,4 +62,14 @@ Result<Fd> openat2_beneath(const Fd& root, std::string_view path, std::uint64_t 
 // real.
 Result<Fd> resolve(const Fd& root, std::string_view path);
 
+// Both layers, except that a symlink as the LAST component is not refused:
+// the O_PATH fd then refers to the link itself (O_NOFOLLOW; openat2 returns
+// the link for O_PATH | O_NOFOLLOW even under RESOLVE_NO_SYMLINKS). For
+// stat-like operations that report a symlink without following it (fs.Directory
+// Stat). A symlink anywhere before the last component is still refused, and
+// nothing is ever followed, so the result is always an inode under the root
+// (a link's target is never looked at). Do not read or open through the
+// returned fd: it may be a link whose target is outside the root.
+Result<Fd> resolve_no_follow(const Fd& root, std::string_view path);
+
 }  // namespace capsa::supervisor::services
