@@ -133,6 +133,13 @@ class InterfaceRegistry {
   // nullptr when not loaded.
   const Interface* find(std::string_view name) const noexcept;
   std::size_t size() const noexcept { return interfaces_.size(); }
+  // Every loaded interface, in load order.
+  std::vector<const Interface*> all() const {
+    std::vector<const Interface*> out;
+    out.reserve(interfaces_.size());
+    for (const auto& i : interfaces_) out.push_back(i.get());
+    return out;
+  }
 
  private:
   std::vector<std::unique_ptr<std::vector<std::uint8_t>>> buffers_;

@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -96,6 +97,11 @@ struct SupervisorOptions {
   // Where workers' log.Sink lines go. Default: stdout, one line each,
   // "[worker] text" (text already sanitized).
   std::function<void(std::string_view worker, LogLevel level, std::string_view text)> log_output;
+  // APIs an embedding host serves besides the built-in ones: the .bfbs of
+  // each interface (capsa_flatbuffers() embeds them) and a service factory
+  // per API. Policies using them must be built against api_catalog(options).
+  std::vector<std::span<const std::uint8_t>> extra_schemas;
+  std::vector<ServiceFactory> extra_services;
   // Limit of ended grants kept for the grant table view (the audit log
   // has them all). Bounded so a long run's memory stays flat.
   std::size_t ended_grants_kept = 256;
@@ -114,6 +120,8 @@ class Supervisor final : public ServiceHost {
   // The catalog of APIs this supervisor serves, for the policy loader:
   // method names from the interface registry, constraints from the services.
   static policy::ApiCatalog api_catalog();
+  // The same, with the options' extra APIs.
+  static policy::ApiCatalog api_catalog(const SupervisorOptions& options);
 
   // Starts every worker of the policy (in policy order). A worker that
   // cannot start is recorded (WorkerView::start_error, audit

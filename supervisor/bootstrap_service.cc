@@ -1,0 +1,206 @@
+// capsa — capsa.Bootstrap, served on each worker's fd 3
+// (capabilities/interfaces/capsa_bootstrap.fbs is the contract).
+//
+// Get(name): a new grant of the worker's policy grant `name` (or its end of
+// a channel named `name`), minted and audited before the port is sent.
+// Unknown names answer `not found` and are audited as denials: asking for
+// what one was not given is what a compromised worker does first.
+// List(): names only; grants no authority.
+// Attenuate(port, methods): the port must be one this supervisor served to
+// this worker; the new grant has the intersection of rights, the same
+// service (a clone: same resource, its own per-port state) and the old one
+// as parent. The port received is closed here: if it was the worker's only
+// copy, the old grant is released when its end hangs up.
+#include <utility>
+
+#include "capsa_bootstrap_generated.h"
+#include "supervisor/supervisor_impl.h"
+
+namespace capsa::supervisor {
+
+namespace {
+
+constexpr std::size_t kMaxNameBytes = 256;
+
+class BootstrapService final : public ServiceObject {
+ public:
+  BootstrapService(Supervisor::Impl& impl, WorkerRecord& worker) : impl_(impl), worker_(worker) {}
+
+  void handle(Call call) override {
+    switch (call.method().ordinal) {
+      case 0: get(std::move(call)); return;
+      case 1: list(std::move(call)); return;
+      case 2: attenuate(std::move(call)); return;
+      default: call.fail(Errc::kNotFound, "no such method"); return;
+    }
+  }
+
+  std::unique_ptr<ServiceObject> clone() const override { return nullptr; }
+
+ private:
+  void refuse(Call& call, Errc code, std::string_view method, const std::string& reason) {
+    ++worker_.denials;
+    if (GrantRecord* g = impl_.find_grant(call.grant())) ++g->denials;
+    (void)impl_.audit->call_denied(worker_.name, call.grant(), "capsa.Bootstrap", method, reason);
+    call.fail(code, reason);
+  }
+
+  // The port left with the reply if the bootstrap port is still served
+  // (answering a gone grant sends nothing).
+  void transferred(Call& call, GrantId grant) {
+    if (impl_.find_grant(call.grant()) != nullptr) {
+      (void)impl_.audit->port_transferred(grant, "supervisor", worker_.name);
+    }
+  }
+
+  void send_port(Call& call, Handle port, const Interface& iface, Rights rights) {
+    const std::string_view iface_name = iface.name();
+    call.reply(
+        [&](flatbuffers::FlatBufferBuilder& fbb) {
+          auto name = fbb.CreateString(iface_name.data(), iface_name.size());
+          fbb.Finish(capsa::CreateGetReply(fbb, 0, name, rights));
+        },
+        [&] {
+          std::vector<Handle> h;
+          h.push_back(std::move(port));
+          return h;
+        }());
+  }
+
+  void get(Call call) {
+    const auto* req = call.request().payload_as<capsa::GetRequest>();
+    if (req->name() == nullptr || req->name()->size() == 0 ||
+        req->name()->size() > kMaxNameBytes) {
+      call.fail(Errc::kBadMessage, "Get: name missing or longer than 256 bytes");
+      return;
+    }
+    const std::string_view name = req->name()->string_view();
+    if (const GrantPlan* plan = worker_.find_plan(name)) {
+      if (worker_.revoked_names.contains(name)) {
+        refuse(call, Errc::kRevoked, "Get", "grant '" + std::string(name) + "' was revoked");
+        return;
+      }
+      auto service = plan->factory->make(*plan->grant, plan->prepared, *impl_.self);
+      if (!service) {
+        call.fail(Errc::kFailed, "no service for " + std::string(plan->iface->name()));
+        return;
+      }
+      auto port = impl_.mint(worker_, 0, *plan->iface, plan->rights, GrantOrigin::kPolicy,
+                             plan->grant->name, plan->limits, std::move(service));
+      if (!port) {
+        call.fail(port.error());
+        return;
+      }
+      send_port(call, std::move(port->handle), *plan->iface,
+                plan->rights & plan->iface->defined_rights());
+      transferred(call, port->id);
+      return;
+    }
+    if (ChannelEnd* end = worker_.find_channel_end(name)) {
+      if (end->taken || !end->port.valid()) {
+        refuse(call, Errc::kDenied, "Get",
+               "channel '" + std::string(name) + "' was already handed out (one end per worker)");
+        return;
+      }
+      end->taken = true;
+      const std::uint64_t inode = socket_inode(end->port.fd());
+      GrantRecord& g = impl_.record_channel_end(worker_, *end, inode);
+      send_port(call, Handle{HandleKind::kPort, end->port.release_fd()}, *end->iface,
+                end->iface->defined_rights());
+      transferred(call, g.id);
+      return;
+    }
+    refuse(call, Errc::kNotFound, "Get", "not granted: '" + std::string(name) + "'");
+  }
+
+  void list(Call call) {
+    call.reply([&](flatbuffers::FlatBufferBuilder& fbb) {
+      std::vector<flatbuffers::Offset<capsa::GrantInfo>> infos;
+      for (const GrantPlan& p : worker_.plans) {
+        infos.push_back(capsa::CreateGrantInfo(fbb, fbb.CreateString(p.grant->name),
+                                               fbb.CreateString(p.iface->name().data(),
+                                                                p.iface->name().size()),
+                                               p.rights & p.iface->defined_rights()));
+      }
+      for (const ChannelEnd& e : worker_.channel_ends) {
+        infos.push_back(capsa::CreateGrantInfo(fbb, fbb.CreateString(e.channel->name),
+                                               fbb.CreateString(e.iface->name().data(),
+                                                                e.iface->name().size()),
+                                               e.iface->defined_rights()));
+      }
+      fbb.Finish(capsa::CreateListReply(fbb, fbb.CreateVector(infos)));
+    });
+  }
+
+  void attenuate(Call call) {
+    const auto* req = call.request().payload_as<capsa::AttenuateRequest>();
+    if (!req->port().has_value()) {
+      call.fail(Errc::kBadMessage, "Attenuate: no port attached");
+      return;
+    }
+    Fd fd = call.request().take_handle(*req->port());
+    const std::uint64_t inode = socket_inode(fd);
+    auto it = impl_.by_inode.find(inode);
+    GrantRecord* old = it != impl_.by_inode.end() ? impl_.find_grant(it->second) : nullptr;
+    if (old == nullptr || old->holder != &worker_ || old->channel || !old->service) {
+      refuse(call, Errc::kNotFound, "Attenuate",
+             "the port is not a capability the supervisor serves to this worker");
+      return;
+    }
+    Rights wanted = 0;
+    if (req->methods() != nullptr) {
+      for (const auto* m : *req->methods()) {
+        const Method* method = m != nullptr ? old->iface->method(m->string_view()) : nullptr;
+        if (method == nullptr) {
+          refuse(call, Errc::kNotFound, "Attenuate",
+                 "no method '" + (m != nullptr ? m->str() : std::string()) + "' in " +
+                     std::string(old->iface->name()));
+          return;
+        }
+        wanted |= right_of(method->ordinal);
+      }
+    }
+    const Rights rights = old->rights & wanted;
+    if (rights == 0) {
+      refuse(call, Errc::kDenied, "Attenuate", "the attenuated capability would have no rights");
+      return;
+    }
+    auto service = old->service->clone();
+    if (!service) {
+      refuse(call, Errc::kDenied, "Attenuate",
+             std::string(old->iface->name()) + " cannot be attenuated");
+      return;
+    }
+    const Interface& iface = *old->iface;
+    auto port = impl_.mint(worker_, old->id, iface, rights, GrantOrigin::kAttenuated, old->name,
+                           old->limits, std::move(service));
+    fd.reset();  // consumed: the worker's copy of the wide port came to us
+    if (!port) {
+      call.fail(port.error());
+      return;
+    }
+    const GrantId minted = port->id;
+    call.reply(
+        [&](flatbuffers::FlatBufferBuilder& fbb) {
+          auto name = fbb.CreateString(iface.name().data(), iface.name().size());
+          fbb.Finish(capsa::CreateAttenuateReply(fbb, 0, name, rights));
+        },
+        [&] {
+          std::vector<Handle> h;
+          h.push_back(std::move(port->handle));
+          return h;
+        }());
+    transferred(call, minted);
+  }
+
+  Supervisor::Impl& impl_;
+  WorkerRecord& worker_;
+};
+
+}  // namespace
+
+std::unique_ptr<ServiceObject> Supervisor::Impl::make_bootstrap(WorkerRecord& w) {
+  return std::make_unique<BootstrapService>(*this, w);
+}
+
+}  // namespace capsa::supervisor

@@ -1,0 +1,211 @@
+// Test support for the supervisor: a loop thread, a raw bootstrap client,
+// the audit log read back, and a controllable capsa.test.Echo service.
+//
+// The supervisor is single-threaded: tests run its reactor on a thread of
+// their own and reach it only through LoopThread::on_loop (post + wait), so
+// they exercise exactly the threading the real supervisor has.
+#pragma once
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "capabilities/client.h"
+#include "capsa_bootstrap_generated.h"
+#include "echo_bfbs.h"
+#include "echo_generated.h"
+#include "policy/builder.h"
+#include "supervisor/supervisor.h"
+
+namespace capsa::supervisor::testing {
+
+// Runs the supervisor's reactor on a thread until destroyed.
+class LoopThread {
+ public:
+  explicit LoopThread(Supervisor& s) : sup_(s), thread_([this] { (void)sup_.reactor().run(); }) {}
+  ~LoopThread() { stop(); }
+  void stop() {
+    if (!thread_.joinable()) return;
+    sup_.reactor().stop();
+    thread_.join();
+  }
+  // Runs `f` on the loop thread and returns its result.
+  template <typename F>
+  auto on_loop(F f) -> decltype(f()) {
+    using R = decltype(f());
+    std::promise<R> p;
+    auto fut = p.get_future();
+    sup_.reactor().post([&] {
+      if constexpr (std::is_void_v<R>) {
+        f();
+        p.set_value();
+      } else {
+        p.set_value(f());
+      }
+    });
+    return fut.get();
+  }
+
+ private:
+  Supervisor& sup_;
+  std::thread thread_;
+};
+
+// The audit log, read back as lines.
+inline std::vector<std::string> audit_lines(const std::string& path) {
+  std::vector<std::string> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+inline std::size_t count_lines_with(const std::vector<std::string>& lines,
+                                    std::initializer_list<std::string_view> parts) {
+  std::size_t n = 0;
+  for (const auto& l : lines) {
+    bool all = true;
+    for (auto p : parts) all = all && l.find(p) != std::string::npos;
+    n += all ? 1 : 0;
+  }
+  return n;
+}
+
+// A temporary directory, removed with its content.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/capsa-sup-test-XXXXXX";
+    const char* d = ::mkdtemp(tmpl);
+    path_ = d != nullptr ? d : "";
+  }
+  ~TempDir() {
+    if (!path_.empty()) (void)std::system(("rm -rf '" + path_ + "'").c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// capsa.Bootstrap through a raw Client (the SDK refuses interfaces it does
+// not know, such as the test Echo).
+struct Got {
+  Port port;
+  std::string interface;
+  Rights rights = 0;
+};
+
+class RawBootstrap {
+ public:
+  RawBootstrap(Port port, const InterfaceRegistry& registry)
+      : client_(std::move(port), *registry.find("capsa.Bootstrap")) {}
+
+  Result<Got> get(std::string_view name) {
+    auto& fbb = client_.payload_builder();
+    fbb.Finish(capsa::CreateGetRequest(fbb, fbb.CreateString(name.data(), name.size())));
+    auto reply = client_.call(0, client_.payload_bytes());
+    if (!reply) return std::unexpected(reply.error());
+    const auto* r = reply->payload_as<capsa::GetReply>();
+    if (!r->port().has_value()) return make_error(Errc::kBadMessage, "no port");
+    Got g;
+    g.port = Port(reply->take_handle(*r->port()));
+    g.interface = r->interface() != nullptr ? r->interface()->str() : "";
+    g.rights = r->rights();
+    return g;
+  }
+
+  Result<Got> attenuate(Port port, std::vector<std::string> methods) {
+    auto& fbb = client_.payload_builder();
+    std::vector<flatbuffers::Offset<flatbuffers::String>> names;
+    for (const auto& m : methods) names.push_back(fbb.CreateString(m));
+    fbb.Finish(capsa::CreateAttenuateRequest(fbb, 0, fbb.CreateVector(names)));
+    std::vector<Handle> h;
+    h.push_back(Handle{HandleKind::kPort, port.release_fd()});
+    auto reply = client_.call(2, client_.payload_bytes(), std::move(h));
+    if (!reply) return std::unexpected(reply.error());
+    const auto* r = reply->payload_as<capsa::AttenuateReply>();
+    if (!r->port().has_value()) return make_error(Errc::kBadMessage, "no port");
+    Got g;
+    g.port = Port(reply->take_handle(*r->port()));
+    g.interface = r->interface() != nullptr ? r->interface()->str() : "";
+    g.rights = r->rights();
+    return g;
+  }
+
+  Client& client() { return client_; }
+
+ private:
+  Client client_;
+};
+
+// Echo calls through a raw client.
+inline Result<std::string> echo(Client& c, std::string_view text, std::uint64_t value = 0) {
+  auto& fbb = c.payload_builder();
+  fbb.Finish(capsa::test::CreateEchoRequest(fbb, fbb.CreateString(text.data(), text.size()), value));
+  auto reply = c.call(0, c.payload_bytes());
+  if (!reply) return std::unexpected(reply.error());
+  const auto* r = reply->payload_as<capsa::test::EchoReply>();
+  return r->text() != nullptr ? r->text()->str() : std::string();
+}
+
+// capsa.test.Echo served by the supervisor: Echo answers at once, except
+// text "hold", which is kept until release_held() (on the loop thread).
+struct EchoControl {
+  std::deque<Call> held;
+  std::atomic<int> served{0};
+  std::atomic<int> destroyed{0};
+};
+
+class EchoService final : public ServiceObject {
+ public:
+  explicit EchoService(std::shared_ptr<EchoControl> ctl) : ctl_(std::move(ctl)) {}
+  ~EchoService() override { ++ctl_->destroyed; }
+  void handle(Call call) override {
+    ++ctl_->served;
+    const auto* req = call.request().payload_as<capsa::test::EchoRequest>();
+    std::string text = req->text() != nullptr ? req->text()->str() : "";
+    if (text == "hold") {
+      ctl_->held.push_back(std::move(call));
+      return;
+    }
+    answer(call, text, req->value());
+  }
+  static void answer(Call& call, const std::string& text, std::uint64_t value) {
+    call.reply([&](flatbuffers::FlatBufferBuilder& fbb) {
+      fbb.Finish(capsa::test::CreateEchoReply(fbb, fbb.CreateString(text), value));
+    });
+  }
+  std::unique_ptr<ServiceObject> clone() const override {
+    return std::make_unique<EchoService>(ctl_);
+  }
+
+ private:
+  std::shared_ptr<EchoControl> ctl_;
+};
+
+inline SupervisorOptions options_with_echo(const std::string& audit_path,
+                                           std::shared_ptr<EchoControl> ctl) {
+  SupervisorOptions o;
+  o.audit_log_path = audit_path;
+  o.extra_schemas.push_back(schemas::echo_bfbs());
+  ServiceFactory f;
+  f.api = "capsa.test.Echo";
+  f.make = [ctl](const policy::Grant&, const std::shared_ptr<const void>&, ServiceHost&) {
+    return std::make_unique<EchoService>(ctl);
+  };
+  o.extra_services.push_back(std::move(f));
+  return o;
+}
+
+}  // namespace capsa::supervisor::testing
