@@ -38,6 +38,11 @@ struct ApiSpec {
   // False for APIs every worker has implicitly (capsa.Bootstrap): granting
   // one is an error, not a no-op, so a policy never suggests otherwise.
   bool grantable = true;
+  // False for APIs the supervisor does not serve itself (fs.File, only
+  // returned by fs.Directory.Open; demo.WordCount, served by a worker): a
+  // grant of one is an error, but a channel may carry it.
+  bool served = true;
+  std::string served_note;  // why not, for the error message
 
   bool has_method(std::string_view m) const noexcept;
   const ConstraintSpec* find_constraint(std::string_view n) const noexcept;

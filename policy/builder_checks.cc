@@ -235,6 +235,12 @@ class PolicyBuilder::Checker {
       error(g.api_.at, api->name + " is given to every worker implicitly and cannot be granted");
       return out;
     }
+    if (!api->served) {
+      error(g.api_.at, api->name + " is not served by the supervisor" +
+                           (api->served_note.empty() ? std::string() : " (" + api->served_note + ")") +
+                           "; it can be the interface of a channel between workers");
+      return out;
+    }
     rights(g, *api, out);
     constraints(g, *api, out);
     return out;

@@ -13,10 +13,11 @@ ApiCatalog builtin_api_catalog() {
                          {"read_only", ConstraintType::kBool, false, "true"}},
          .grantable = true});
   c.add({.name = "fs.File", .methods = {"Read", "Seek", "Stat"}, .constraints = {},
-         .grantable = true});
+         .grantable = true, .served = false,
+         .served_note = "a File comes from fs.Directory.Open"});
   c.add({.name = "log.Sink", .methods = {"Write"}, .constraints = {}, .grantable = true});
   c.add({.name = "demo.WordCount", .methods = {"Count"}, .constraints = {},
-         .grantable = true});
+         .grantable = true, .served = false, .served_note = "a worker serves it"});
   return c;
 }
 

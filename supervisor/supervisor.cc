@@ -134,10 +134,18 @@ policy::ApiCatalog Supervisor::api_catalog(const SupervisorOptions& options) {
     policy::ApiSpec api;
     api.name = std::string(iface->name());
     for (const Method& m : iface->methods()) api.methods.push_back(m.name);
+    api.served = false;
     for (const ServiceFactory& f : factories) {
-      if (f.api == api.name) api.constraints = f.constraints;
+      if (f.api == api.name) {
+        api.constraints = f.constraints;
+        api.served = true;
+      }
     }
     api.grantable = api.name != interfaces::kBootstrap;
+    if (!api.served) {
+      api.served_note = api.name == interfaces::kFile ? "a File comes from fs.Directory.Open"
+                                                      : "a worker serves it";
+    }
     catalog.add(std::move(api));
   }
   return catalog;

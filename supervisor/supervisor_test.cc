@@ -4,6 +4,8 @@
 // The same with real sandboxed workers: tests/integration/.
 #include "supervisor/supervisor.h"
 
+#include <fcntl.h>
+
 #include <gtest/gtest.h>
 
 #include "policy/builder.h"
@@ -386,7 +388,9 @@ TEST_F(SupervisorTest, GrantRateOverTheLimitIsOverloaded) {
 
 TEST_F(SupervisorTest, AttachedWorkerEndsWhenItsBootstrapCloses) {
   make([](auto& b) { echo_worker(b); });
-  std::optional<RawBootstrap> boot(attach("w"));
+  auto port = sup_->attach("w");
+  ASSERT_TRUE(port);
+  auto boot = std::make_unique<RawBootstrap>(std::move(*port), sup_->registry());
   LoopThread loop(*sup_);
   auto got = boot->get("echo");
   ASSERT_TRUE(got);

@@ -1,0 +1,207 @@
+// it_worker MODE [ARG] — the worker of the supervisor integration suite.
+//
+// A real sandboxed worker that uses the worker SDK (as a plugin would) and
+// reports what it saw through its "log" grant, one line per fact, as
+// "key: value". The test reads those lines from the supervisor's log
+// output and the audit log; it never trusts this program's exit alone.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "capabilities/error.h"
+#include "workers/sdk/builtins.h"
+#include "workers/sdk/context.h"
+
+using namespace capsa;
+using namespace capsa::worker;
+
+namespace {
+
+std::optional<LogSink> g_log;
+
+void say(const std::string& line) {
+  if (g_log) (void)g_log->write(LogSink::Level::kInfo, line);
+}
+
+std::string code(const Error& e) { return std::string(errc_name(e.code)); }
+
+template <typename T>
+std::string outcome(const Result<T>& r) {
+  return r ? "ok" : code(r.error());
+}
+
+int ungranted(Context& ctx) {
+  auto cap = ctx.get("secrets", "fs.Directory");
+  say("secrets: " + outcome(cap));
+  return 0;
+}
+
+// The SDK refuses a method outside the rights locally; a hostile worker
+// does not use the SDK's check. Re-adopting the port allows every method
+// locally, so the call reaches the supervisor, which must deny it.
+int outside_rights(Context& ctx) {
+  auto cap = ctx.get("dir", "fs.Directory");
+  if (!cap) return say("get: " + code(cap.error())), 1;
+  auto wide = ctx.adopt(cap->release(), "fs.Directory", "dir");
+  if (!wide) return say("adopt: " + code(wide.error())), 1;
+  auto dir = Directory::wrap(std::move(*wide));
+  auto listed = dir->list("");
+  say("List: " + outcome(listed));
+  return 0;
+}
+
+int wait_revoke(Context& ctx) {
+  auto dir = Directory::get(ctx, "dir");
+  if (!dir) return say("get: " + code(dir.error())), 1;
+  say("ready");
+  for (int i = 0; i < 20000; ++i) {
+    auto l = dir->list("");
+    if (!l) {
+      say("dir: " + code(l.error()));
+      auto again = Directory::get(ctx, "dir");
+      say("get again: " + outcome(again));
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  say("dir: never revoked");
+  return 1;
+}
+
+int file_revoke(Context& ctx) {
+  auto dir = Directory::get(ctx, "dir");
+  if (!dir) return say("get: " + code(dir.error())), 1;
+  auto file = dir->open(ctx, "a.txt");
+  if (!file) return say("open: " + code(file.error())), 1;
+  say("ready");
+  for (int i = 0; i < 20000; ++i) {
+    auto r = file->read(1, 0);
+    if (!r) {
+      say("file: " + code(r.error()));
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  say("file: never revoked");
+  return 1;
+}
+
+int crash(Context& ctx) {
+  auto dir = Directory::get(ctx, "dir");
+  if (!dir) return say("get: " + code(dir.error())), 1;
+  auto file = dir->open(ctx, "a.txt");
+  say(std::string("ready: ") + (file ? "ok" : code(file.error())));
+  std::abort();
+}
+
+int cycles(Context& ctx, long n) {
+  auto dir = Directory::get(ctx, "dir");
+  if (!dir) return say("get: " + code(dir.error())), 1;
+  for (long i = 1; i <= n; ++i) {
+    auto file = dir->open(ctx, "a.txt");
+    if (!file) return say("cycle " + std::to_string(i) + ": " + code(file.error())), 1;
+    // Closed at the end of the iteration: the grant is released.
+    if (i == n / 10) say("checkpoint: first");
+  }
+  say("checkpoint: last");
+  return 0;
+}
+
+int junk(Context&) {
+  // Not an envelope: the policy says kill.
+  auto port = g_log->capability().release();
+  const char bytes[] = "\x01\x02garbage";
+  (void)port.send(std::as_bytes(std::span(bytes)));
+  ::pause();
+  return 0;
+}
+
+int flood(Context&) {
+  // As fast as the port allows; the grant's rate turns most away.
+  long ok = 0, overloaded = 0, other = 0;
+  for (int i = 0; i < 3000; ++i) {
+    auto r = g_log->write(LogSink::Level::kDebug, "flood");
+    if (r) {
+      ++ok;
+    } else if (r.error().code == Errc::kOverloaded) {
+      ++overloaded;
+    } else {
+      ++other;
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  say("flood: ok=" + std::to_string(ok) + " overloaded=" + std::to_string(overloaded) +
+      " other=" + std::to_string(other));
+  return 0;
+}
+
+int calls(Context& ctx, long n) {
+  auto dir = Directory::get(ctx, "dir");
+  if (!dir) return say("get: " + code(dir.error())), 1;
+  long ok = 0, failed = 0;
+  for (long i = 0; i < n; ++i) {
+    if (dir->list("")) {
+      ++ok;
+    } else {
+      ++failed;
+    }
+  }
+  say("calls: ok=" + std::to_string(ok) + " failed=" + std::to_string(failed));
+  return 0;
+}
+
+int escape(Context& ctx) {
+  auto dir = Directory::get(ctx, "dir");
+  if (!dir) return say("get: " + code(dir.error())), 1;
+  const char* paths[] = {"../etc/passwd", "/etc/passwd", "link-out/passwd", "sub/../../a.txt",
+                         "link-file"};
+  for (const char* p : paths) say(std::string("open ") + p + ": " + outcome(dir->open_file(p)));
+  say("list ..: " + outcome(dir->list("..")));
+  say("open a.txt: " + outcome(dir->open_file("a.txt")));
+  return 0;
+}
+
+int syscall_violation(Context&) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  say(std::string("socket: ") + (fd >= 0 ? "opened" : std::strerror(errno)));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return 2;
+  const std::string mode = argv[1];
+  const long n = argc > 2 ? std::strtol(argv[2], nullptr, 10) : 0;
+  auto ctx = Context::from_fd();
+  if (!ctx) {
+    std::fprintf(stderr, "it_worker: %s\n", ctx.error().to_string().c_str());
+    return 3;
+  }
+  auto log = LogSink::get(*ctx, "log");
+  if (!log) {
+    std::fprintf(stderr, "it_worker: log: %s\n", log.error().to_string().c_str());
+    return 4;
+  }
+  g_log.emplace(std::move(*log));
+  if (mode == "hello") return say("hello from the sandbox"), 0;
+  if (mode == "ungranted") return ungranted(*ctx);
+  if (mode == "outside-rights") return outside_rights(*ctx);
+  if (mode == "wait-revoke") return wait_revoke(*ctx);
+  if (mode == "file-revoke") return file_revoke(*ctx);
+  if (mode == "crash") return crash(*ctx);
+  if (mode == "cycles") return cycles(*ctx, n);
+  if (mode == "junk") return junk(*ctx);
+  if (mode == "flood") return flood(*ctx);
+  if (mode == "calls") return calls(*ctx, n);
+  if (mode == "escape") return escape(*ctx);
+  if (mode == "syscall") return syscall_violation(*ctx);
+  say("unknown mode " + mode);
+  return 2;
+}
