@@ -13,16 +13,26 @@
 // and makes itself non-dumpable, so the worker (same uid, no capabilities)
 // cannot ptrace it or open its /proc/1/mem or /proc/1/fd.
 //
-// It is single-threaded, so the forked child may allocate (libseccomp does
-// in seccomp_load); after the filter is loaded it only calls sendmsg,
-// close, close_range, execve, write and _exit, all in the allowlist.
+// Start-up cost matters (it is on every spawn's critical path), so the
+// launcher is linked statically (no ld.so, no shared-library relocation)
+// and does not build the seccomp filter: the supervisor compiled it once
+// (seccomp_policy.h) and sends the BPF program in the config. The launcher
+// only pins the execve rule to its own path pointer and installs it with the
+// raw seccomp(2) call.
+//
+// It is single-threaded, so the forked child may allocate; after the filter
+// is installed it only calls sendmsg, close, execve, write and _exit, all in
+// the allowlist (execve only with the pinned pointer).
 #include <fcntl.h>
 #include <linux/close_range.h>
-#include <seccomp.h>
+#include <linux/seccomp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,7 +43,6 @@
 #include <vector>
 
 #include "sandbox/launcher_protocol.h"
-#include "sandbox/seccomp_policy.h"
 
 namespace {
 
@@ -94,9 +103,56 @@ int set_limit(int resource, std::uint64_t soft, std::uint64_t hard) {
   return ::setrlimit(resource, &rl);
 }
 
-// In the forked child: limits, filter, listener hand-off, exec.
-[[noreturn]] void run_worker(const d::LauncherConfig& cfg, scmp_filter_ctx ctx, int exec_pipe,
-                             char* const* argv, char* const* envp) {
+// The program path at a random address, read-only: the one pointer the
+// filter lets execve take. After the exec the worker's address space is new
+// and nothing in it tells where that address was; to exec again it would
+// have to guess the exact 64-bit value (a page among 2^35 - 2^20 in
+// [4 GiB, 128 TiB), an 8-byte-aligned offset among up to 2^10 in two pages),
+// and each wrong guess is a violation reported to the supervisor (and fatal
+// under ViolationAction::kKill). nullptr on failure, errno set.
+const char* place_exec_path(const std::string& program) {
+  constexpr std::size_t kPage = 4096, kSpan = 2 * kPage;
+  if (program.size() + 1 > kSpan) {
+    errno = ENAMETOOLONG;
+    return nullptr;
+  }
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    std::uint64_t r[2];
+    if (::getrandom(r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) return nullptr;
+    constexpr std::uint64_t kFirstPage = 1ull << 20, kLastPage = (1ull << 35) - 2;
+    std::uint64_t page = kFirstPage + r[0] % (kLastPage - kFirstPage);
+    auto* want = reinterpret_cast<void*>(page * kPage);
+    // MAP_FIXED_NOREPLACE: a collision with an existing mapping fails with
+    // EEXIST (older kernels treat the address as a hint: checked below).
+    void* got = ::mmap(want, kSpan, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (got == MAP_FAILED) {
+      if (errno == EEXIST) continue;
+      return nullptr;
+    }
+    if (got != want) {
+      ::munmap(got, kSpan);
+      continue;
+    }
+    std::size_t slots = (kSpan - (program.size() + 1)) / 8 + 1;
+    char* at = static_cast<char*>(got) + 8 * (r[1] % slots);
+    std::memcpy(at, program.c_str(), program.size() + 1);
+    if (::mprotect(got, kSpan, PROT_READ) != 0) return nullptr;
+    return at;
+  }
+  errno = EEXIST;
+  return nullptr;
+}
+
+// In the forked child: exec path, limits, filter, listener hand-off, exec.
+[[noreturn]] void run_worker(d::LauncherConfig& cfg, int exec_pipe, char* const* argv,
+                             char* const* envp) {
+  // Before RLIMIT_AS, so a small address-space limit cannot make it fail.
+  const char* exec_path = place_exec_path(cfg.program);
+  if (exec_path == nullptr) fail(Stage::kExecPath, errno, "cannot place the program path");
+  if (!d::pin_exec_pointer(cfg.filter, reinterpret_cast<std::uintptr_t>(exec_path))) {
+    fail(Stage::kSeccompLoad, 0, "filter: execve rule not at the given indices");
+  }
   const auto& l = cfg.limits;
   // Hard CPU limit one second past the soft one: SIGXCPU first (catchable),
   // then SIGKILL if the worker ignores it.
@@ -117,14 +173,24 @@ int set_limit(int resource, std::uint64_t soft, std::uint64_t hard) {
       ::close_range(d::kStatusFd + 1, ~0u, 0) != 0) {
     fail(Stage::kConfig, errno, "fd setup failed");
   }
-  if (int rc = seccomp_load(ctx); rc < 0) fail(Stage::kSeccompLoad, -rc, "seccomp_load");
-  int listener = seccomp_notify_fd(ctx);
-  if (listener < 0) fail(Stage::kSeccompLoad, -listener, "seccomp_notify_fd");
+  // bubblewrap set no_new_privs already; seccomp(2) without CAP_SYS_ADMIN
+  // requires it, so make sure rather than depend on it.
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    fail(Stage::kSeccompLoad, errno, "PR_SET_NO_NEW_PRIVS");
+  }
+  sock_fprog prog{};
+  prog.len = static_cast<unsigned short>(cfg.filter.program.size());
+  prog.filter = cfg.filter.program.data();
+  // NEW_LISTENER: the filter's SECCOMP_RET_USER_NOTIF calls go to the fd
+  // this returns, which only the supervisor will hold.
+  long listener = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                            SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  if (listener < 0) fail(Stage::kSeccompLoad, errno, "seccomp(SECCOMP_SET_MODE_FILTER)");
   StatusRecord rec;
   rec.type = static_cast<std::uint32_t>(StatusType::kListener);
-  send_record(rec, listener);
-  ::close(listener);  // the worker program never holds its own listener
-  ::execve(cfg.program.c_str(), argv, envp);
+  send_record(rec, static_cast<int>(listener));
+  ::close(static_cast<int>(listener));  // the worker program never holds its own listener
+  ::execve(exec_path, argv, envp);
   int err = errno;
   ssize_t ignored = ::write(d::kConfigFd, &err, sizeof err);
   (void)ignored;
@@ -151,23 +217,18 @@ int main() {
   std::vector<char*> argv = c_strings(cfg->argv);
   std::vector<char*> envp = c_strings(cfg->env);
 
-  std::string error;
-  scmp_filter_ctx ctx = d::build_filter(cfg->extra_syscalls, cfg->program.c_str(), &error);
-  if (ctx == nullptr) fail(Stage::kFilter, 0, error.c_str());
-
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) fail(Stage::kFork, errno, "pipe2");
   pid_t child = ::fork();
   if (child < 0) fail(Stage::kFork, errno, "fork");
   if (child == 0) {
     ::close(pipefd[0]);
-    run_worker(*cfg, ctx, pipefd[1], argv.data(), envp.data());
+    run_worker(*cfg, pipefd[1], argv.data(), envp.data());
   }
   // The launcher must not hold the worker's bootstrap port or the config.
   ::close(pipefd[1]);
   ::close(d::kBootstrapFd);
   ::close(d::kConfigFd);
-  seccomp_release(ctx);
 
   int exec_err = 0;
   ssize_t n;

@@ -67,7 +67,7 @@ class Reader {
 
 }  // namespace
 
-std::vector<std::uint8_t> encode_config(const Spec& spec) {
+std::vector<std::uint8_t> encode_config(const Spec& spec, const CompiledFilter& filter) {
   std::vector<std::uint8_t> out;
   put32(out, kConfigMagic);
   put32(out, kConfigVersion);
@@ -82,7 +82,14 @@ std::vector<std::uint8_t> encode_config(const Spec& spec) {
   std::vector<std::string> env;
   for (const auto& [k, v] : spec.env) env.push_back(k + "=" + v);
   put_list(out, env);
-  put_list(out, spec.extra_syscalls);
+  put32(out, static_cast<std::uint32_t>(filter.program.size()));
+  for (const sock_filter& insn : filter.program) {
+    put32(out, static_cast<std::uint32_t>(insn.code) | static_cast<std::uint32_t>(insn.jt) << 16 |
+                   static_cast<std::uint32_t>(insn.jf) << 24);
+    put32(out, insn.k);
+  }
+  put32(out, filter.exec_hi);
+  put32(out, filter.exec_lo);
   return out;
 }
 
@@ -102,8 +109,27 @@ Result<LauncherConfig> decode_config(std::span<const std::uint8_t> bytes) {
   c.program = r.str();
   c.argv = r.list();
   c.env = r.list();
-  c.extra_syscalls = r.list();
+  std::uint64_t insns = r.get(4);
+  if (insns == 0 || insns > kMaxFilterInstructions) {
+    return make_error(Errc::kBadMessage, "config: filter length out of range");
+  }
+  c.filter.program.resize(static_cast<std::size_t>(insns));
+  for (sock_filter& insn : c.filter.program) {
+    std::uint64_t head = r.get(4);
+    insn.code = static_cast<std::uint16_t>(head & 0xffffu);
+    insn.jt = static_cast<std::uint8_t>((head >> 16) & 0xffu);
+    insn.jf = static_cast<std::uint8_t>((head >> 24) & 0xffu);
+    insn.k = static_cast<std::uint32_t>(r.get(4));
+  }
+  c.filter.exec_hi = static_cast<std::uint32_t>(r.get(4));
+  c.filter.exec_lo = static_cast<std::uint32_t>(r.get(4));
   if (!r.ok() || !r.at_end()) return make_error(Errc::kBadMessage, "config: truncated or trailing bytes");
+  // Both indices name an instruction, or neither does.
+  bool none = c.filter.exec_hi == kNoExecRule && c.filter.exec_lo == kNoExecRule;
+  if (!none && (c.filter.exec_hi >= insns || c.filter.exec_lo >= insns ||
+                c.filter.exec_hi == c.filter.exec_lo)) {
+    return make_error(Errc::kBadMessage, "config: execve rule indices out of range");
+  }
   if (action > static_cast<std::uint64_t>(ViolationAction::kKill)) {
     return make_error(Errc::kBadMessage, "config: bad violation action");
   }
@@ -112,6 +138,23 @@ Result<LauncherConfig> decode_config(std::span<const std::uint8_t> bytes) {
     return make_error(Errc::kBadMessage, "config: program must be absolute, argv non-empty");
   }
   return c;
+}
+
+bool pin_exec_pointer(CompiledFilter& filter, std::uint64_t pointer) noexcept {
+  if (filter.exec_hi == kNoExecRule && filter.exec_lo == kNoExecRule) return true;
+  const std::size_t n = filter.program.size();
+  if (filter.exec_hi >= n || filter.exec_lo >= n) return false;
+  sock_filter& hi = filter.program[filter.exec_hi];
+  sock_filter& lo = filter.program[filter.exec_lo];
+  constexpr std::uint16_t kJeq = BPF_JMP | BPF_JEQ | BPF_K;
+  if (hi.code != kJeq || lo.code != kJeq ||
+      hi.k != static_cast<std::uint32_t>(kExecSentinel >> 32) ||
+      lo.k != static_cast<std::uint32_t>(kExecSentinel & 0xffffffffu)) {
+    return false;
+  }
+  hi.k = static_cast<std::uint32_t>(pointer >> 32);
+  lo.k = static_cast<std::uint32_t>(pointer & 0xffffffffu);
+  return true;
 }
 
 }  // namespace capsa::sandbox::detail

@@ -13,13 +13,22 @@
 //   u32 magic, u32 version,
 //   u64 as, cpu, nproc, nofile, fsize, u32 violation action,
 //   string program, u32 n + n strings argv, u32 n + n strings env ("K=V"),
-//   u32 n + n strings extra syscall names.
+//   u32 n + n BPF instructions (u16 code, u8 jt, u8 jf, u32 k each),
+//   u32 exec_hi, u32 exec_lo (indices of the execve rule's two JEQs, or
+//   kNoExecRule for both when the spec allows execve unconditionally).
 //   string = u32 length + bytes (no NUL inside).
+//
+// The seccomp program is compiled once by the supervisor (libseccomp, see
+// seccomp_policy.h) with kExecSentinel in place of the execve path pointer;
+// the launcher writes its own pointer into the two JEQ instructions before
+// it installs the program, so the launcher itself needs no libseccomp.
 //
 // Status (fd 5, SOCK_SEQPACKET, launcher -> supervisor): fixed-size
 // StatusRecord packets. The supervisor checks size and type of every one
 // and closes any fd that comes with a record that should carry none.
 #pragma once
+
+#include <linux/filter.h>
 
 #include <cstdint>
 #include <span>
@@ -35,8 +44,16 @@ inline constexpr int kBootstrapFd = 3;
 inline constexpr int kConfigFd = 4;
 inline constexpr int kStatusFd = 5;
 inline constexpr std::uint32_t kConfigMagic = 0x43505358;  // "CPSX"
-inline constexpr std::uint32_t kConfigVersion = 1;
+inline constexpr std::uint32_t kConfigVersion = 2;
 inline constexpr std::size_t kMaxConfigBytes = kMaxArgBytes + 64 * 1024;
+// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
+inline constexpr std::size_t kMaxFilterInstructions = 4096;
+// The placeholder for the launcher's execve path pointer in a compiled
+// filter. libseccomp compiles "arg0 == X" into two JEQs (high and low 32
+// bits); the compiler checks that each half occurs in exactly one
+// instruction, so no other rule can be patched by mistake.
+inline constexpr std::uint64_t kExecSentinel = 0x5ca5e1a7'3c0de9b1ull;
+inline constexpr std::uint32_t kNoExecRule = 0xffffffffu;
 // Where the launcher is bound inside the sandbox.
 inline constexpr const char* kLauncherInSandbox = "/.capsa/launcher";
 
@@ -55,6 +72,7 @@ enum class Stage : std::uint32_t {
   kListenerSend = 5,
   kExec = 6,
   kFork = 7,
+  kExecPath = 8,  // placing the program path at its random address
 };
 
 struct StatusRecord {
@@ -70,6 +88,13 @@ struct StatusRecord {
   char text[192] = {};  // NUL-terminated detail, for kError
 };
 
+// A seccomp program ready to install, with the places of its execve rule.
+struct CompiledFilter {
+  std::vector<sock_filter> program;
+  std::uint32_t exec_hi = kNoExecRule;  // JEQ against the pointer's high 32 bits
+  std::uint32_t exec_lo = kNoExecRule;  // JEQ against its low 32 bits
+};
+
 // What the launcher needs, decoded.
 struct LauncherConfig {
   Limits limits;
@@ -77,10 +102,16 @@ struct LauncherConfig {
   std::string program;
   std::vector<std::string> argv;
   std::vector<std::string> env;  // "K=V"
-  std::vector<std::string> extra_syscalls;
+  CompiledFilter filter;
 };
 
-std::vector<std::uint8_t> encode_config(const Spec& spec);
+std::vector<std::uint8_t> encode_config(const Spec& spec, const CompiledFilter& filter);
 Result<LauncherConfig> decode_config(std::span<const std::uint8_t> bytes);
+
+// Writes `pointer` into the filter's execve rule. false when the rule is not
+// where the indices say (then nothing is changed and the launcher refuses to
+// start: a program whose pinned pointer we cannot set would either deny the
+// worker's own exec or, patched at the wrong place, weaken another rule).
+bool pin_exec_pointer(CompiledFilter& filter, std::uint64_t pointer) noexcept;
 
 }  // namespace capsa::sandbox::detail

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "sandbox/seccomp_policy.h"
+
 namespace capsa::sandbox::detail {
 namespace {
 
@@ -12,19 +14,44 @@ Spec sample() {
   return *s;
 }
 
+CompiledFilter sample_filter() {
+  auto f = compile_filter({"socket"});
+  EXPECT_TRUE(f) << f.error().to_string();
+  return f ? *f : CompiledFilter{};
+}
+
+bool same_program(const std::vector<sock_filter>& a, const std::vector<sock_filter>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].code != b[i].code || a[i].jt != b[i].jt || a[i].jf != b[i].jf || a[i].k != b[i].k) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Offset of the filter length: magic, version, 5 limits, action, program,
+// argv ("echo", "hi"), env ("K=V").
+std::size_t filter_offset() {
+  return 4 + 4 + 5 * 8 + 4 + (4 + 9) + (4 + 4 + 4 + 4 + 2) + (4 + 4 + 3);
+}
+
 TEST(LauncherConfig, RoundTrips) {
-  auto bytes = encode_config(sample());
+  CompiledFilter filter = sample_filter();
+  auto bytes = encode_config(sample(), filter);
   auto c = decode_config(bytes);
   ASSERT_TRUE(c) << c.error().to_string();
   EXPECT_EQ(c->program, "/bin/echo");
   EXPECT_EQ(c->argv, (std::vector<std::string>{"echo", "hi"}));
   EXPECT_EQ(c->env, std::vector<std::string>{"K=V"});
-  EXPECT_EQ(c->extra_syscalls, std::vector<std::string>{"socket"});
   EXPECT_EQ(c->limits.cpu_seconds, Limits{}.cpu_seconds);
+  EXPECT_TRUE(same_program(c->filter.program, filter.program));
+  EXPECT_EQ(c->filter.exec_hi, filter.exec_hi);
+  EXPECT_EQ(c->filter.exec_lo, filter.exec_lo);
 }
 
 TEST(LauncherConfig, RefusesEveryTruncationAndTrailingBytes) {
-  auto bytes = encode_config(sample());
+  auto bytes = encode_config(sample(), sample_filter());
   for (std::size_t n = 0; n < bytes.size(); ++n) {
     auto c = decode_config(std::span(bytes).first(n));
     EXPECT_FALSE(c) << "accepted a config truncated to " << n << " bytes";
@@ -34,7 +61,7 @@ TEST(LauncherConfig, RefusesEveryTruncationAndTrailingBytes) {
 }
 
 TEST(LauncherConfig, RefusesHugeCountsAndBadAction) {
-  auto bytes = encode_config(sample());
+  auto bytes = encode_config(sample(), sample_filter());
   // The argv count sits after magic, version, 5 limits, action and program.
   std::size_t argv_count = 4 + 4 + 5 * 8 + 4 + 4 + std::string("/bin/echo").size();
   auto huge = bytes;
@@ -43,6 +70,76 @@ TEST(LauncherConfig, RefusesHugeCountsAndBadAction) {
   auto bad_action = bytes;
   bad_action[4 + 4 + 5 * 8] = 9;
   EXPECT_FALSE(decode_config(bad_action));
+}
+
+TEST(LauncherConfig, RefusesFilterLengthsOutsideTheKernelLimitAndBadIndices) {
+  CompiledFilter filter = sample_filter();
+  auto bytes = encode_config(sample(), filter);
+  const std::size_t at = filter_offset();
+  ASSERT_EQ(static_cast<std::size_t>(bytes[at] | bytes[at + 1] << 8), filter.program.size());
+  auto too_long = bytes;
+  too_long[at] = 0x01;
+  too_long[at + 1] = 0x10;  // 4097 > BPF_MAXINSNS
+  too_long[at + 2] = too_long[at + 3] = 0;
+  EXPECT_FALSE(decode_config(too_long));
+  // The two indices are the last 8 bytes.
+  auto out_of_range = bytes;
+  out_of_range[bytes.size() - 8] = 0xfe;
+  out_of_range[bytes.size() - 7] = 0xff;
+  EXPECT_FALSE(decode_config(out_of_range));
+  auto same = bytes;
+  for (std::size_t i = 0; i < 4; ++i) same[bytes.size() - 4 + i] = same[bytes.size() - 8 + i];
+  EXPECT_FALSE(decode_config(same));
+}
+
+TEST(CompiledFilter, PinsTheExecveRuleExactlyOnce) {
+  CompiledFilter filter = sample_filter();
+  ASSERT_NE(filter.exec_hi, kNoExecRule);
+  ASSERT_NE(filter.exec_lo, kNoExecRule);
+  auto before = filter.program;
+  const std::uint64_t pointer = 0x00007f12'3456'7898ull;
+  ASSERT_TRUE(pin_exec_pointer(filter, pointer));
+  EXPECT_EQ(filter.program[filter.exec_hi].k, 0x00007f12u);
+  EXPECT_EQ(filter.program[filter.exec_lo].k, 0x34567898u);
+  int changed = 0;
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    changed += before[i].k != filter.program[i].k || before[i].code != filter.program[i].code;
+  }
+  EXPECT_EQ(changed, 2);
+  // A second pin finds no sentinel: refused, nothing changes.
+  auto pinned = filter.program;
+  EXPECT_FALSE(pin_exec_pointer(filter, 0x1000));
+  EXPECT_EQ(filter.program[filter.exec_hi].k, pinned[filter.exec_hi].k);
+  EXPECT_EQ(filter.program[filter.exec_lo].k, pinned[filter.exec_lo].k);
+}
+
+TEST(CompiledFilter, IndicesThatDoNotNameTheRuleAreRefused) {
+  CompiledFilter filter = sample_filter();
+  CompiledFilter swapped = filter;
+  std::swap(swapped.exec_hi, swapped.exec_lo);
+  EXPECT_FALSE(pin_exec_pointer(swapped, 0x1000));
+  CompiledFilter elsewhere = filter;
+  elsewhere.exec_hi = 0;  // the arch check, not our rule
+  EXPECT_FALSE(pin_exec_pointer(elsewhere, 0x1000));
+  EXPECT_TRUE(same_program(elsewhere.program, filter.program));
+}
+
+TEST(CompiledFilter, UnconditionalExecveHasNoRuleToPin) {
+  auto f = compile_filter({"execve"});
+  ASSERT_TRUE(f) << f.error().to_string();
+  EXPECT_EQ(f->exec_hi, kNoExecRule);
+  EXPECT_EQ(f->exec_lo, kNoExecRule);
+  EXPECT_TRUE(pin_exec_pointer(*f, 0x1000));
+}
+
+TEST(CompiledFilter, CacheSharesOneProgramPerSetRegardlessOfOrder) {
+  auto a = cached_filter({"socket", "bind"});
+  auto b = cached_filter({"bind", "socket", "bind"});
+  auto c = cached_filter({"socket"});
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ(a->get(), b->get());
+  EXPECT_NE(a->get(), c->get());
+  EXPECT_NE((*a)->program.size(), 0u);
 }
 
 }  // namespace

@@ -6,9 +6,17 @@
 #include <sys/socket.h>
 #include <termios.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <mutex>
+
+#include "capabilities/sys.h"
 
 namespace capsa::sandbox::detail {
 namespace {
@@ -150,6 +158,100 @@ scmp_filter_ctx build_filter(const std::vector<std::string>& extra_syscalls,
     if (!unconditional) return fail(what("seccomp_rule_add", "clone3", rc));
   }
   return ctx;
+}
+
+Result<CompiledFilter> compile_filter(const std::vector<std::string>& extra_syscalls) {
+  std::string error;
+  scmp_filter_ctx ctx = build_filter(
+      extra_syscalls, reinterpret_cast<const char*>(static_cast<std::uintptr_t>(kExecSentinel)),
+      &error);
+  if (ctx == nullptr) return make_error(Errc::kFailed, "seccomp filter build failed: " + error);
+  struct Release {
+    scmp_filter_ctx c;
+    ~Release() { seccomp_release(c); }
+  } release{ctx};
+  // libseccomp 2.5 exports to an fd only (seccomp_export_bpf_mem is 2.6).
+  auto mem = sys_fd("memfd_create", "seccomp export",
+                    [] { return ::memfd_create("capsa-seccomp-bpf", MFD_CLOEXEC); });
+  if (!mem) return std::unexpected(std::move(mem.error()));
+  if (int rc = seccomp_export_bpf(ctx, mem->get()); rc < 0) {
+    return make_error(Errc::kFailed, "seccomp_export_bpf failed", -rc);
+  }
+  auto size = sys("lseek", "seccomp export", [&] { return ::lseek(mem->get(), 0, SEEK_END); });
+  if (!size) return std::unexpected(std::move(size.error()));
+  const auto bytes = static_cast<std::size_t>(*size);
+  if (bytes == 0 || bytes % sizeof(sock_filter) != 0 ||
+      bytes / sizeof(sock_filter) > kMaxFilterInstructions) {
+    return make_error(Errc::kFailed,
+                      "seccomp_export_bpf produced " + std::to_string(bytes) + " bytes");
+  }
+  CompiledFilter out;
+  out.program.resize(bytes / sizeof(sock_filter));
+  std::size_t done = 0;
+  while (done < bytes) {
+    auto n = sys("pread", "seccomp export", [&] {
+      return ::pread(mem->get(), reinterpret_cast<char*>(out.program.data()) + done, bytes - done,
+                     static_cast<off_t>(done));
+    });
+    if (!n) return std::unexpected(std::move(n.error()));
+    if (*n == 0) return make_error(Errc::kFailed, "seccomp export: short read");
+    done += static_cast<std::size_t>(*n);
+  }
+  // Locate the execve rule: each half of the sentinel must be the constant
+  // of exactly one JEQ, else we would not know what the launcher patches.
+  constexpr std::uint16_t kJeq = BPF_JMP | BPF_JEQ | BPF_K;
+  const auto hi = static_cast<std::uint32_t>(kExecSentinel >> 32);
+  const auto lo = static_cast<std::uint32_t>(kExecSentinel & 0xffffffffu);
+  int hits_hi = 0, hits_lo = 0, any = 0;
+  for (std::size_t i = 0; i < out.program.size(); ++i) {
+    const sock_filter& insn = out.program[i];
+    if (insn.k == hi || insn.k == lo) ++any;
+    if (insn.code != kJeq) continue;
+    if (insn.k == hi) {
+      ++hits_hi;
+      out.exec_hi = static_cast<std::uint32_t>(i);
+    } else if (insn.k == lo) {
+      ++hits_lo;
+      out.exec_lo = static_cast<std::uint32_t>(i);
+    }
+  }
+  const bool execve_allowed =
+      std::find(extra_syscalls.begin(), extra_syscalls.end(), "execve") != extra_syscalls.end();
+  if (execve_allowed && any == 0) {
+    // The spec allows every execve: the conditional rule was dropped.
+    out.exec_hi = out.exec_lo = kNoExecRule;
+    return out;
+  }
+  if (hits_hi != 1 || hits_lo != 1 || any != 2) {
+    return make_error(Errc::kFailed, "seccomp filter: cannot locate the execve rule (" +
+                                         std::to_string(hits_hi) + "/" + std::to_string(hits_lo) +
+                                         "/" + std::to_string(any) + " sentinel hits)");
+  }
+  return out;
+}
+
+Result<std::shared_ptr<const CompiledFilter>> cached_filter(
+    const std::vector<std::string>& extra_syscalls) {
+  // Process-wide by necessity (spawn() has no context object to hold it);
+  // never destroyed, like the fork thread, so no worker can see it die.
+  static std::mutex* mu = new std::mutex;
+  static auto* cache = new std::map<std::vector<std::string>, std::shared_ptr<const CompiledFilter>>;
+  std::vector<std::string> key = extra_syscalls;
+  std::sort(key.begin(), key.end());
+  key.erase(std::unique(key.begin(), key.end()), key.end());
+  {
+    std::lock_guard lock(*mu);
+    if (auto it = cache->find(key); it != cache->end()) return it->second;
+  }
+  // Compiled outside the lock: two threads may compile the same set at
+  // once; both results are identical and the second insert is a no-op.
+  auto compiled = compile_filter(key);
+  if (!compiled) return std::unexpected(std::move(compiled.error()));
+  auto shared = std::make_shared<const CompiledFilter>(std::move(*compiled));
+  std::lock_guard lock(*mu);
+  if (cache->size() >= kMaxCachedFilters) cache->clear();
+  cache->emplace(std::move(key), shared);
+  return shared;
 }
 
 }  // namespace capsa::sandbox::detail

@@ -17,8 +17,10 @@
 #include <mutex>
 #include <thread>
 
+#include "capabilities/handle.h"
 #include "capabilities/sys.h"
 #include "sandbox/launcher_protocol.h"
+#include "sandbox/seccomp_policy.h"
 #include "sandbox/status_channel.h"
 #include "sandbox/worker_state.h"
 
@@ -73,24 +75,13 @@ ForkThread& fork_thread() {
   return *t;
 }
 
-Result<Fd> sealed_memfd(const char* name, std::span<const std::uint8_t> bytes) {
-  auto fd = sys_fd("memfd_create", name, [&] {
-    return ::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  });
+// A sealed memfd holding `bytes`, positioned at its start: bubblewrap
+// read()s --args from the fd's current offset (the launcher uses pread).
+Result<Fd> sealed_memfd(std::string_view name, std::span<const std::byte> bytes) {
+  auto fd = make_blob(bytes, name);
   if (!fd) return fd;
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    auto n = sys("write", name, [&] {
-      return ::write(fd->get(), bytes.data() + done, bytes.size() - done);
-    });
-    if (!n) return std::unexpected(std::move(n.error()));
-    done += static_cast<std::size_t>(*n);
-  }
-  auto sealed = sys("fcntl", "F_ADD_SEALS", [&] {
-    return ::fcntl(fd->get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
-  });
-  if (!sealed) return std::unexpected(std::move(sealed.error()));
-  if (::lseek(fd->get(), 0, SEEK_SET) != 0) return make_error(Errc::kFailed, "lseek memfd");
+  auto rc = sys("lseek", name, [&] { return ::lseek(fd->get(), 0, SEEK_SET); });
+  if (!rc) return std::unexpected(std::move(rc.error()));
   return fd;
 }
 
@@ -140,6 +131,7 @@ std::string start_error(const d::StatusRecord& r, const Spec& spec) {
       return "exec of " + spec.program + " failed" + err;
     case d::Stage::kSeccompLoad: return std::string("seccomp load failed: ") + r.text + err;
     case d::Stage::kFilter: return std::string("seccomp filter build failed: ") + r.text;
+    case d::Stage::kExecPath: return std::string("launcher: ") + r.text + err;
     case d::Stage::kRlimit: return std::string("setting rlimits failed: ") + r.text + err;
     case d::Stage::kConfig: return std::string("launcher config: ") + r.text + err;
     default: return std::string("launcher failed: ") + r.text + err;
@@ -151,12 +143,15 @@ std::string start_error(const d::StatusRecord& r, const Spec& spec) {
 Result<Worker> spawn(const Spec& spec, Fd bootstrap) {
   auto started = std::chrono::steady_clock::now();
   if (!bootstrap.valid()) return make_error(Errc::kInvalidArgument, "spawn: no bootstrap fd");
-  auto config = sealed_memfd("capsa-config", d::encode_config(spec));
+  // Compiled once per distinct syscall set, then shared (seccomp_policy.h).
+  auto filter = d::cached_filter(spec.extra_syscalls);
+  if (!filter) return std::unexpected(std::move(filter.error()));
+  const std::vector<std::uint8_t> config_bytes = d::encode_config(spec, **filter);
+  auto config = sealed_memfd("config", std::as_bytes(std::span(config_bytes)));
   if (!config) return std::unexpected(std::move(config.error()));
   std::string args_blob;
   for (const auto& s : bwrap_args(spec)) args_blob.append(s).push_back('\0');
-  auto args = sealed_memfd("capsa-bwrap-args",
-                           {reinterpret_cast<const std::uint8_t*>(args_blob.data()), args_blob.size()});
+  auto args = sealed_memfd("bwrap-args", std::as_bytes(std::span(args_blob)));
   if (!args) return std::unexpected(std::move(args.error()));
   int sv[2];
   if (auto rc = sys("socketpair", "launcher status", [&] {
