@@ -116,17 +116,24 @@ Result<void> Port::send(std::span<const std::byte> bytes, std::vector<Fd> fds) {
 Result<Packet> Port::receive() {
   if (!fd_.valid()) return make_error(Errc::kClosed, "receive on a port that was given away");
   Packet packet;
-  // Read into the port's scratch buffer (allocated once, never zero-filled),
+  // Read into this thread's scratch buffer (grown once, never zero-filled),
   // then copy out exactly the bytes that arrived: zero-filling a 64 KiB
-  // buffer per packet was the largest cost on the receive path. One byte more
-  // than the limit, so that an oversized packet is seen as such rather than
-  // silently cut to fit.
+  // buffer per packet was the largest cost on the receive path. The buffer
+  // is per thread, not per port, because a supervisor serves thousands of
+  // ports from one thread and 64 KiB each would dominate its memory. One
+  // byte more than the limit, so that an oversized packet is seen as such
+  // rather than silently cut to fit.
+  struct Scratch {
+    std::unique_ptr<std::byte[]> data;
+    std::size_t size = 0;
+  };
+  thread_local Scratch scratch;
   const std::size_t capacity = max_packet_bytes_ + 1;
-  if (scratch_size_ < capacity) {
-    scratch_.reset(new std::byte[capacity]);  // default-initialised: no memset
-    scratch_size_ = capacity;
+  if (scratch.size < capacity) {
+    scratch.data.reset(new std::byte[capacity]);  // default-initialised: no memset
+    scratch.size = capacity;
   }
-  iovec iov{scratch_.get(), capacity};
+  iovec iov{scratch.data.get(), capacity};
   alignas(cmsghdr) char control[kControlBytes];
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -179,7 +186,7 @@ Result<Packet> Port::receive() {
     return make_error(Errc::kBadMessage, std::to_string(packet.fds.size()) + " handles attached; the limit is " +
                                              std::to_string(kMaxHandlesPerMessage));
   }
-  packet.bytes.assign(scratch_.get(), scratch_.get() + *rc);
+  packet.bytes.assign(scratch.data.get(), scratch.data.get() + *rc);
   return packet;
 }
 

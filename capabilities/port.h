@@ -94,9 +94,6 @@ class Port {
   std::uint64_t peer_inode_ = 0;
   std::size_t max_packet_bytes_ = kDefaultMaxPacketBytes;
   bool peer_closed_ = false;
-  // Receive buffer, reused across packets (see receive()).
-  std::unique_ptr<std::byte[]> scratch_;
-  std::size_t scratch_size_ = 0;
 };
 
 // The entangled pair of a new channel, both ends close-on-exec.

@@ -1,0 +1,205 @@
+// sup_bench [CALLS] [GRANTS] — the supervisor through the whole stack.
+//
+//  1. Call round trip: a sandboxed worker (bubblewrap, seccomp, launcher)
+//     makes CALLS log.Sink Write calls through the worker SDK; the
+//     supervisor receives, validates against the schema, checks rights,
+//     worker rate, grant limits, serves and replies. Timed inside the
+//     worker. Baseline in the same run: a raw SOCK_SEQPACKET ping-pong of
+//     a packet of the same size between two plain processes. Three rounds,
+//     interleaved; the median ratio is reported. Target: <= 1.5x raw.
+//  2. Memory per live grant: GRANTS grants (each used once) held by an
+//     attached worker; the supervisor's live heap (mallinfo2) before and
+//     after, divided by GRANTS. Target: <= 2 KiB per grant.
+// Run pinned to one CPU: bench/supervisor/run.sh.
+#include <malloc.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "capabilities/client.h"
+#include "capabilities/interfaces/log_sink.h"
+#include "capsa_bootstrap_generated.h"
+#include "policy/builder.h"
+#include "supervisor/supervisor.h"
+
+using namespace capsa;
+using namespace capsa::supervisor;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "sup_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// The size of the request the worker sends (envelope + Write "ping"),
+// measured once with the real encoder so the baseline moves as many bytes.
+std::size_t capsa_request_bytes() {
+  Encoder enc;
+  auto& fbb = enc.payload_builder();
+  interfaces::log_sink::build_write_request(fbb, interfaces::log_sink::Level::kDebug, "ping");
+  auto bytes = enc.encode(Header{MessageKind::kCall, 1, 0, 0, Errc::kFailed, {}},
+                          enc.payload_bytes(), {});
+  return bytes.size();
+}
+
+double raw_ns_per_round_trip(long n, std::size_t bytes) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) die("socketpair");
+  std::vector<char> buf(bytes, 'x');
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(sv[0]);
+    std::vector<char> in(65536);
+    for (;;) {
+      ssize_t r = ::recv(sv[1], in.data(), in.size(), 0);
+      if (r <= 0) ::_exit(0);
+      if (::send(sv[1], in.data(), static_cast<std::size_t>(r), 0) != r) ::_exit(1);
+    }
+  }
+  ::close(sv[1]);
+  std::vector<char> in(65536);
+  auto one = [&] {
+    if (::send(sv[0], buf.data(), buf.size(), 0) < 0) die("send");
+    if (::recv(sv[0], in.data(), in.size(), 0) <= 0) die("recv");
+  };
+  for (int i = 0; i < 2000; ++i) one();
+  auto t0 = Clock::now();
+  for (long i = 0; i < n; ++i) one();
+  auto t1 = Clock::now();
+  ::close(sv[0]);
+  int st = 0;
+  ::waitpid(child, &st, 0);
+  return std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(n);
+}
+
+std::string temp_audit_path() {
+  char tmpl[] = "/tmp/capsa-sup-bench-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  if (fd < 0) die("mkstemp");
+  ::close(fd);
+  return tmpl;
+}
+
+double capsa_ns_per_call(long n) {
+  const std::string audit = temp_audit_path();
+  SupervisorOptions o;
+  o.audit_log_path = audit;
+  double result = -1;
+  o.log_output = [&](std::string_view, LogLevel level, std::string_view text) {
+    if (level == LogLevel::kDebug) return;  // the pings
+    std::string t(text);
+    if (t.starts_with("elapsed_ns=")) {
+      result = std::stod(t.substr(11)) / static_cast<double>(n);
+    }
+  };
+  policy::PolicyBuilder b(Supervisor::api_catalog(o));
+  auto& w = b.worker("bench").program(CAPSA_SUP_BENCH_WORKER).arg(std::to_string(n));
+  w.limit(policy::LimitKind::kMessagesPerSecond, 1'000'000);
+  w.limit(policy::LimitKind::kWallSeconds, 600);
+  w.limit(policy::LimitKind::kCpuSeconds, 600);
+  w.grant("log", "log.Sink").all_rights();
+  auto p = b.try_build();
+  if (!p) die(policy::format_diagnostics(p.error()));
+  auto s = Supervisor::create(std::move(*p), std::move(o));
+  if (!s) die(s.error().to_string());
+  if (auto r = (*s)->start_all(); !r) die(r.error().to_string());
+  if (auto r = (*s)->run(); !r) die(r.error().to_string());
+  auto views = (*s)->workers();
+  if (!views[0].exit || views[0].exit->code != 0) {
+    die("bench worker failed: " + (views[0].exit ? views[0].exit->to_string() : "no status"));
+  }
+  ::unlink(audit.c_str());
+  if (result < 0) die("bench worker reported nothing");
+  return result;
+}
+
+std::size_t live_heap() { return mallinfo2().uordblks; }
+
+void memory_per_grant(long grants) {
+  const std::string audit = temp_audit_path();
+  SupervisorOptions o;
+  o.audit_log_path = audit;
+  o.log_output = [](std::string_view, LogLevel, std::string_view) {};
+  o.ended_grants_kept = 0;
+  policy::PolicyBuilder b(Supervisor::api_catalog(o));
+  auto& w = b.worker("mem").program("/bin/true");
+  w.limit(policy::LimitKind::kMessagesPerSecond, 1'000'000);
+  w.grant("log", "log.Sink").all_rights();
+  auto p = b.try_build();
+  if (!p) die(policy::format_diagnostics(p.error()));
+  auto s = Supervisor::create(std::move(*p), std::move(o));
+  if (!s) die(s.error().to_string());
+  Supervisor& sup = **s;
+  auto boot_port = sup.attach("mem");
+  if (!boot_port) die(boot_port.error().to_string());
+  std::thread loop([&] { (void)sup.reactor().run(); });
+  auto on_loop = [&](auto f) {
+    std::promise<decltype(f())> pr;
+    auto fut = pr.get_future();
+    sup.reactor().post([&] { pr.set_value(f()); });
+    return fut.get();
+  };
+  Client boot(std::move(*boot_port), *sup.registry().find("capsa.Bootstrap"));
+  const Interface& sink = *sup.registry().find("log.Sink");
+  std::vector<Fd> held;
+  held.reserve(static_cast<std::size_t>(grants));
+  auto get_and_use = [&] {
+    auto& fbb = boot.payload_builder();
+    fbb.Finish(capsa::CreateGetRequest(fbb, fbb.CreateString("log")));
+    auto reply = boot.call(0, boot.payload_bytes());
+    if (!reply) die("Get: " + reply.error().to_string());
+    Fd fd = reply->take_handle(*reply->payload_as<capsa::GetReply>()->port());
+    Client c(Port(std::move(fd)), sink);
+    interfaces::log_sink::build_write_request(c.payload_builder(),
+                                              interfaces::log_sink::Level::kDebug, "x");
+    if (auto r = c.call(0, c.payload_bytes()); !r) die("Write: " + r.error().to_string());
+    held.push_back(c.port().release_fd());
+  };
+  for (int i = 0; i < 100; ++i) get_and_use();  // warm: first-use allocations
+  const std::size_t heap0 = on_loop([] { return live_heap(); });
+  const std::size_t grants0 = on_loop([&] { return sup.live_grants(); });
+  for (long i = 0; i < grants; ++i) get_and_use();
+  const std::size_t heap1 = on_loop([] { return live_heap(); });
+  const std::size_t grants1 = on_loop([&] { return sup.live_grants(); });
+  const double per_grant = static_cast<double>(heap1 - heap0) / static_cast<double>(grants1 - grants0);
+  std::printf("memory: %zu live grants, supervisor heap +%zu bytes = %.0f bytes per grant "
+              "(target <= 2048; bench-side fds vector pre-reserved)\n",
+              grants1 - grants0, heap1 - heap0, per_grant);
+  held.clear();
+  sup.reactor().stop();
+  loop.join();
+  ::unlink(audit.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const long n = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 100000;
+  const long grants = argc > 2 ? std::strtol(argv[2], nullptr, 10) : 10000;
+  const std::size_t bytes = capsa_request_bytes();
+  std::printf("call round trip: %ld calls per round, request %zu bytes, 3 rounds interleaved\n", n,
+              bytes);
+  std::vector<double> ratios;
+  for (int round = 1; round <= 3; ++round) {
+    const double raw = raw_ns_per_round_trip(n, bytes);
+    const double cap = capsa_ns_per_call(n);
+    ratios.push_back(cap / raw);
+    std::printf("  round %d: raw %.0f ns, capsa %.0f ns, ratio %.2fx\n", round, raw, cap, cap / raw);
+    std::fflush(stdout);
+  }
+  std::sort(ratios.begin(), ratios.end());
+  std::printf("call round trip: median %.2fx raw (target <= 1.5x)\n", ratios[1]);
+  memory_per_grant(grants);
+  return 0;
+}
