@@ -1,0 +1,56 @@
+// capsa — the `capsa audit` subcommand.
+//
+// Asks a running supervisor, over its control socket (control_client.h),
+// for every live grant: its id, holder, policy name, interface, rights,
+// origin, parent, age, calls, bytes, and whether the kernel agrees that
+// the holder has the port (supervisor/proc_fds.h); and for its workers.
+// A readable table, or one JSON object with --json.
+//
+//   capsa audit [--control SOCKET] [--json] [--all]
+//
+// --control names the supervisor's socket. Without it, the live sockets in
+// the default directory (control_client.h, default_control_dir) are looked
+// up: exactly one is used; with several, they are listed and the command
+// exits 2 asking for --control. --all also shows the ended (revoked,
+// released) grants the supervisor still keeps.
+//
+// Exit status: 0 done, 1 no supervisor reachable or it answered an error,
+// 2 usage error (including "several supervisors, say which").
+#pragma once
+
+#include <ostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "control_generated.h"
+
+namespace capsa::cli {
+
+struct AuditOptions {
+  std::string control;  // "" = find the one in the default directory
+  bool json = false;
+  bool all = false;
+};
+
+CLI::App* add_audit_command(CLI::App& app, AuditOptions& options);
+int run_audit(const AuditOptions& options, std::ostream& out, std::ostream& err);
+
+// The two renderings of a (verified) report, for run_audit and tests.
+// Text from the report is never trusted to be printable: control
+// characters are shown escaped in the table, and JSON strings are escaped
+// (supervisor/audit_log.h, append_json_string).
+std::string format_audit_table(const control::AuditReport& report, bool all);
+std::string format_audit_json(const control::AuditReport& report);
+
+// Shared with `capsa revoke`: the control socket to talk to, from
+// --control or the default directory. On failure writes why to `err` and
+// sets `exit_status` (1 none reachable, 2 several: say which).
+struct ControlTarget {
+  std::string path;
+  int exit_status = 0;
+};
+ControlTarget find_control_socket(const std::string& option, std::string_view command,
+                                  std::ostream& err);
+
+}  // namespace capsa::cli

@@ -1,0 +1,44 @@
+#include "supervisor/cli_revoke.h"
+
+#include "supervisor/cli_audit.h"
+#include "supervisor/control_client.h"
+
+namespace capsa::cli {
+
+CLI::App* add_revoke_command(CLI::App& app, RevokeOptions& options) {
+  CLI::App* cmd = app.add_subcommand(
+      "revoke", "Revoke a grant (and every grant derived from it) on a running supervisor");
+  cmd->add_option("ID", options.grant, "the grant id, as `capsa audit` shows it")->required();
+  cmd->add_option("--control", options.control,
+                  "the supervisor's control socket (default: the only one running)")
+      ->type_name("SOCKET");
+  cmd->add_option("--reason", options.reason, "why, for the audit log")->type_name("TEXT");
+  return cmd;
+}
+
+int run_revoke(const RevokeOptions& options, std::ostream& out, std::ostream& err) {
+  if (options.reason.size() > supervisor::kMaxRevokeReasonBytes) {
+    err << "capsa revoke: --reason is longer than " << supervisor::kMaxRevokeReasonBytes
+        << " bytes\n";
+    return 2;
+  }
+  ControlTarget target = find_control_socket(options.control, "revoke", err);
+  if (target.exit_status != 0) return target.exit_status;
+  auto client = supervisor::ControlClient::connect(target.path);
+  if (!client) {
+    err << "capsa revoke: cannot reach the supervisor at " << target.path << ": "
+        << client.error().to_string() << "\n";
+    return 1;
+  }
+  auto ids = (*client)->revoke(options.grant, options.reason);
+  if (!ids) {
+    err << "capsa revoke: grant " << options.grant << ": " << ids.error().to_string() << "\n";
+    return 1;
+  }
+  out << "revoked";
+  for (std::uint64_t id : *ids) out << ' ' << id;
+  out << '\n';
+  return 0;
+}
+
+}  // namespace capsa::cli
