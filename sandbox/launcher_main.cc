@@ -166,9 +166,10 @@ const char* place_exec_path(const std::string& program) {
   rlimit no_core{0, 0};
   if (::setrlimit(RLIMIT_CORE, &no_core) != 0) fail(Stage::kRlimit, errno, "RLIMIT_CORE");
   // Everything the worker must not hold is gone before the filter loads:
-  // keep 0..3, the exec-error pipe (as fd 4, close-on-exec) and the status
-  // socket (fd 5, close-on-exec).
-  if (::dup3(exec_pipe, d::kConfigFd, O_CLOEXEC) < 0 ||
+  // keep 0..3 (1 and 2 now the spec's stdout/stderr), the exec-error pipe
+  // (as fd 4, close-on-exec) and the status socket (fd 5, close-on-exec).
+  if (::dup2(d::kStdoutFd, STDOUT_FILENO) < 0 || ::dup2(d::kStderrFd, STDERR_FILENO) < 0 ||
+      ::dup3(exec_pipe, d::kConfigFd, O_CLOEXEC) < 0 ||
       ::fcntl(d::kStatusFd, F_SETFD, FD_CLOEXEC) != 0 ||
       ::close_range(d::kStatusFd + 1, ~0u, 0) != 0) {
     fail(Stage::kConfig, errno, "fd setup failed");
@@ -225,10 +226,14 @@ int main() {
     ::close(pipefd[0]);
     run_worker(*cfg, pipefd[1], argv.data(), envp.data());
   }
-  // The launcher must not hold the worker's bootstrap port or the config.
+  // The launcher must not hold the worker's bootstrap port, the config or
+  // its output pipes (the supervisor sees end-of-file on a kPipe output
+  // when the worker's tree has closed it, not when pid 1 exits).
   ::close(pipefd[1]);
   ::close(d::kBootstrapFd);
   ::close(d::kConfigFd);
+  ::close(d::kStdoutFd);
+  ::close(d::kStderrFd);
 
   int exec_err = 0;
   ssize_t n;

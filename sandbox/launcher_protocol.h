@@ -3,9 +3,13 @@
 //
 // Fds inside the sandbox when the launcher starts (bubblewrap passes
 // inherited fds through):
-//   0 /dev/null, 1 and 2 the supervisor's stdout/stderr,
-//   3 the bootstrap port, 4 the config memfd (sealed), 5 the status socket.
-// The launcher keeps 0..3 for the worker and closes everything else.
+//   0 /dev/null, 1 and 2 the supervisor's stdout/stderr (bubblewrap's own
+//   error messages go there; the launcher writes nothing to them),
+//   3 the bootstrap port, 4 the config memfd (sealed), 5 the status socket,
+//   7 and 8 the worker's stdout and stderr (Spec::stdout_to/stderr_to:
+//   the supervisor's, /dev/null, or a pipe's write end).
+// In the worker the launcher moves 7 and 8 onto 1 and 2, keeps 0..3 and
+// closes everything else; the launcher itself closes 3, 4, 7 and 8.
 //
 // Config (fd 4): a flat little-endian buffer, parsed with bounds checks on
 // every read (the launcher trusts the supervisor, but a parser that can
@@ -43,6 +47,8 @@ namespace capsa::sandbox::detail {
 inline constexpr int kBootstrapFd = 3;
 inline constexpr int kConfigFd = 4;
 inline constexpr int kStatusFd = 5;
+inline constexpr int kStdoutFd = 7;
+inline constexpr int kStderrFd = 8;
 inline constexpr std::uint32_t kConfigMagic = 0x43505358;  // "CPSX"
 inline constexpr std::uint32_t kConfigVersion = 2;
 inline constexpr std::size_t kMaxConfigBytes = kMaxArgBytes + 64 * 1024;

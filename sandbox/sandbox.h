@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -126,6 +127,25 @@ class Worker {
   // worker blocked in a notified syscall cannot exit otherwise), and enforces
   // the deadline.
   Result<ExitStatus> wait();
+  // The same, and calls `on_violation` with each violation answered meanwhile,
+  // in the order they were answered (the callback runs on this thread,
+  // before the worker's call returns; it must not call back into this
+  // Worker). The library keeps none of them: a worker under kErrno can make
+  // denied calls at will, so what to keep (all, a count, the first N) is the
+  // caller's memory decision.
+  Result<ExitStatus> wait(const std::function<void(const Violation&)>& on_violation);
+
+  // The read ends of the worker's stdout/stderr pipes when the spec said
+  // Output::kPipe (invalid Fd otherwise): non-blocking, close-on-exec. They
+  // report end-of-file once every process of the sandbox has closed its
+  // end (normally: when the sandbox is gone). Bytes read are the worker's
+  // and hostile: sanitize before showing them to anyone.
+  const Fd& stdout_pipe() const noexcept;
+  const Fd& stderr_pipe() const noexcept;
+  // Moves a pipe's read end out (e.g. into an event loop that owns it);
+  // the accessor above is invalid afterwards.
+  Fd take_stdout_pipe() noexcept;
+  Fd take_stderr_pipe() noexcept;
 
   struct State;  // private; defined in worker.cc
 

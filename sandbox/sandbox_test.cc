@@ -4,7 +4,10 @@
 #include "sandbox/sandbox.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -260,6 +263,168 @@ TEST(Sandbox, ForkBombIsBoundedByMaxProcesses) {
   auto st = w.wait();
   ASSERT_TRUE(st);
   EXPECT_EQ(st->kind, ExitKind::kExited);
+}
+
+// Reads a non-blocking pipe until end-of-file, waiting with poll.
+std::string read_to_eof(const Fd& fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      return out;
+    } else if (errno == EAGAIN) {
+      pollfd p{fd.get(), POLLIN, 0};
+      if (::poll(&p, 1, -1) < 0 && errno != EINTR) return out + "<poll failed>";
+    } else if (errno != EINTR) {
+      return out + "<read failed>";
+    }
+  }
+}
+
+std::string dev_ino_rdev(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return "closed";
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+         std::to_string(st.st_rdev);
+}
+
+TEST(Sandbox, OutputsAreInheritedByDefault) {
+  auto ch = channel();
+  Worker w = start(base("stdio"), std::move(ch.theirs));
+  EXPECT_FALSE(w.stdout_pipe().valid());
+  EXPECT_FALSE(w.stderr_pipe().valid());
+  // The very objects behind our own fds 1 and 2 (a pipe, a file or a tty).
+  EXPECT_EQ(receive(ch.ours), "fd1=" + dev_ino_rdev(1) + " fd2=" + dev_ino_rdev(2) + " ");
+  auto st = w.wait();
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(st->kind, ExitKind::kExited) << st->to_string();
+}
+
+TEST(Sandbox, NullOutputsAreDevNull) {
+  FdLeakCheck leaks;
+  {
+    auto ch = channel();
+    Worker w = start(base("stdio").args({"w", "stdio", "write"}).stdout_to(Output::kNull)
+                         .stderr_to(Output::kNull),
+                     std::move(ch.theirs));
+    EXPECT_FALSE(w.stdout_pipe().valid());
+    struct stat null {};
+    ASSERT_EQ(::stat("/dev/null", &null), 0);
+    std::string report = receive(ch.ours);
+    for (const char* fd : {"fd1=", "fd2="}) {
+      auto at = report.find(fd);
+      ASSERT_NE(at, std::string::npos) << report;
+      auto rdev = report.substr(report.rfind(':', report.find(' ', at)) + 1);
+      EXPECT_EQ(std::stoull(rdev), null.st_rdev) << fd << " in " << report;
+    }
+    EXPECT_EQ(receive(ch.ours), "written");
+    auto st = w.wait();
+    ASSERT_TRUE(st) << st.error().to_string();
+    EXPECT_EQ(st->kind, ExitKind::kExited) << st->to_string();
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Sandbox, PipedOutputsCarryExactlyTheWorkersBytesThenEof) {
+  FdLeakCheck leaks;
+  {
+    auto ch = channel();
+    Worker w = start(base("stdio").args({"w", "stdio", "write"}).stdout_to(Output::kPipe)
+                         .stderr_to(Output::kPipe),
+                     std::move(ch.theirs));
+    ASSERT_TRUE(w.stdout_pipe().valid());
+    ASSERT_TRUE(w.stderr_pipe().valid());
+    EXPECT_NE(::fcntl(w.stdout_pipe().get(), F_GETFL) & O_NONBLOCK, 0);
+    EXPECT_NE(::fcntl(w.stderr_pipe().get(), F_GETFD) & FD_CLOEXEC, 0);
+    std::string report = receive(ch.ours);
+    EXPECT_EQ(report.find("fd1=closed"), std::string::npos) << report;
+    EXPECT_EQ(receive(ch.ours), "written");
+    // End-of-file comes when the worker's tree is done with the pipes: the
+    // launcher (pid 1) holds no copy.
+    EXPECT_EQ(read_to_eof(w.stdout_pipe()), "to stdout\n");
+    EXPECT_EQ(read_to_eof(w.stderr_pipe()), "to stderr\n");
+    auto st = w.wait();
+    ASSERT_TRUE(st) << st.error().to_string();
+    EXPECT_EQ(st->kind, ExitKind::kExited) << st->to_string();
+    // The read end can be moved out, e.g. into an event loop.
+    Fd out = w.take_stdout_pipe();
+    EXPECT_TRUE(out.valid());
+    EXPECT_FALSE(w.stdout_pipe().valid());
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
+TEST(Sandbox, PipedOutputsHangUpWhenTheWorkerClosesThemNotWhenTheSandboxEnds) {
+  auto ch = channel();
+  Worker w = start(base("closeout").stdout_to(Output::kPipe).stderr_to(Output::kPipe),
+                   std::move(ch.theirs));
+  // The worker closed its only copies before saying so, and neither the
+  // launcher (pid 1) nor bubblewrap holds one: the hang-up is already there.
+  EXPECT_EQ(receive(ch.ours), "closed");
+  for (const Fd* fd : {&w.stdout_pipe(), &w.stderr_pipe()}) {
+    pollfd p{fd->get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 0), 1) << "a write end is still open somewhere";
+    EXPECT_NE(p.revents & POLLHUP, 0);
+  }
+  ASSERT_EQ(::send(ch.ours.get(), "bye", 3, 0), 3);
+  auto st = w.wait();
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(st->kind, ExitKind::kExited) << st->to_string();
+}
+
+TEST(Sandbox, OnePipeAndOneInheritedOutput) {
+  auto ch = channel();
+  Worker w = start(base("stdio").stderr_to(Output::kPipe), std::move(ch.theirs));
+  EXPECT_FALSE(w.stdout_pipe().valid());
+  ASSERT_TRUE(w.stderr_pipe().valid());
+  std::string report = receive(ch.ours);
+  EXPECT_EQ(report.rfind("fd1=" + dev_ino_rdev(1) + " ", 0), 0u) << report;
+  EXPECT_EQ(report.find("fd2=" + dev_ino_rdev(2) + " "), std::string::npos) << report;
+  EXPECT_EQ(read_to_eof(w.stderr_pipe()), "");
+  ASSERT_TRUE(w.wait());
+}
+
+TEST(Sandbox, WaitHandsOverEveryViolationItAnswered) {
+  auto ch = channel();
+  Worker w = start(base("denied"), std::move(ch.theirs));
+  std::vector<Violation> seen;
+  auto st = w.wait([&](const Violation& v) { seen.push_back(v); });
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(st->kind, ExitKind::kExited) << st->to_string();
+  std::vector<std::string> names;
+  for (const auto& v : seen) names.push_back(v.syscall);
+  EXPECT_EQ(names, (std::vector<std::string>{"socketpair", "socket", "unshare", "clone", "ioctl",
+                                             "ioctl"}));
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen[0].worker, "test-worker");
+  EXPECT_EQ(seen[0].args[0], static_cast<std::uint64_t>(AF_INET));
+  EXPECT_EQ(receive(ch.ours).rfind("inet:errno=Operation not permitted;", 0), 0u);
+}
+
+TEST(Sandbox, WaitUnderKillReportsTheFatalViolation) {
+  auto ch = channel();
+  Worker w = start(base("ptrace").on_violation(ViolationAction::kKill), std::move(ch.theirs));
+  std::vector<std::string> names;
+  auto st = w.wait([&](const Violation& v) { names.push_back(v.syscall); });
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(st->kind, ExitKind::kViolation) << st->to_string();
+  EXPECT_EQ(names, std::vector<std::string>{"ptrace"});
+}
+
+TEST(Sandbox, ExecOfTheWorkersOwnProgramIsAViolation) {
+  // The launcher's exec is allowed by its pointer, not by the path: the
+  // same path from the worker's own memory is refused and reported.
+  auto ch = channel();
+  Worker w = start(base("reexec").args({"w", "reexec", worker_path()}), std::move(ch.theirs));
+  std::vector<Violation> seen;
+  auto st = w.wait([&](const Violation& v) { seen.push_back(v); });
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(receive(ch.ours), "reexec errno=Operation not permitted");
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].syscall, "execve");
 }
 
 }  // namespace

@@ -96,6 +96,16 @@ SpecBuilder& SpecBuilder::launcher(std::string path) {
   return *this;
 }
 
+SpecBuilder& SpecBuilder::stdout_to(Output where) {
+  spec_.stdout_to = where;
+  return *this;
+}
+
+SpecBuilder& SpecBuilder::stderr_to(Output where) {
+  spec_.stderr_to = where;
+  return *this;
+}
+
 Result<Spec> SpecBuilder::build() const {
   std::vector<std::string> errs = errors_;
   Spec s = spec_;
@@ -139,6 +149,11 @@ Result<Spec> SpecBuilder::build() const {
   for (const auto& name : s.extra_syscalls) {
     if (has_nul(name) || seccomp_syscall_resolve_name(name.c_str()) == __NR_SCMP_ERROR) {
       errs.push_back("allow_syscall: unknown syscall '" + name + "'");
+    }
+  }
+  for (Output o : {s.stdout_to, s.stderr_to}) {
+    if (o != Output::kInherit && o != Output::kNull && o != Output::kPipe) {
+      errs.push_back("stdout_to/stderr_to: unknown Output value");
     }
   }
   if (s.launcher.empty()) s.launcher = default_launcher_path();

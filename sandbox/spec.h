@@ -51,6 +51,23 @@ enum class ViolationAction : std::uint8_t {
   kKill,   // the whole sandbox is killed; exit status says kViolation
 };
 
+// Where the worker's stdout or stderr goes. stdin is always /dev/null.
+//
+// kInherit (the default, for compatibility) hands the worker the
+// supervisor's own fd 1 / fd 2. When that is an operator's terminal, a
+// hostile worker can write terminal escape sequences to it (retitle the
+// window, fake or hide log lines, and on some terminal emulators worse).
+// It cannot inject input: the sandbox has no controlling terminal
+// (--new-session) and TIOCSTI is refused by the filter. Supervisors that run
+// untrusted workers with a terminal on fd 1/2 should use kNull or kPipe.
+enum class Output : std::uint8_t {
+  kInherit,  // the supervisor's fd 1 (stdout) or fd 2 (stderr); /dev/null if closed
+  kNull,     // /dev/null: writes succeed and are discarded
+  kPipe,     // a pipe; the supervisor reads the other end from
+             // Worker::stdout_pipe() / stderr_pipe() (non-blocking) and
+             // must drain it: a full pipe (64 KiB) blocks the worker's writes
+};
+
 struct Bind {
   std::string source;  // absolute path on the host
   std::string dest;    // absolute path inside the sandbox
@@ -69,6 +86,9 @@ struct Spec {
   // The trusted launcher executable on the host (bound read-only into the
   // sandbox). Empty = default_launcher_path().
   std::string launcher;
+  Output stdout_to = Output::kInherit;  // the worker's fd 1
+  Output stderr_to = Output::kInherit;  // the worker's fd 2 (bubblewrap's own
+                                        // errors still go to the supervisor's fd 2)
 };
 
 // Where capsa-launcher is: $CAPSA_LAUNCHER if set (the supervisor's own
@@ -95,6 +115,8 @@ class SpecBuilder {
   SpecBuilder& allow_syscall(std::string name);
   SpecBuilder& on_violation(ViolationAction action);
   SpecBuilder& launcher(std::string path);
+  SpecBuilder& stdout_to(Output where);
+  SpecBuilder& stderr_to(Output where);
 
   // Checks: name non-empty, printable, <= 64 bytes; program and bind paths
   // absolute, no "..", no NUL; bind sources exist; dests not over the

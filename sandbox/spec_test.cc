@@ -53,5 +53,20 @@ TEST(SpecBuilder, AcceptsKnownExtraSyscalls) {
   EXPECT_EQ(spec->extra_syscalls, std::vector<std::string>{"socket"});
 }
 
+TEST(SpecBuilder, OutputsDefaultToInheritAndCanBeSet) {
+  auto def = SpecBuilder().name("w").program("/bin/true").build();
+  ASSERT_TRUE(def) << def.error().to_string();
+  EXPECT_EQ(def->stdout_to, Output::kInherit);
+  EXPECT_EQ(def->stderr_to, Output::kInherit);
+  auto set = SpecBuilder().name("w").program("/bin/true").stdout_to(Output::kPipe)
+                 .stderr_to(Output::kNull).build();
+  ASSERT_TRUE(set) << set.error().to_string();
+  EXPECT_EQ(set->stdout_to, Output::kPipe);
+  EXPECT_EQ(set->stderr_to, Output::kNull);
+  auto bad = SpecBuilder().name("w").program("/bin/true").stderr_to(static_cast<Output>(7)).build();
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("unknown Output value"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace capsa::sandbox

@@ -5,6 +5,7 @@
 
 #include "capabilities/error.h"
 #include "capabilities/fd.h"
+#include "capabilities/port.h"
 #include "sandbox/launcher_protocol.h"
 
 namespace capsa::sandbox::detail {
@@ -14,10 +15,16 @@ struct ReceivedRecord {
   Fd fd;  // the one fd that came with it, if any
 };
 
-// Reads one record. std::nullopt on end-of-stream (the launcher is gone).
-// kWouldBlock when the socket is non-blocking and empty. kBadMessage for a
-// packet of the wrong size, truncated control data, more than one fd or an
-// unknown type; every fd that came with it is closed.
-Result<std::optional<ReceivedRecord>> read_status_record(const Fd& socket);
+// The status socket as a Port that accepts nothing larger than a record.
+Port status_port(Fd socket);
+
+// Reads one record through Port::receive (so the packet rules are the
+// ports': truncation, oversize, fd ownership). std::nullopt on end-of-stream
+// (the launcher is gone; an empty packet is not end-of-stream, it is a bad
+// record). kWouldBlock when the port is non-blocking and empty. kBadMessage
+// for a packet of the wrong size, truncated control data, an fd where none
+// belongs (or none where one does) or an unknown type; every fd that came
+// with it is closed.
+Result<std::optional<ReceivedRecord>> read_status_record(Port& port);
 
 }  // namespace capsa::sandbox::detail

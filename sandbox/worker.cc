@@ -63,6 +63,10 @@ const std::string& Worker::name() const noexcept { return state_->name; }
 int Worker::pid() const noexcept { return state_->pid; }
 const Fd& Worker::pidfd() const noexcept { return state_->pidfd; }
 const Fd& Worker::notify_fd() const noexcept { return state_->notify; }
+const Fd& Worker::stdout_pipe() const noexcept { return state_->stdout_pipe; }
+const Fd& Worker::stderr_pipe() const noexcept { return state_->stderr_pipe; }
+Fd Worker::take_stdout_pipe() noexcept { return std::move(state_->stdout_pipe); }
+Fd Worker::take_stderr_pipe() noexcept { return std::move(state_->stderr_pipe); }
 
 std::optional<std::chrono::steady_clock::time_point> Worker::deadline() const noexcept {
   return state_->deadline;
@@ -170,12 +174,14 @@ Result<std::optional<ExitStatus>> Worker::try_reap() {
   s.result = d::classify_exit(s, exact ? &*exact : nullptr, status,
                               to_us(ru.ru_utime) + to_us(ru.ru_stime),
                               static_cast<std::uint64_t>(ru.ru_maxrss), wall);
-  s.status.reset();
+  s.status = Port();
   s.notify.reset();
   return s.result;
 }
 
-Result<ExitStatus> Worker::wait() {
+Result<ExitStatus> Worker::wait() { return wait(nullptr); }
+
+Result<ExitStatus> Worker::wait(const std::function<void(const Violation&)>& on_violation) {
   State& s = *state_;
   for (;;) {
     auto done = try_reap();
@@ -197,6 +203,7 @@ Result<ExitStatus> Worker::wait() {
     if (p[1].revents != 0) {  // a violation, or the filter's last user is gone
       auto v = handle_violation();
       if (!v) return std::unexpected(std::move(v.error()));
+      if (v->has_value() && on_violation) on_violation(**v);
     }
   }
 }

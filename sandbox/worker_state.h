@@ -8,6 +8,7 @@
 #include <string>
 
 #include "capabilities/fd.h"
+#include "capabilities/port.h"
 #include "sandbox/sandbox.h"
 
 namespace capsa::sandbox {
@@ -22,7 +23,9 @@ struct Worker::State {
   pid_t pid = -1;      // bubblewrap, our child; valid until reaped
   Fd pidfd;            // of bubblewrap
   Fd notify;           // seccomp listener of the worker's filter
-  Fd status;           // launcher -> us, SOCK_SEQPACKET, non-blocking
+  Port status;         // launcher -> us, SOCK_SEQPACKET, non-blocking after start
+  Fd stdout_pipe;      // read ends for Output::kPipe
+  Fd stderr_pipe;
   std::chrono::steady_clock::time_point started;
   std::optional<std::chrono::steady_clock::time_point> deadline;
   KillCause cause = KillCause::kNone;

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -192,6 +193,46 @@ int main(int argc, char** argv) {
       if (n <= 0) return 0;
       (void)::send(3, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL);
     }
+  }
+  if (mode == "stdio") {
+    // What fds 1 and 2 are ("dev:ino:rdev"), then, with "write", a line on each.
+    std::string out;
+    for (int fd : {1, 2}) {
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) {
+        out += "fd" + std::to_string(fd) + "=closed ";
+        continue;
+      }
+      out += "fd" + std::to_string(fd) + "=" + std::to_string(st.st_dev) + ":" +
+             std::to_string(st.st_ino) + ":" + std::to_string(st.st_rdev) + " ";
+    }
+    say(out);
+    if (argc > 2 && std::string(argv[2]) == "write") {
+      static constexpr char kOut[] = "to stdout\n", kErr[] = "to stderr\n";
+      bool ok = ::write(1, kOut, sizeof kOut - 1) == sizeof kOut - 1 &&
+                ::write(2, kErr, sizeof kErr - 1) == sizeof kErr - 1;
+      say(ok ? "written" : "write failed: " + std::string(std::strerror(errno)));
+    }
+    return 0;
+  }
+  if (mode == "closeout") {
+    // Closes fds 1 and 2, says so, and stays until told to go.
+    ::close(1);
+    ::close(2);
+    say("closed");
+    char buf[16];
+    (void)::recv(3, buf, sizeof buf, 0);
+    return 0;
+  }
+  if (mode == "reexec") {
+    // execve of our own program, from a string of our own: the filter pins
+    // execve to the launcher's pointer, not to the path, so this is refused.
+    std::string self = argc > 2 ? argv[2] : "/proc/self/exe";
+    char* const args[] = {self.data(), nullptr};
+    char* const env[] = {nullptr};
+    long rc = ::execve(self.c_str(), args, env);
+    say("reexec " + result(rc));
+    return 0;
   }
   say("unknown mode " + mode);
   return 2;

@@ -1,7 +1,5 @@
 #include "tests/sandbox/fixture.h"
 
-#include "tests/support/fd_count.h"
-
 namespace capsa::sandbox::testing {
 namespace {
 
@@ -17,13 +15,12 @@ class WarmUp : public ::testing::Environment {
 
 }  // namespace
 
-Aftermath::Aftermath() : fds_before_(capsa::testing::open_fd_count()) {}
+Aftermath::Aftermath() = default;
 
 void Aftermath::check() const {
   expect_still_serves();
   EXPECT_EQ(child_pids(), std::vector<int>{}) << "a child process outlived its test";
-  EXPECT_EQ(capsa::testing::open_fd_count(), fds_before_)
-      << "fd leak; open now:\n" << capsa::testing::describe_open_fds();
+  EXPECT_EQ(fds_.leaked(), 0) << "fd leak; open now:\n" << capsa::testing::describe_open_fds();
 }
 
 }  // namespace capsa::sandbox::testing

@@ -3,11 +3,10 @@
 // process leaked no fd and no child process.
 #pragma once
 
-#include <cstddef>
-
 #include <gtest/gtest.h>
 
 #include "tests/sandbox/harness.h"
+#include "tests/support/fd_count.h"
 
 namespace capsa::sandbox::testing {
 
@@ -19,7 +18,7 @@ class Aftermath {
   void check() const;
 
  private:
-  std::size_t fds_before_;
+  capsa::testing::FdLeakCheck fds_;
 };
 
 class HostileTest : public ::testing::Test {
