@@ -71,8 +71,8 @@ int main(int argc, char**) {
   // A channel end is handed out like any capability, but this side serves
   // it: take the raw port out of the client-side wrapper.
   capsa::Port port = channel->release();
-  say(*log, "serving demo.WordCount on the \"wordcount\" port from the bootstrap Get (socket inode " +
-                std::to_string(port.inode()) +
+  say(*log, "serving demo.WordCount on the \"wordcount\" port from the bootstrap Get "
+            "(socket inode " + std::to_string(port.inode()) +
                 "); requests arrive on that port, not through the bootstrap port");
 
   capsa::ServerOptions options;  // a bad request closes the port (Mojo's rule)
@@ -93,7 +93,7 @@ int main(int argc, char**) {
     capsa::examples::TextStats stats;
     std::string how;
     if (has_text) {
-      stats = capsa::examples::text_stats(std::string_view(req->text()->c_str(), req->text()->size()));
+      stats = capsa::examples::text_stats(req->text()->string_view());
       how = "inline text";
     } else {
       // The validator checked it is a sealed memfd: nobody, the sender

@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -49,7 +50,9 @@ std::string errno_name(int err) {
   return name != nullptr ? name : "errno " + std::to_string(err);
 }
 
-std::string refused(const Error& e) { return "refused (" + std::string(capsa::errc_name(e.code)) + ")"; }
+std::string refused(const Error& e) {
+  return "refused (" + std::string(capsa::errc_name(e.code)) + ")";
+}
 
 // One line to stdout (flushed: the process may be killed right after) and
 // the same line to the log. The log grant is rate-limited; an `overloaded`
@@ -120,7 +123,8 @@ void call_outside_rights(Context& ctx, Reporter& out) {
   auto& wfbb = wide->payload_builder();
   wfbb.Finish(fs::CreateListRequest(wfbb, wfbb.CreateString(".")));
   auto remote = wide->call("List", wide->payload_bytes());
-  out.line(what + " bypassing the SDK: " + (remote ? std::string("ALLOWED") : refused(remote.error())));
+  out.line(what + " bypassing the SDK: " +
+           (remote ? std::string("ALLOWED") : refused(remote.error())));
 }
 
 void send_malformed(Context& ctx, Reporter& out) {
@@ -135,11 +139,23 @@ void send_malformed(Context& ctx, Reporter& out) {
   if (auto r = port.send(std::as_bytes(std::span(garbage.data(), garbage.size()))); !r) {
     return out.line(what + "survived: send " + refused(r.error()));
   }
-  // Wait for the verdict. Under "kill" the supervisor kills us here; under
-  // "close_port" the port closes; under "reply_error" an error comes back.
+  // Wait for the verdict: under "close_port" the port closes, under
+  // "reply_error" an error comes back, under "kill" the supervisor closes
+  // the port AND kills the sandbox. The close can reach us a moment before
+  // the SIGKILL does, so a line printed at once would sometimes appear
+  // under "kill" too. Hence the grace period: a plugin that is still alive
+  // 2 s after the verdict was not killed for it. (A heuristic for a stable
+  // transcript, not a proof: the proof is the audit log's bad_message and
+  // worker_killed lines and the exit status.)
   auto answer = port.receive();
-  if (!answer) return out.line(what + "survived: the port was " + (answer.error().code == Errc::kClosed ? "closed" : refused(answer.error())));
-  out.line(what + "survived: an answer came back (" + std::to_string(answer->bytes.size()) + " bytes)");
+  const timespec grace{2, 0};
+  ::nanosleep(&grace, nullptr);
+  if (!answer) {
+    return out.line(what + "survived: the port was " +
+                    (answer.error().code == Errc::kClosed ? "closed" : refused(answer.error())));
+  }
+  out.line(what + "survived: an answer came back (" + std::to_string(answer->bytes.size()) +
+           " bytes)");
 }
 
 }  // namespace

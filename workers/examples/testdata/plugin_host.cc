@@ -176,8 +176,9 @@ void PluginHost::add_bootstrap_handlers(Server& s) {
     Fd worker_end;
     if (grant->channel) {
       std::lock_guard lock(mu_);
-      if (!grant->channel_end.valid()) {
-        return make_error(Errc::kNotFound, "channel " + name + " was already handed over");
+      if (!grant->channel_end.valid()) {  // the supervisor's answer too
+        note_refusal("denied: " + name);
+        return make_error(Errc::kDenied, "channel " + name + " was already handed out");
       }
       worker_end = grant->channel_end.release_fd();
     } else {

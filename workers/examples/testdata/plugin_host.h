@@ -45,7 +45,8 @@ class PluginHost {
   // Bootstrap reply reports and the service enforces.
   void add_log(std::string name, Rights rights = kAllRights);
   void add_directory(std::string name, std::filesystem::path root, Rights rights = kAllRights);
-  // One end of a channel, handed over (once) to the first Get of `name`.
+  // One end of a channel, handed over to the first Get of `name`; a second
+  // Get is `denied`, as the supervisor answers.
   void add_channel_end(std::string name, std::string interface, Port end);
 
   // Starts serving the bootstrap port and returns the plugin's end.

@@ -7,7 +7,9 @@ namespace {
 
 bool is_letter(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 // Length of the apostrophe at `pos` (1 for ', 3 for U+2019 in UTF-8), or 0.
 std::size_t apostrophe_at(std::string_view text, std::size_t pos) noexcept {

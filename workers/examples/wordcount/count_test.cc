@@ -133,7 +133,8 @@ TEST(SampleTexts, ExpectedReportIsWhatTheCounterComputes) {
   std::stringstream expected;
   expected << in.rdbuf();
   EXPECT_EQ(expected.str(), computed)
-      << "regenerate with: wordcount-report examples/texts/*.txt > examples/texts/expected_top10.out";
+      << "regenerate with: wordcount-report examples/texts/*.txt "
+         "> examples/texts/expected_top10.out";
 }
 
 }  // namespace
