@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The demo: builds capsa, then
-#   1. starts a worker in the sandbox (bubblewrap + seccomp + limits) and
-#      serves it one capability over its bootstrap port: a validated call
-#      round trip, a call outside its rights (denied), a forbidden syscall
-#      (reported by seccomp), a host file it cannot see, and a malformed
-#      message (refused; the port is closed);
-#   2. checks and explains the example policies with `capsa check`.
+# The demo: builds capsa and its example plugins, then runs them under
+# `capsa run`, each with its policy from examples/:
+#   1. wordcount: reads the sample texts through an fs.Directory grant and
+#      logs the top words;
+#   2. asker + counter: two workers that talk over a channel the supervisor
+#      connected, and then without it;
+#   3. hostile: tries to escape, one attempt after another; each is refused
+#      and audited;
+#   4. revocation: a reader holds a file capability; `capsa audit` lists the
+#      live grants (and whether the kernel agrees who holds each port), and
+#      `capsa revoke` takes the file away while the reader is using it;
+#   5. the audit summary of all runs, and `capsa check` on a broken policy.
 # Installs missing packages first (as root).
 set -euo pipefail
 CAPSA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,18 +21,62 @@ BUILD="$CAPSA_ROOT/build"
 echo "== building capsa in $BUILD"
 capsa_build "$BUILD" >/dev/null
 
-echo
-echo "== 1. a sandboxed worker and its one capability"
-"$BUILD/examples/roundtrip/capsa-demo-host"
+CAPSA="$BUILD/supervisor/capsa"
+PLUGINS="$BUILD/plugins"
+WORK=$(mktemp -d /tmp/capsa-demo.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+AUDIT="$WORK/audit.jsonl"
+
+run() {  # run POLICY: capsa run with the demo's audit log and plugin dir
+  "$CAPSA" run -q --control none --audit-log "$AUDIT" --define bin="$PLUGINS" "$CAPSA_ROOT/examples/$1" || true
+}
 
 echo
-echo "== 2. an operator's policy, checked and explained"
-echo "   (the example plugins it names are not built yet, so existence checks are off)"
-"$BUILD/supervisor/capsa" check --no-fs-checks --define bin="$BUILD/workers/examples" \
-  "$CAPSA_ROOT/examples/pair.json"
+echo "== 1. wordcount: word frequencies of examples/texts, through an fs.Directory grant"
+echo "   $ capsa run examples/wordcount.json"
+run wordcount.json
+
+echo
+echo "== 2. asker and counter: a channel the supervisor connected, then left"
+echo "   $ capsa run examples/pair.json"
+run pair.json
+
+echo
+echo "== 3. hostile: every escape attempt refused (its policy kills it on a bad message)"
+echo "   $ capsa run examples/hostile.json"
+run hostile.json 2>&1 | grep -v '^hostile: '
+echo "   -- the audit lines of those refusals:"
+grep '"worker":"hostile"' "$AUDIT" | grep -E '"(call_denied|seccomp_violation|bad_message|worker_killed)"' |
+  sed 's/^/   /'
+
+if [ -x "$PLUGINS/reader" ] && [ -f "$CAPSA_ROOT/examples/reader.json" ]; then
+  echo
+  echo "== 4. revocation: a reader holds a file capability; the operator takes it away"
+  SOCK="$WORK/control.sock"
+  "$CAPSA" run -q --control "$SOCK" --audit-log "$AUDIT" --define bin="$PLUGINS" \
+    "$CAPSA_ROOT/examples/reader.json" &
+  sup=$!
+  for _ in $(seq 100); do [ -S "$SOCK" ] && "$CAPSA" audit --control "$SOCK" >/dev/null 2>&1 && break; sleep 0.1; done
+  sleep 1
+  echo "   $ capsa audit"
+  "$CAPSA" audit --control "$SOCK" | sed 's/^/   /'
+  file_grant=$("$CAPSA" audit --control "$SOCK" --json | grep -o '"id":[0-9]*,[^}]*"interface":"fs.File"' | head -1 | grep -o '^"id":[0-9]*' | cut -d: -f2)
+  echo "   $ capsa revoke $file_grant"
+  "$CAPSA" revoke --control "$SOCK" --reason "demo: operator revoked the file" "$file_grant" | sed 's/^/   /'
+  wait "$sup" || true
+fi
+
+echo
+echo "== 5. audit summary ($AUDIT)"
+count() { grep -c "\"event\":\"$1\"" "$AUDIT" || true; }
+printf '   workers started %s, grants created %s, ports transferred %s, released %s, revoked %s\n' \
+  "$(count worker_started)" "$(count grant_created)" "$(count port_transferred)" "$(count released)" "$(count revoked)"
+printf '   calls denied %s, seccomp violations %s, bad messages %s, workers killed %s\n' \
+  "$(count call_denied)" "$(count seccomp_violation)" "$(count bad_message)" "$(count worker_killed)"
+
+echo
 echo "== a policy with mistakes: every error, with file:line:column"
-bad=$(mktemp --suffix=.json)
-trap 'rm -f "$bad"' EXIT
+bad="$WORK/bad.json"
 cat >"$bad" <<'JSON'
 {
   "workers": [
@@ -37,4 +86,4 @@ cat >"$bad" <<'JSON'
   ]
 }
 JSON
-"$BUILD/supervisor/capsa" check --no-fs-checks "$bad" || echo "   (capsa check exited $? : invalid policy)"
+"$CAPSA" check --no-fs-checks "$bad" || echo "   (capsa check exited $? : invalid policy)"
