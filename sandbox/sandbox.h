@@ -7,8 +7,10 @@
 // /proc and minimal /dev, --die-with-parent, --new-session, all capabilities
 // dropped and a clean environment. Inside, capsa-launcher is the pid-1 of
 // the sandbox: it forks the worker, which applies rlimits, installs the
-// seccomp filter, hands the seccomp listener fd to the supervisor, keeps
-// only fds 0, 1, 2 and 3 (the bootstrap port) and execs the program. The
+// seccomp filter (compiled once per syscall set by the supervisor), hands
+// the seccomp listener fd to the supervisor, keeps only fds 0 (/dev/null),
+// 1 and 2 (see Spec::stdout_to/stderr_to) and 3 (the bootstrap port) and
+// execs the program. The
 // launcher then waits and reports the worker's exact exit status and rusage.
 // When the launcher (pid 1) exits, the kernel kills every process left in
 // the sandbox's pid namespace, so no descendant outlives its worker.

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Spawn-to-ready benchmark, one command:  bench/spawn/run.sh [build-dir]
+# Runs spawn_bench RUNS times pinned to CPU 0 (taskset -c 0: the supervisor,
+# bubblewrap, the launcher and the worker share one CPU, so the figure is
+# the total CPU work of a spawn) and RUNS times unpinned, alternating, and
+# prints every run, each run's ratio, the median ratio of each set and the
+# load average before and after (the machine is shared: keep the load with
+# the figures). The build must have the tests (spawn_bench starts the
+# sandbox tests' worker); docs/PERFORMANCE.md reports RelWithDebInfo.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${1:-$root/build-spawn}
+bin=$build/bench/spawn/spawn_bench
+[ -x "$bin" ] || { echo "no $bin: ninja -C $build spawn_bench" >&2; exit 1; }
+runs=${RUNS:-5}
+n=${N:-100}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)   runs=$runs n=$n   as $(id -un)"
+ratio() { awk '/^ratio/ { sub("x", "", $3); print $3 }' "$out"; }
+pinned="" unpinned=""
+i=0
+while [ "$i" -lt "$runs" ]; do
+  taskset -c 0 "$bin" "$n" >"$out"
+  sed 's/^/  pinned   /' "$out"
+  pinned="$pinned $(ratio)"
+  "$bin" "$n" >"$out"
+  sed 's/^/  unpinned /' "$out"
+  unpinned="$unpinned $(ratio)"
+  i=$((i + 1))
+done
+median() { printf '%s\n' $1 | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+echo "pinned ratios:  $pinned   median $(median "$pinned")x"
+echo "unpinned ratios:$unpinned   median $(median "$unpinned")x"
+echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)   (target: capsa <= 1.5x bare)"
