@@ -16,8 +16,9 @@
 //                                   log port: the policy's on_bad_message is
 //                                   "kill", so this is its last act
 // The lines are fixed text plus an error name, so tests can grep them; a
-// step that unexpectedly works says ALLOWED. Nothing here is random or
-// timed: the same sandbox and policy give the same lines.
+// step that unexpectedly works says ALLOWED. Nothing here is random: the
+// same sandbox and policy give the same lines. (The only waits are the log
+// retry below and the grace period of step e, which keep them so.)
 //
 // Exit status: killed at step e under examples/hostile.json; 0 if it
 // survived every step (a gentler policy); 1 if it could not even get its
