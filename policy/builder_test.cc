@@ -70,6 +70,9 @@ TEST_F(BuilderTest, EachErrorClassWithoutAFile) {
       {"no rights", [](PolicyBuilder& b, const std::string& p) {
          b.worker("w").program(p).grant("g", "log.Sink");
        }, "grant \"g\" lists no rights"},
+      {"not served", [](PolicyBuilder& b, const std::string& p) {
+         b.worker("w").program(p).grant("g", "fs.File").all_rights();
+       }, "fs.File is not served by the supervisor (a File comes from fs.Directory.Open); it can be the interface of a channel between workers"},
       {"bootstrap", [](PolicyBuilder& b, const std::string& p) {
          b.worker("w").program(p).grant("g", "capsa.Bootstrap").all_rights();
        }, "capsa.Bootstrap is given to every worker implicitly"},
@@ -200,7 +203,7 @@ TEST_F(BuilderTest, CatalogConstraintTypesIncludingSizes) {
   catalog.add({.name = "kv.Store", .methods = {"Get", "Put"},
                .constraints = {{"quota", ConstraintType::kUnsigned, false, "1M"},
                                {"prefix", ConstraintType::kString, true, ""}},
-               .grantable = true});
+               .grantable = true, .served = true, .served_note = ""});
   PolicyBuilder b(catalog);
   auto& w = b.worker("w").program(program);
   w.grant("a", "kv.Store").right("Get").constraint("prefix", std::string("p/"))
