@@ -6,7 +6,9 @@
 // policy file; C++ callers fill it by hand; both go through the same checks.
 //
 // Defaults are the safe choice: no extra binds, a 64 MiB /tmp, the limits
-// below, violations answered with EPERM, an empty environment.
+// below, violations answered with EPERM, an empty environment. One
+// exception, kept for compatibility: stdout and stderr are the supervisor's
+// (Output::kInherit); see Output for when to choose otherwise.
 #pragma once
 
 #include <cstdint>

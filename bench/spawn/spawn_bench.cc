@@ -5,6 +5,10 @@
 //           --dev /dev --proc /proc --ro-bind /usr /usr (+ /lib /bin links)
 //           /bin/true` -> its exit.
 // Interleaved, same run, same machine. Target: capsa <= 1.5x bare.
+// Run as root, the bare bubblewrap keeps uid 0 in its one user namespace,
+// while capsa's runs as 65534 (spawn() drops) with --uid 65534, which costs
+// bubblewrap a second user namespace: the baseline is the cheaper one.
+// bench/spawn/run.sh runs this several times, pinned and unpinned.
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
