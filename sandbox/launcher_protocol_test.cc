@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "sandbox/seccomp_policy.h"
 
 namespace capsa::sandbox::detail {
@@ -140,6 +142,26 @@ TEST(CompiledFilter, CacheSharesOneProgramPerSetRegardlessOfOrder) {
   EXPECT_EQ(a->get(), b->get());
   EXPECT_NE(a->get(), c->get());
   EXPECT_NE((*a)->program.size(), 0u);
+}
+
+TEST(CompiledFilter, CacheIsSafeFromManyThreads) {
+  // Sets no other test uses, so the first compile happens here, raced.
+  const std::vector<std::vector<std::string>> sets = {{"getxattr", "listxattr"}, {"getxattr"}};
+  std::vector<const CompiledFilter*> got(8, nullptr);
+  {
+    std::vector<std::jthread> threads;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      threads.emplace_back([&, i] {
+        auto f = cached_filter(sets[i % 2]);
+        if (f) got[i] = f->get();
+      });
+    }
+  }
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    ASSERT_NE(got[i], nullptr) << i;
+    EXPECT_EQ(got[i], got[i % 2]) << "one program per set, whoever compiled it";
+  }
+  EXPECT_NE(got[0], got[1]);
 }
 
 }  // namespace

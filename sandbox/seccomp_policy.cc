@@ -239,16 +239,14 @@ Result<std::shared_ptr<const CompiledFilter>> cached_filter(
   std::vector<std::string> key = extra_syscalls;
   std::sort(key.begin(), key.end());
   key.erase(std::unique(key.begin(), key.end()), key.end());
-  {
-    std::lock_guard lock(*mu);
-    if (auto it = cache->find(key); it != cache->end()) return it->second;
-  }
-  // Compiled outside the lock: two threads may compile the same set at
-  // once; both results are identical and the second insert is a no-op.
+  // Compiled under the lock: libseccomp keeps lazily initialised global
+  // state (API level, arch tables), and a compile (well under a millisecond)
+  // is rare enough that serialising it costs nothing that matters.
+  std::lock_guard lock(*mu);
+  if (auto it = cache->find(key); it != cache->end()) return it->second;
   auto compiled = compile_filter(key);
   if (!compiled) return std::unexpected(std::move(compiled.error()));
   auto shared = std::make_shared<const CompiledFilter>(std::move(*compiled));
-  std::lock_guard lock(*mu);
   if (cache->size() >= kMaxCachedFilters) cache->clear();
   cache->emplace(std::move(key), shared);
   return shared;
