@@ -66,12 +66,14 @@ TEST_F(ExamplesTest, PairHasAWordCountChannel) {
   }
 }
 
-TEST_F(ExamplesTest, HostileGetsOnlyALogAndIsKilledOnBadMessage) {
+TEST_F(ExamplesTest, HostileGetsALogAndAStatOnlyDirectoryAndIsKilledOnBadMessage) {
   Policy p = load("hostile.json");
   const WorkerProfile* w = p.find_worker("hostile");
   ASSERT_NE(w, nullptr);
-  ASSERT_EQ(w->grants.size(), 1u);
+  ASSERT_EQ(w->grants.size(), 2u);
   EXPECT_EQ(w->grants[0].api, "log.Sink");
+  EXPECT_EQ(w->grants[1].api, "fs.Directory");
+  EXPECT_EQ(w->grants[1].rights, std::vector<std::string>{"Stat"});
   EXPECT_EQ(w->on_bad_message, BadMessageAction::kKill);
 }
 
