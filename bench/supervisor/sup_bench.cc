@@ -5,7 +5,7 @@
 //     supervisor receives, validates against the schema, checks rights,
 //     worker rate, grant limits, serves and replies. Timed inside the
 //     worker. Baseline in the same run: a raw SOCK_SEQPACKET ping-pong of
-//     a packet of the same size between two plain processes. Three rounds,
+//     a packet of the same size between two plain processes. Five rounds,
 //     interleaved; the median ratio is reported. Target: <= 1.5x raw.
 //  2. Memory per live grant: GRANTS grants (each used once) held by an
 //     attached worker; the supervisor's live heap (mallinfo2) before and
@@ -35,6 +35,10 @@
 using namespace capsa;
 using namespace capsa::supervisor;
 using Clock = std::chrono::steady_clock;
+
+// Rounds of (raw, capsa), interleaved; the median ratio is the figure (a
+// shared machine makes single rounds swing by a third).
+constexpr int kRounds = 5;
 
 namespace {
 
@@ -223,22 +227,23 @@ int main(int argc, char** argv) {
   const long n = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 100000;
   const long grants = argc > 2 ? std::strtol(argv[2], nullptr, 10) : 10000;
   const std::size_t bytes = capsa_request_bytes();
-  std::printf("call round trip: %ld calls per round, request %zu bytes, 3 rounds interleaved\n", n,
-              bytes);
+  std::printf("call round trip: %ld calls per round, request %zu bytes, %d rounds interleaved\n", n,
+              bytes, kRounds);
   // Memory first: it forks, and must do so before the call rounds start
   // supervisor threads in this process.
   if (grants > 0) memory_per_grant(grants);
   std::vector<double> ratios;
-  for (int round = 1; round <= 3 && n > 0; ++round) {
+  for (int round = 1; round <= kRounds && n > 0; ++round) {
     const double raw = raw_ns_per_round_trip(n, bytes);
     const double cap = capsa_ns_per_call(n);
     ratios.push_back(cap / raw);
     std::printf("  round %d: raw %.0f ns, capsa %.0f ns, ratio %.2fx\n", round, raw, cap, cap / raw);
     std::fflush(stdout);
   }
-  if (ratios.size() == 3) {
+  if (!ratios.empty()) {
     std::sort(ratios.begin(), ratios.end());
-    std::printf("call round trip: median %.2fx raw (target <= 1.5x)\n", ratios[1]);
+    std::printf("call round trip: median of %zu rounds %.2fx raw (target <= 1.5x)\n", ratios.size(),
+                ratios[ratios.size() / 2]);
   }
   return 0;
 }
