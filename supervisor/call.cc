@@ -29,18 +29,18 @@ GrantId Call::grant() const noexcept { return state_->grant; }
 const std::string& Call::worker() const noexcept { return state_->worker; }
 ServiceHost& Call::host() noexcept { return *state_->impl->self; }
 
-void Call::reply(const std::function<void(flatbuffers::FlatBufferBuilder&)>& build,
+bool Call::reply(const std::function<void(flatbuffers::FlatBufferBuilder&)>& build,
                  std::vector<Handle> handles) {
-  if (!state_ || state_->answered) return;
+  if (!state_ || state_->answered) return false;
   Supervisor::Impl& impl = *state_->impl;
   if (impl.destroying) {
     state_->answered = true;
-    return;
+    return false;
   }
   GrantRecord* g = impl.find_grant(state_->grant);
   if (g == nullptr) {
     state_->answered = true;  // revoked or released: nothing to answer
-    return;
+    return false;
   }
   flatbuffers::FlatBufferBuilder& fbb = impl.encoder.payload_builder();
   build(fbb);
@@ -48,16 +48,16 @@ void Call::reply(const std::function<void(flatbuffers::FlatBufferBuilder&)>& bui
   if (payload.empty()) {
     fail(Errc::kFailed, std::string(g->iface->name()) + "." + state_->method->name +
                             " produced no reply");
-    return;
+    return false;
   }
   if (g->limits && g->limits->budget && !g->limits->budget->charge(payload.size())) {
     fail(Errc::kOverloaded, "byte budget exhausted");
-    return;
+    return false;
   }
   g->bytes += payload.size();
   Header h{MessageKind::kReply, state_->call_id, state_->method->ordinal,
            state_->method->reply.type_hash, Errc::kFailed, {}};
-  impl.answer(*state_, h, payload, std::move(handles));
+  return impl.answer(*state_, h, payload, std::move(handles));
 }
 
 void Call::fail(Errc code, std::string_view text) {
@@ -94,12 +94,12 @@ void Call::submit_off_loop(std::move_only_function<Continuation()> work) {
   }
 }
 
-void Supervisor::Impl::answer(CallState& call, const Header& header,
+bool Supervisor::Impl::answer(CallState& call, const Header& header,
                               std::span<const std::uint8_t> payload,
                               std::vector<Handle> handles) {
   call.answered = true;
   GrantRecord* g = find_grant(call.grant);
-  if (g == nullptr) return;  // handles close with the vector
+  if (g == nullptr) return false;  // handles close with the vector
   auto sent = send_message(g->port, encoder, header, payload, std::move(handles));
   if (!sent) {
     if (sent.error().code == Errc::kClosed) {
@@ -109,9 +109,10 @@ void Supervisor::Impl::answer(CallState& call, const Header& header,
       // bounds what it can make us hold (the Server's rule too).
       release(call.grant, "holder does not read its replies (overloaded)");
     }
-    return;
+    return false;
   }
   call_done(call.grant);
+  return true;
 }
 
 }  // namespace capsa::supervisor

@@ -95,8 +95,10 @@ class Call {
   // only if the port is still served. Handles are attached in order (index
   // 0, 1, ...) and are closed if the port is gone. The reply's payload bytes
   // count against the grant's byte budget; over budget, the call fails with
-  // `overloaded` instead.
-  void reply(const std::function<void(flatbuffers::FlatBufferBuilder&)>& build,
+  // `overloaded` instead. Returns true when the reply was sent (a service
+  // whose state depends on the worker having the answer, such as a file
+  // position, updates it only then).
+  bool reply(const std::function<void(flatbuffers::FlatBufferBuilder&)>& build,
              std::vector<Handle> handles = {});
   // Sends an error with a wire code (kBadMessage, kDenied, kNotFound,
   // kOverloaded, kFailed; any other code is sent as kFailed).

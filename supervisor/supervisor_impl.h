@@ -189,7 +189,7 @@ struct Supervisor::Impl {
   std::size_t calls_in_flight_limit(const GrantRecord& g) const;
 
   // call.cc
-  void answer(CallState& call, const Header& header, std::span<const std::uint8_t> payload,
+  bool answer(CallState& call, const Header& header, std::span<const std::uint8_t> payload,
               std::vector<Handle> handles);
   void call_done(GrantId id);
 

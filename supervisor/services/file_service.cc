@@ -92,12 +92,13 @@ void FileService::read(Call call) {
       [cursor = cursor_, at_position](Call done, Result<ReadResult> result) {
         if (!result) return done.fail(result.error());
         // On the loop thread: no other call on this port ran since
-        // dispatch, so `position` is still `start`.
-        if (at_position) cursor->position += static_cast<std::int64_t>(result->data.size());
-        done.reply([&](flatbuffers::FlatBufferBuilder& fbb) {
+        // dispatch, so `position` is still `start`. It moves only if the
+        // bytes reached the worker (not when the byte budget refused them).
+        const bool sent = done.reply([&](flatbuffers::FlatBufferBuilder& fbb) {
           auto data = fbb.CreateVector(result->data);
           fbb.Finish(fs::CreateReadReply(fbb, data, result->eof));
         });
+        if (sent && at_position) cursor->position += static_cast<std::int64_t>(result->data.size());
       });
 }
 
