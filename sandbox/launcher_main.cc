@@ -20,12 +20,20 @@
 // only pins the execve rule to its own path pointer and installs it with the
 // raw seccomp(2) call.
 //
-// It is single-threaded, so the forked child may allocate; after the filter
-// is installed it only calls sendmsg, close, execve, write and _exit, all in
+// The worker is started with clone(CLONE_VM | CLONE_VFORK): no copy of the
+// launcher's page tables and no copy-on-write faults in the child, and the
+// launcher is suspended until the child has exec'ed or exited, which is all
+// it would do meanwhile anyway. The child is a separate process (its own fd
+// table, rlimits, credentials and seccomp filter: none of CLONE_FILES,
+// CLONE_THREAD, CLONE_SIGHAND), it only shares memory, on a stack of its
+// own; the launcher has no signal handlers that could run in it. It may
+// allocate (the parent is suspended, single-threaded). After the filter is
+// installed it only calls sendmsg, close, execve, write and _exit, all in
 // the allowlist (execve only with the pinned pointer).
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -110,8 +118,8 @@ int set_limit(int resource, std::uint64_t soft, std::uint64_t hard) {
 // [4 GiB, 128 TiB), an 8-byte-aligned offset among up to 2^10 in two pages),
 // and each wrong guess is a violation reported to the supervisor (and fatal
 // under ViolationAction::kKill). nullptr on failure, errno set.
-const char* place_exec_path(const std::string& program) {
-  constexpr std::size_t kPage = 4096, kSpan = 2 * kPage;
+constexpr std::size_t kPage = 4096, kSpan = 2 * kPage;
+const char* place_exec_path(const std::string& program, void** base) {
   if (program.size() + 1 > kSpan) {
     errno = ENAMETOOLONG;
     return nullptr;
@@ -137,6 +145,7 @@ const char* place_exec_path(const std::string& program) {
     std::size_t slots = (kSpan - (program.size() + 1)) / 8 + 1;
     char* at = static_cast<char*>(got) + 8 * (r[1] % slots);
     std::memcpy(at, program.c_str(), program.size() + 1);
+    *base = got;
     if (::mprotect(got, kSpan, PROT_READ) != 0) return nullptr;
     return at;
   }
@@ -144,11 +153,27 @@ const char* place_exec_path(const std::string& program) {
   return nullptr;
 }
 
-// In the forked child: exec path, limits, filter, listener hand-off, exec.
-[[noreturn]] void run_worker(d::LauncherConfig& cfg, int exec_pipe, char* const* argv,
-                             char* const* envp) {
+// What the launcher hands its clone child, and what the child leaves for it.
+struct ChildArgs {
+  d::LauncherConfig* cfg = nullptr;
+  int exec_pipe = -1;     // the write end (the child closes the read end)
+  int exec_pipe_read = -1;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  void* exec_page = nullptr;  // set by the child: the launcher unmaps it
+};
+
+// The clone child's stack. 256 KiB: fail() formats with snprintf.
+alignas(64) char g_child_stack[256 * 1024];
+
+// In the clone child: exec path, limits, filter, listener hand-off, exec.
+[[noreturn]] void run_worker(ChildArgs& a) {
+  d::LauncherConfig& cfg = *a.cfg;
+  const int exec_pipe = a.exec_pipe;
+  char* const* argv = a.argv;
+  char* const* envp = a.envp;
   // Before RLIMIT_AS, so a small address-space limit cannot make it fail.
-  const char* exec_path = place_exec_path(cfg.program);
+  const char* exec_path = place_exec_path(cfg.program, &a.exec_page);
   if (exec_path == nullptr) fail(Stage::kExecPath, errno, "cannot place the program path");
   if (!d::pin_exec_pointer(cfg.filter, reinterpret_cast<std::uintptr_t>(exec_path))) {
     fail(Stage::kSeccompLoad, 0, "filter: execve rule not at the given indices");
@@ -220,12 +245,23 @@ int main() {
 
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) fail(Stage::kFork, errno, "pipe2");
-  pid_t child = ::fork();
-  if (child < 0) fail(Stage::kFork, errno, "fork");
-  if (child == 0) {
-    ::close(pipefd[0]);
-    run_worker(*cfg, pipefd[1], argv.data(), envp.data());
-  }
+  ChildArgs args;
+  args.cfg = &*cfg;
+  args.exec_pipe = pipefd[1];
+  args.exec_pipe_read = pipefd[0];
+  args.argv = argv.data();
+  args.envp = envp.data();
+  pid_t child = ::clone(
+      [](void* p) -> int {
+        auto* a = static_cast<ChildArgs*>(p);
+        ::close(a->exec_pipe_read);
+        run_worker(*a);
+      },
+      g_child_stack + sizeof g_child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  if (child < 0) fail(Stage::kFork, errno, "clone");
+  // The child has exec'ed (or died): the path copy it placed in our shared
+  // memory is of no use to us, and its address is best kept nowhere.
+  if (args.exec_page != nullptr) ::munmap(args.exec_page, kSpan);
   // The launcher must not hold the worker's bootstrap port, the config or
   // its output pipes (the supervisor sees end-of-file on a kPipe output
   // when the worker's tree has closed it, not when pid 1 exits).
