@@ -81,8 +81,10 @@ void Supervisor::Impl::bad_message(GrantRecord& g, const Error& error, const Env
       return;
     case policy::BadMessageAction::kKill:
       // Chromium's rule for a renderer that sends a bad IPC: it is assumed
-      // compromised. The port goes first so nothing more is read from it.
-      release(g.id, "bad message: worker killed");
+      // compromised. Nothing more is read from any of its ports, and none
+      // is closed before it is dead: a worker must not see its verdict
+      // (a closed port) and act on it while the kill is on its way. Its
+      // grants are released when it is reaped.
       kill_worker(*w, "bad message");
       return;
   }
@@ -91,6 +93,12 @@ void Supervisor::Impl::bad_message(GrantRecord& g, const Error& error, const Env
 void Supervisor::Impl::on_port_event(GrantId id, Events events) {
   GrantRecord* g = find_grant(id);
   if (g == nullptr) return;
+  if (g->holder != nullptr && g->holder->killing) {
+    // Being killed: stop serving (what it sent stays unread in the kernel
+    // and goes with the socket when the grant is released at the reap).
+    reactor->unwatch(std::exchange(g->watch, 0));
+    return;
+  }
   if (!events.readable() && (events.hung_up() || events.error())) {
     release(id, "holder closed the port");
     return;

@@ -419,7 +419,8 @@ Result<Port> Supervisor::attach(std::string_view name, pid_t pid) {
 }
 
 void Supervisor::Impl::kill_worker(WorkerRecord& w, std::string_view reason) {
-  if (!w.running) return;
+  if (!w.running || w.killing) return;
+  w.killing = true;
   (void)audit->event("worker_killed", AuditFields().str("worker", w.name).str("reason", reason));
   if (w.sandbox) {
     (void)w.sandbox->kill();  // reaped through its pidfd

@@ -95,6 +95,7 @@ struct WorkerRecord {
   bool started = false;
   bool running = false;
   bool attached = false;
+  bool killing = false;  // a kill was sent: its ports are no longer served
   WatchId pid_watch = 0;
   WatchId notify_watch = 0;
   WatchId deadline_timer = 0;
