@@ -45,14 +45,6 @@ class BootstrapService final : public ServiceObject {
     call.fail(code, reason);
   }
 
-  // The port left with the reply if the bootstrap port is still served
-  // (answering a gone grant sends nothing).
-  void transferred(Call& call, GrantId grant) {
-    if (impl_.find_grant(call.grant()) != nullptr) {
-      (void)impl_.audit->port_transferred(grant, "supervisor", worker_.name);
-    }
-  }
-
   void send_port(Call& call, Handle port, const Interface& iface, Rights rights) {
     const std::string_view iface_name = iface.name();
     call.reply(
@@ -93,7 +85,6 @@ class BootstrapService final : public ServiceObject {
       }
       send_port(call, std::move(port->handle), *plan->iface,
                 plan->rights & plan->iface->defined_rights());
-      transferred(call, port->id);
       return;
     }
     if (ChannelEnd* end = worker_.find_channel_end(name)) {
@@ -104,10 +95,9 @@ class BootstrapService final : public ServiceObject {
       }
       end->taken = true;
       const std::uint64_t inode = socket_inode(end->port.fd());
-      GrantRecord& g = impl_.record_channel_end(worker_, *end, inode);
+      impl_.record_channel_end(worker_, *end, inode);
       send_port(call, Handle{HandleKind::kPort, end->port.release_fd()}, *end->iface,
                 end->iface->defined_rights());
-      transferred(call, g.id);
       return;
     }
     refuse(call, Errc::kNotFound, "Get", "not granted: '" + std::string(name) + "'");
@@ -179,7 +169,6 @@ class BootstrapService final : public ServiceObject {
       call.fail(port.error());
       return;
     }
-    const GrantId minted = port->id;
     call.reply(
         [&](flatbuffers::FlatBufferBuilder& fbb) {
           auto name = fbb.CreateString(iface.name().data(), iface.name().size());
@@ -190,7 +179,6 @@ class BootstrapService final : public ServiceObject {
           h.push_back(std::move(port->handle));
           return h;
         }());
-    transferred(call, minted);
   }
 
   Supervisor::Impl& impl_;

@@ -100,6 +100,16 @@ bool Supervisor::Impl::answer(CallState& call, const Header& header,
   call.answered = true;
   GrantRecord* g = find_grant(call.grant);
   if (g == nullptr) return false;  // handles close with the vector
+  // Ports of grants we minted that leave with this answer: audited as
+  // transferred once the packet is sent (a Get, an Open, an Attenuate).
+  GrantId moved[kMaxHandlesPerMessage];
+  std::size_t n_moved = 0;
+  for (const Handle& h : handles) {
+    if (h.kind != HandleKind::kPort || n_moved == kMaxHandlesPerMessage) continue;
+    auto it = by_inode.find(socket_inode(h.fd));
+    if (it != by_inode.end()) moved[n_moved++] = it->second;
+  }
+  const std::string holder = g->holder != nullptr ? g->holder->name : "operator";
   auto sent = send_message(g->port, encoder, header, payload, std::move(handles));
   if (!sent) {
     if (sent.error().code == Errc::kClosed) {
@@ -111,6 +121,7 @@ bool Supervisor::Impl::answer(CallState& call, const Header& header,
     }
     return false;
   }
+  for (std::size_t i = 0; i < n_moved; ++i) (void)audit->port_transferred(moved[i], "supervisor", holder);
   call_done(call.grant);
   return true;
 }
