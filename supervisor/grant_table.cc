@@ -66,6 +66,7 @@ Result<GrantRecord*> Supervisor::Impl::serve(WorkerRecord* holder, Port port,
   if (holder != nullptr) {
     ++live_count;
     ++holder->grants;
+    ++holder->live;
   }
   return raw;
 }
@@ -76,6 +77,17 @@ Result<Supervisor::Impl::Minted> Supervisor::Impl::mint(WorkerRecord& holder, Gr
                                       std::shared_ptr<SharedLimits> limits,
                                       std::unique_ptr<ServiceObject> service) {
   if (!holder.running) return make_error(Errc::kRevoked, "the holder is not running");
+  if (holder.live >= holder.max_live()) {
+    std::string why = "worker '" + holder.name + "' holds its maximum of " +
+                      std::to_string(holder.max_live()) + " live ports";
+    ++holder.denials;
+    (void)audit->event("grant_refused", AuditFields()
+                                            .str("worker", holder.name)
+                                            .str("interface", iface.name())
+                                            .unum("parent_grant", parent)
+                                            .str("reason", why));
+    return make_error(Errc::kOverloaded, std::move(why));
+  }
   GrantRecord* p = parent != 0 ? find_grant(parent) : nullptr;
   if (parent != 0 && p == nullptr) return make_error(Errc::kRevoked, "the parent grant is gone");
   auto pair = make_channel();
@@ -111,6 +123,7 @@ GrantRecord& Supervisor::Impl::record_channel_end(WorkerRecord& holder, const Ch
   grants.emplace(g->id, std::move(g));
   ++live_count;
   ++holder.grants;
+  ++holder.live;
   (void)audit->grant_created(ref.id, holder.name, end.iface->name(), GrantOrigin::kPolicy,
                              rights_names(*end.iface, ref.rights), 0);
   return ref;
@@ -171,6 +184,7 @@ void Supervisor::Impl::release(GrantId id, std::string_view reason) {
   }
   if (g->holder != nullptr) {
     --live_count;
+    --g->holder->live;
     (void)audit->released(g->id, g->holder->name, reason);
     if (options.ended_grants_kept > 0) {
       if (ended.size() >= options.ended_grants_kept) ended.pop_front();
@@ -210,6 +224,7 @@ void Supervisor::Impl::revoke_tree(GrantId id, std::string_view reason,
   }
   if (rec->holder != nullptr) {
     --live_count;
+    --rec->holder->live;
     if (options.ended_grants_kept > 0) {
       if (ended.size() >= options.ended_grants_kept) ended.pop_front();
       ended.push_back(view(*rec, GrantState::kRevoked));

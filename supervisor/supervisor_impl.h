@@ -111,6 +111,14 @@ struct WorkerRecord {
   std::uint64_t bad_messages = 0;
   std::uint64_t violations = 0;
   std::uint64_t grants = 0;
+  std::uint64_t live = 0;  // grants it holds now
+
+  // The most grants it may hold at once: it cannot hold more ports than
+  // its fd limit, so more live grants mean ports parked in flight (in a
+  // socket buffer), which would cost the supervisor fds and memory without
+  // bound. Beyond this, mint answers `overloaded`.
+  std::uint64_t max_live() const { return profile->limits.open_files + kLiveGrantSlack; }
+  static constexpr std::uint64_t kLiveGrantSlack = 16;
 
   const GrantPlan* find_plan(std::string_view grant_name) const;
   ChannelEnd* find_channel_end(std::string_view channel_name);

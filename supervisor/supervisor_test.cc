@@ -386,6 +386,33 @@ TEST_F(SupervisorTest, GrantRateOverTheLimitIsOverloaded) {
   EXPECT_GE(refused, 1);
 }
 
+TEST_F(SupervisorTest, AWorkerCannotHoldMoreLivePortsThanItsFdLimitAllows) {
+  make([](auto& b) { echo_worker(b).limit(policy::LimitKind::kOpenFiles, 8); });
+  RawBootstrap boot = attach("w");
+  LoopThread loop(*sup_);
+  // 8 open files + 16 slack = 24 live grants, the bootstrap included.
+  std::vector<Got> held;
+  Result<Got> last;
+  for (int i = 0; i < 30; ++i) {
+    last = boot.get("echo");
+    if (!last) break;
+    held.push_back(std::move(*last));
+  }
+  EXPECT_EQ(held.size(), 23u);
+  ASSERT_FALSE(last);
+  EXPECT_EQ(last.error().code, Errc::kOverloaded);
+  // Closing one makes room again (once the supervisor has seen the close).
+  held.pop_back();
+  Result<Got> again = make_error(Errc::kFailed, "not tried");
+  for (int i = 0; i < 500 && !again; ++i) {
+    again = boot.get("echo");
+    if (!again) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_TRUE(again);
+  loop.stop();
+  EXPECT_GE(count_lines_with(audit(), {"\"grant_refused\"", "maximum of 24 live ports"}), 1u);
+}
+
 TEST_F(SupervisorTest, AttachedWorkerEndsWhenItsBootstrapCloses) {
   make([](auto& b) { echo_worker(b); });
   auto port = sup_->attach("w");
