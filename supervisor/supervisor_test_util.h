@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <deque>
@@ -79,6 +80,52 @@ inline std::size_t count_lines_with(const std::vector<std::string>& lines,
     n += all ? 1 : 0;
   }
   return n;
+}
+
+// Workers' log.Sink lines, as the supervisor hands them to log_output (on
+// the loop thread). `on_line` runs for each, on the loop thread too, so it
+// may call the supervisor (revoke a grant when a worker says "ready").
+class LogCapture {
+ public:
+  void install(SupervisorOptions& o) {
+    o.log_output = [this](std::string_view w, LogLevel, std::string_view text) {
+      lines_.emplace_back(std::string(w), std::string(text));
+      if (on_line) on_line(std::string(w), std::string(text));
+    };
+  }
+  // The lines worker `w` logged, in order.
+  std::vector<std::string> said(const std::string& w) const {
+    std::vector<std::string> out;
+    for (const auto& [who, text] : lines_) {
+      if (who == w) out.push_back(text);
+    }
+    return out;
+  }
+  bool said_line(const std::string& w, const std::string& text) const {
+    auto l = said(w);
+    return std::find(l.begin(), l.end(), text) != l.end();
+  }
+  std::function<void(const std::string& worker, const std::string& text)> on_line;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> lines_;
+};
+
+// Starts every worker and runs the loop until they have all ended.
+inline void start_and_run(Supervisor& s) {
+  auto started = s.start_all();
+  ASSERT_TRUE(started) << started.error().to_string();
+  auto ran = s.run();
+  ASSERT_TRUE(ran) << ran.error().to_string();
+}
+
+// A worker's row of the worker table.
+inline WorkerView worker_view(const Supervisor& s, const std::string& name) {
+  for (const auto& v : s.workers()) {
+    if (v.name == name) return v;
+  }
+  ADD_FAILURE() << "no worker " << name;
+  return {};
 }
 
 // A temporary directory, removed with its content.

@@ -58,10 +58,7 @@ class ExamplesTest : public ::testing::Test {
   void run(const std::string& policy_file) {
     SupervisorOptions o;
     o.audit_log_path = audit_path_;
-    o.log_output = [this](std::string_view w, LogLevel, std::string_view text) {
-      lines_.emplace_back(std::string(w), std::string(text));
-      if (on_line_) on_line_(std::string(w), std::string(text));
-    };
+    log_.install(o);
     policy::LoadOptions load;
     load.defines["bin"] = bin_dir();
     auto p = policy::load_policy_file((examples_ / policy_file).string(),
@@ -70,33 +67,16 @@ class ExamplesTest : public ::testing::Test {
     auto s = Supervisor::create(std::move(*p), std::move(o));
     ASSERT_TRUE(s) << s.error().to_string();
     sup_ = std::move(*s);
-    auto started = sup_->start_all();
-    ASSERT_TRUE(started) << started.error().to_string();
-    auto ran = sup_->run();
-    ASSERT_TRUE(ran) << ran.error().to_string();
+    start_and_run(*sup_);
   }
 
-  std::vector<std::string> said(const std::string& w) const {
-    std::vector<std::string> out;
-    for (const auto& [who, text] : lines_) {
-      if (who == w) out.push_back(text);
-    }
-    return out;
-  }
-
-  const WorkerView view(const std::string& name) {
-    for (const auto& v : sup_->workers()) {
-      if (v.name == name) return v;
-    }
-    ADD_FAILURE() << "no worker " << name;
-    return {};
-  }
+  std::vector<std::string> said(const std::string& w) const { return log_.said(w); }
+  WorkerView view(const std::string& name) const { return worker_view(*sup_, name); }
 
   TempDir tmp_;
   fs::path examples_;
   std::string audit_path_;
-  std::vector<std::pair<std::string, std::string>> lines_;
-  std::function<void(const std::string&, const std::string&)> on_line_;
+  LogCapture log_;
   std::unique_ptr<Supervisor> sup_;
 };
 
@@ -160,7 +140,7 @@ TEST_F(ExamplesTest, HostileIsRefusedAtEveryStepAndEachRefusalIsAudited) {
 TEST_F(ExamplesTest, ReaderStopsWhenItsFileIsRevoked) {
   int lines_read = 0;
   GrantId file = 0;
-  on_line_ = [&](const std::string& w, const std::string& text) {
+  log_.on_line = [&](const std::string& w, const std::string& text) {
     if (w != "reader" || !text.starts_with("line: ") || ++lines_read != 3) return;
     for (const auto& g : sup_->grants()) {
       if (g.interface == "fs.File") file = g.id;

@@ -73,10 +73,7 @@ class IntegrationTest : public ::testing::Test {
   void make(const std::function<void(policy::PolicyBuilder&)>& fill) {
     SupervisorOptions o;
     o.audit_log_path = audit_path_;
-    o.log_output = [this](std::string_view w, LogLevel, std::string_view text) {
-      lines_.emplace_back(std::string(w), std::string(text));
-      if (on_line_) on_line_(std::string(w), std::string(text));
-    };
+    log_.install(o);
     policy::PolicyBuilder b(Supervisor::api_catalog(o));
     fill(b);
     auto p = b.try_build();
@@ -86,35 +83,12 @@ class IntegrationTest : public ::testing::Test {
     sup_ = std::move(*s);
   }
 
-  void run() {
-    auto started = sup_->start_all();
-    ASSERT_TRUE(started) << started.error().to_string();
-    auto ran = sup_->run();
-    ASSERT_TRUE(ran) << ran.error().to_string();
-  }
-
-  // The lines worker `w` logged, in order.
-  std::vector<std::string> said(const std::string& w) const {
-    std::vector<std::string> out;
-    for (const auto& [who, text] : lines_) {
-      if (who == w) out.push_back(text);
-    }
-    return out;
-  }
-
+  void run() { start_and_run(*sup_); }
+  std::vector<std::string> said(const std::string& w) const { return log_.said(w); }
   bool said_line(const std::string& w, const std::string& text) const {
-    auto l = said(w);
-    return std::find(l.begin(), l.end(), text) != l.end();
+    return log_.said_line(w, text);
   }
-
-  const WorkerView& view(const std::string& name) {
-    views_ = sup_->workers();
-    for (const auto& v : views_) {
-      if (v.name == name) return v;
-    }
-    ADD_FAILURE() << "no worker " << name;
-    return views_.front();
-  }
+  WorkerView view(const std::string& name) const { return worker_view(*sup_, name); }
 
   GrantId grant_named(const std::string& worker_name, const std::string& grant_name,
                       GrantOrigin origin = GrantOrigin::kPolicy) {
@@ -129,10 +103,8 @@ class IntegrationTest : public ::testing::Test {
   TempDir tmp_;
   std::string root_;
   std::string audit_path_;
-  std::vector<std::pair<std::string, std::string>> lines_;
-  std::function<void(const std::string&, const std::string&)> on_line_;
+  LogCapture log_;
   std::unique_ptr<Supervisor> sup_;
-  std::vector<WorkerView> views_;
 };
 
 TEST_F(IntegrationTest, GrantedApiWorksInTheSandbox) {
@@ -173,7 +145,7 @@ TEST_F(IntegrationTest, MethodOutsideRightsIsDeniedAndAudited) {
 
 TEST_F(IntegrationTest, CallAfterRevokeFailsAndTheGrantStaysRevoked) {
   make([&](auto& b) { worker(b, "w", "wait-revoke"); });
-  on_line_ = [&](const std::string& w, const std::string& text) {
+  log_.on_line = [&](const std::string& w, const std::string& text) {
     if (text != "ready") return;
     GrantId id = grant_named(w, "dir");
     ASSERT_NE(id, 0u);
@@ -190,7 +162,7 @@ TEST_F(IntegrationTest, CallAfterRevokeFailsAndTheGrantStaysRevoked) {
 TEST_F(IntegrationTest, RevokingTheDirectoryRevokesTheFileOpenedFromIt) {
   make([&](auto& b) { worker(b, "w", "file-revoke"); });
   GrantId file_grant = 0;
-  on_line_ = [&](const std::string& w, const std::string& text) {
+  log_.on_line = [&](const std::string& w, const std::string& text) {
     if (text != "ready") return;
     file_grant = grant_named(w, "dir", GrantOrigin::kReturned);
     auto r = sup_->revoke(grant_named(w, "dir"), "parent");
@@ -231,7 +203,7 @@ TEST_F(IntegrationTest, ManyOpenCloseCyclesLeaveMemoryAndFdsFlat) {
         .limit(policy::LimitKind::kMessagesPerSecond, 1'000'000);
   });
   std::size_t fds_first = 0, fds_last = 0, heap_first = 0, heap_last = 0, grants_last = 0;
-  on_line_ = [&](const std::string&, const std::string& text) {
+  log_.on_line = [&](const std::string&, const std::string& text) {
     if (text == "checkpoint: first") {
       fds_first = capsa::testing::open_fd_count();
       heap_first = live_heap_bytes();
