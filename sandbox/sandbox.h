@@ -83,6 +83,17 @@ struct ExitStatus {
   std::string to_string() const;
 };
 
+// Fds for the worker's stdout and stderr chosen by the caller (a pty, a log
+// file, a pipe it already has), for spawn()'s third form. A valid Fd
+// overrides the spec's Output for that stream; an invalid one leaves it.
+// Write access is what the worker gets: whatever the object lets a writer
+// do (a terminal's escape sequences, a file's size limit) is the caller's
+// choice.
+struct StdioFds {
+  Fd out;
+  Fd err;
+};
+
 class Worker {
  public:
   Worker(Worker&&) noexcept;
@@ -152,7 +163,7 @@ class Worker {
   struct State;  // private; defined in worker.cc
 
  private:
-  friend Result<Worker> spawn(const Spec& spec, Fd bootstrap);
+  friend Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio);
   explicit Worker(std::unique_ptr<State> state) noexcept;
   std::unique_ptr<State> state_;
 };
@@ -168,5 +179,9 @@ class Worker {
 // bubblewrap's parent-death signal fires only when the supervisor process
 // dies, not when the calling thread does.
 Result<Worker> spawn(const Spec& spec, Fd bootstrap);
+// The same, with the worker's stdout/stderr given as fds (see StdioFds);
+// they are consumed either way. With an fd given, the spec's kPipe for that
+// stream is not made and its Worker::*_pipe() is invalid.
+Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio);
 
 }  // namespace capsa::sandbox

@@ -375,6 +375,41 @@ TEST(Sandbox, PipedOutputsHangUpWhenTheWorkerClosesThemNotWhenTheSandboxEnds) {
   EXPECT_EQ(st->kind, ExitKind::kExited) << st->to_string();
 }
 
+TEST(Sandbox, GivenFdsBecomeTheWorkersOutputsAndOverrideTheSpec) {
+  FdLeakCheck leaks;
+  {
+    auto ch = channel();
+    int out[2], err[2];
+    ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(err, O_CLOEXEC), 0);
+    Fd out_read(out[0]), err_read(err[0]);
+    auto spec = base("stdio").args({"w", "stdio", "write"}).stdout_to(Output::kPipe).build();
+    ASSERT_TRUE(spec) << spec.error().to_string();
+    auto w = spawn(*spec, std::move(ch.theirs), StdioFds{Fd(out[1]), Fd(err[1])});
+    ASSERT_TRUE(w) << w.error().to_string();
+    EXPECT_FALSE(w->stdout_pipe().valid()) << "the given fd replaces the spec's pipe";
+    EXPECT_FALSE(w->stderr_pipe().valid());
+    struct stat ours {};
+    ASSERT_EQ(::fstat(out_read.get(), &ours), 0);
+    std::string report = receive(ch.ours);
+    // The worker's fd 1 is the very pipe we gave (pipes share one device).
+    EXPECT_EQ(report.rfind("fd1=" + std::to_string(ours.st_dev) + ":" +
+                               std::to_string(ours.st_ino) + ":",
+                           0),
+              0u)
+        << report;
+    EXPECT_EQ(receive(ch.ours), "written");
+    auto st = w->wait();
+    ASSERT_TRUE(st) << st.error().to_string();
+    // Only the worker held the write ends: end-of-file once it is gone.
+    ASSERT_EQ(::fcntl(out_read.get(), F_SETFL, O_NONBLOCK), 0);
+    ASSERT_EQ(::fcntl(err_read.get(), F_SETFL, O_NONBLOCK), 0);
+    EXPECT_EQ(read_to_eof(out_read), "to stdout\n");
+    EXPECT_EQ(read_to_eof(err_read), "to stderr\n");
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
 TEST(Sandbox, OnePipeAndOneInheritedOutput) {
   auto ch = channel();
   Worker w = start(base("stdio").stderr_to(Output::kPipe), std::move(ch.theirs));

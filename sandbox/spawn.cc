@@ -207,8 +207,13 @@ struct OutputFds {
   Fd ours;
 };
 
-Result<OutputFds> output_fds(Output where, int inherited, const Fd& devnull, const char* what) {
+Result<OutputFds> output_fds(Output where, Fd given, int inherited, const Fd& devnull,
+                             const char* what) {
   OutputFds out;
+  if (given.valid()) {
+    out.child = std::move(given);
+    return out;
+  }
   if (where == Output::kPipe) {
     int p[2];
     auto rc = sys("pipe2", what, [&] { return ::pipe2(p, O_CLOEXEC); });
@@ -231,7 +236,9 @@ Result<OutputFds> output_fds(Output where, int inherited, const Fd& devnull, con
 
 }  // namespace
 
-Result<Worker> spawn(const Spec& spec, Fd bootstrap) {
+Result<Worker> spawn(const Spec& spec, Fd bootstrap) { return spawn(spec, std::move(bootstrap), {}); }
+
+Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
   auto started = std::chrono::steady_clock::now();
   if (!bootstrap.valid()) return make_error(Errc::kInvalidArgument, "spawn: no bootstrap fd");
   // Compiled once per distinct syscall set, then shared (seccomp_policy.h).
@@ -254,9 +261,11 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap) {
   Fd status(sv[0]), status_child(sv[1]);
   auto devnull = sys_fd("open", "/dev/null", [] { return ::open("/dev/null", O_RDWR | O_CLOEXEC); });
   if (!devnull) return std::unexpected(std::move(devnull.error()));
-  auto out = output_fds(spec.stdout_to, STDOUT_FILENO, *devnull, "worker stdout");
+  auto out = output_fds(spec.stdout_to, std::move(stdio.out), STDOUT_FILENO, *devnull,
+                        "worker stdout");
   if (!out) return std::unexpected(std::move(out.error()));
-  auto err = output_fds(spec.stderr_to, STDERR_FILENO, *devnull, "worker stderr");
+  auto err = output_fds(spec.stderr_to, std::move(stdio.err), STDERR_FILENO, *devnull,
+                        "worker stderr");
   if (!err) return std::unexpected(std::move(err.error()));
 
   // Everything that can fail or allocate happens before the clone, so that

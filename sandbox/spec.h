@@ -62,6 +62,8 @@ enum class ViolationAction : std::uint8_t {
 // It cannot inject input: the sandbox has no controlling terminal
 // (--new-session) and TIOCSTI is refused by the filter. Supervisors that run
 // untrusted workers with a terminal on fd 1/2 should use kNull or kPipe.
+// A caller that has its own fd for a stream (a pty, a log file) passes it
+// to spawn() in StdioFds (sandbox.h), which overrides this setting.
 enum class Output : std::uint8_t {
   kInherit,  // the supervisor's fd 1 (stdout) or fd 2 (stderr); /dev/null if closed
   kNull,     // /dev/null: writes succeed and are discarded

@@ -46,14 +46,14 @@ SpecBuilder hostile_spec(std::string_view attack, std::vector<std::string> args)
   return b;
 }
 
-Result<Running> start(const Spec& spec) {
+Result<Running> start(const Spec& spec, StdioFds stdio) {
   auto channel = make_channel();
   if (!channel) {
     ADD_FAILURE() << "make_channel: " << channel.error().to_string();
     return std::unexpected(channel.error());
   }
   auto [ours, theirs] = std::move(*channel);
-  auto worker = spawn(spec, theirs.release_fd());
+  auto worker = spawn(spec, theirs.release_fd(), std::move(stdio));
   if (!worker) {
     ADD_FAILURE() << "spawn " << spec.name << ": " << worker.error().to_string();
     return std::unexpected(worker.error());

@@ -52,9 +52,10 @@ struct Running {
   Port port;
 };
 
-// Spawns `spec` with a fresh channel as its bootstrap port. Fails the current
-// test (and returns an error) when the spawn fails.
-Result<Running> start(const Spec& spec);
+// Spawns `spec` with a fresh channel as its bootstrap port (and `stdio` as
+// the worker's stdout/stderr where given). Fails the current test (and
+// returns an error) when the spawn fails.
+Result<Running> start(const Spec& spec, StdioFds stdio = {});
 
 // Services `run` until the sandbox has exited and been reaped.
 Outcome finish(Running& run, const OnReport& on_report = {});

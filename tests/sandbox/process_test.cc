@@ -73,11 +73,8 @@ TEST_F(HostileTest, ProcessVmReadvOfAnotherWorkerFails) {
 // TIOCSTI on a terminal the worker holds would type into the supervisor's
 // terminal. The filter allows only read-only tty ioctls, so TIOCSTI is a
 // violation; /dev/tty is refused too (a new session has no controlling
-// terminal); nothing reaches the pty.
-//
-// The spec has no way to pass stdio: spawn() gives the worker /dev/null as
-// stdin and the supervisor's own stdout and stderr. So the test lends a pty
-// as its stderr for the duration of spawn().
+// terminal); nothing reaches the pty. The pty is lent to the worker as its
+// stderr through spawn()'s StdioFds.
 TEST_F(HostileTest, TiocstiCannotInjectInput) {
   Fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
   ASSERT_TRUE(master.valid());
@@ -87,14 +84,12 @@ TEST_F(HostileTest, TiocstiCannotInjectInput) {
   ASSERT_NE(slave_name, nullptr);
   Fd slave(::open(slave_name, O_RDWR | O_NOCTTY | O_CLOEXEC));
   ASSERT_TRUE(slave.valid());
+  Fd lent(::fcntl(slave.get(), F_DUPFD_CLOEXEC, 3));
+  ASSERT_TRUE(lent.valid());
 
-  Fd saved_stderr(::fcntl(2, F_DUPFD_CLOEXEC, 10));
-  ASSERT_TRUE(saved_stderr.valid());
-  ASSERT_EQ(::dup2(slave.get(), 2), 2);
   auto spec = hostile_spec("tiocsti").build();
-  auto running = spec ? start(*spec) : std::unexpected(spec.error());
-  ASSERT_EQ(::dup2(saved_stderr.get(), 2), 2);
   ASSERT_TRUE(spec) << spec.error().to_string();
+  auto running = start(*spec, StdioFds{Fd(), std::move(lent)});
   ASSERT_TRUE(running);
   Outcome out = finish(*running);
 
