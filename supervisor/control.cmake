@@ -45,10 +45,21 @@ if(TARGET capsa_supervisor)
                         PRIVATE capsa_warnings)
 
   if(CAPSA_BUILD_TESTS)
-    add_executable(control_server_test ${_capsa_ctl}/control_server_test.cc)
+    # A real sandboxed worker for control_sandbox_test, next to the test
+    # binary. Runs under seccomp and RLIMIT_AS: never sanitized (a
+    # sanitizer build provides an uninstrumented SDK copy).
+    add_executable(control_test_worker ${_capsa_ctl}/control_test_worker.cc)
+    target_link_libraries(control_test_worker PRIVATE
+      $<IF:$<TARGET_EXISTS:capsa_worker_unsanitized>,capsa_worker_unsanitized,capsa::worker>
+      capsa_warnings)
+    target_compile_options(control_test_worker PRIVATE -fno-sanitize=all)
+    target_link_options(control_test_worker PRIVATE -fno-sanitize=all)
+
+    add_executable(control_server_test ${_capsa_ctl}/control_server_test.cc
+                   ${_capsa_ctl}/control_sandbox_test.cc)
     target_link_libraries(control_server_test PRIVATE capsa_control capsa_cli_control
                           capsa_test_schemas capsa_test_support capsa_warnings GTest::gtest_main)
-    add_dependencies(control_server_test capsa-run-unprivileged)
+    add_dependencies(control_server_test capsa-run-unprivileged capsa-launcher control_test_worker)
     # Also as uid 65534 (when ctest runs as root): an unprivileged
     # supervisor serves its control socket and checks its holders too.
     capsa_add_sandbox_test(control_server_test)
