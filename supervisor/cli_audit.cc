@@ -333,23 +333,40 @@ std::string format_audit_json(const ctl::AuditReport& report) {
   return out;
 }
 
-ControlTarget find_control_socket(const std::string& option, std::string_view command,
-                                  std::ostream& err) {
-  if (!option.empty()) return {option, kExitOk};
-  std::string dir = supervisor::default_control_dir();
-  auto live = supervisor::live_control_sockets(dir);
-  if (!live || live->empty()) {
-    err << "capsa " << command << ": no running supervisor found in " << dir
-        << (live ? "" : " (" + live.error().message + ")")
-        << "; start one with `capsa run`, or name its socket with --control SOCKET\n";
-    return {"", kExitError};
+ControlTarget connect_control(const std::string& option, std::string_view command,
+                              std::ostream& err) {
+  ControlTarget t;
+  std::string path = option;
+  Result<std::unique_ptr<supervisor::ControlClient>> client;
+  if (!option.empty()) {
+    client = supervisor::ControlClient::connect(option);
+  } else {
+    std::string dir = supervisor::default_control_dir();
+    auto live = supervisor::live_control_sockets(dir);
+    if (!live || live->empty()) {
+      err << "capsa " << command << ": no running supervisor found in " << dir
+          << (live ? "" : " (" + live.error().message + ")")
+          << "; start one with `capsa run`, or name its socket with --control SOCKET\n";
+      t.exit_status = kExitError;
+      return t;
+    }
+    if (live->size() > 1) {
+      err << "capsa " << command << ": several supervisors are running; choose one with --control:\n";
+      for (const auto& s : *live) err << "  " << s.path << "\n";
+      t.exit_status = kExitUsage;
+      return t;
+    }
+    path = live->front().path;
+    client = supervisor::ControlClient::adopt(std::move(live->front().connection), path);
   }
-  if (live->size() > 1) {
-    err << "capsa " << command << ": several supervisors are running; choose one with --control:\n";
-    for (const std::string& p : *live) err << "  " << p << "\n";
-    return {"", kExitUsage};
+  if (!client) {
+    err << "capsa " << command << ": cannot reach the supervisor at " << path << ": "
+        << client.error().to_string() << "\n";
+    t.exit_status = kExitError;
+    return t;
   }
-  return {live->front(), kExitOk};
+  t.client = std::move(*client);
+  return t;
 }
 
 CLI::App* add_audit_command(CLI::App& app, AuditOptions& options) {
@@ -364,17 +381,11 @@ CLI::App* add_audit_command(CLI::App& app, AuditOptions& options) {
 }
 
 int run_audit(const AuditOptions& options, std::ostream& out, std::ostream& err) {
-  ControlTarget target = find_control_socket(options.control, "audit", err);
-  if (target.exit_status != kExitOk) return target.exit_status;
-  auto client = supervisor::ControlClient::connect(target.path);
-  if (!client) {
-    err << "capsa audit: cannot reach the supervisor at " << target.path << ": "
-        << client.error().to_string() << "\n";
-    return kExitError;
-  }
-  auto snapshot = (*client)->audit(options.all);
+  ControlTarget target = connect_control(options.control, "audit", err);
+  if (!target.client) return target.exit_status;
+  auto snapshot = target.client->audit(options.all);
   if (!snapshot) {
-    err << "capsa audit: " << target.path << ": " << snapshot.error().to_string() << "\n";
+    err << "capsa audit: " << target.client->path() << ": " << snapshot.error().to_string() << "\n";
     return kExitError;
   }
   out << (options.json ? format_audit_json(snapshot->report())

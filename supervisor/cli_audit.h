@@ -18,12 +18,14 @@
 // 2 usage error (including "several supervisors, say which").
 #pragma once
 
+#include <memory>
 #include <ostream>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "control_generated.h"
+#include "supervisor/control_client.h"
 
 namespace capsa::cli {
 
@@ -43,14 +45,15 @@ int run_audit(const AuditOptions& options, std::ostream& out, std::ostream& err)
 std::string format_audit_table(const control::AuditReport& report, bool all);
 std::string format_audit_json(const control::AuditReport& report);
 
-// Shared with `capsa revoke`: the control socket to talk to, from
-// --control or the default directory. On failure writes why to `err` and
-// sets `exit_status` (1 none reachable, 2 several: say which).
+// Shared with `capsa revoke`: connects to the control socket named by
+// --control, or to the only live one in the default directory.
+// The client connected to it, or nullptr with the exit status to return
+// (1 none reachable, 2 several: say which); why is written to `err`.
 struct ControlTarget {
-  std::string path;
+  std::unique_ptr<supervisor::ControlClient> client;
   int exit_status = 0;
 };
-ControlTarget find_control_socket(const std::string& option, std::string_view command,
-                                  std::ostream& err);
+ControlTarget connect_control(const std::string& option, std::string_view command,
+                              std::ostream& err);
 
 }  // namespace capsa::cli

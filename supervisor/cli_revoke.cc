@@ -22,15 +22,9 @@ int run_revoke(const RevokeOptions& options, std::ostream& out, std::ostream& er
         << " bytes\n";
     return 2;
   }
-  ControlTarget target = find_control_socket(options.control, "revoke", err);
-  if (target.exit_status != 0) return target.exit_status;
-  auto client = supervisor::ControlClient::connect(target.path);
-  if (!client) {
-    err << "capsa revoke: cannot reach the supervisor at " << target.path << ": "
-        << client.error().to_string() << "\n";
-    return 1;
-  }
-  auto ids = (*client)->revoke(options.grant, options.reason);
+  ControlTarget target = connect_control(options.control, "revoke", err);
+  if (!target.client) return target.exit_status;
+  auto ids = target.client->revoke(options.grant, options.reason);
   if (!ids) {
     err << "capsa revoke: grant " << options.grant << ": " << ids.error().to_string() << "\n";
     return 1;

@@ -56,10 +56,12 @@ if(TARGET capsa_supervisor)
     target_link_options(control_test_worker PRIVATE -fno-sanitize=all)
 
     add_executable(control_server_test ${_capsa_ctl}/control_server_test.cc
-                   ${_capsa_ctl}/control_sandbox_test.cc)
+                   ${_capsa_ctl}/control_sandbox_test.cc ${_capsa_ctl}/control_cli_test.cc)
     target_link_libraries(control_server_test PRIVATE capsa_control capsa_cli_control
                           capsa_test_schemas capsa_test_support capsa_warnings GTest::gtest_main)
-    add_dependencies(control_server_test capsa-run-unprivileged capsa-launcher control_test_worker)
+    # control_cli_test runs the `capsa` binary, found next to the test.
+    add_dependencies(control_server_test capsa-run-unprivileged capsa-launcher control_test_worker
+                     capsa)
     # Also as uid 65534 (when ctest runs as root): an unprivileged
     # supervisor serves its control socket and checks its holders too.
     capsa_add_sandbox_test(control_server_test)

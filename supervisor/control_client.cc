@@ -96,15 +96,20 @@ Result<void> check_server_uid(const Fd& fd, const std::string& path) {
 
 Result<std::unique_ptr<ControlClient>> ControlClient::connect(const std::string& path,
                                                               ControlClientOptions options) {
-  auto reg = control_registry();
-  if (!reg) return std::unexpected(reg.error());
   auto fd = connect_unix(path);
   if (!fd) return std::unexpected(fd.error());
-  if (auto ok = check_server_uid(*fd, path); !ok) return std::unexpected(ok.error());
+  return adopt(std::move(*fd), path, options);
+}
+
+Result<std::unique_ptr<ControlClient>> ControlClient::adopt(Fd connected, const std::string& path,
+                                                            ControlClientOptions options) {
+  auto reg = control_registry();
+  if (!reg) return std::unexpected(reg.error());
+  if (auto ok = check_server_uid(connected, path); !ok) return std::unexpected(ok.error());
   const Interface* iface = (*reg)->find(kControlInterface);
   ClientOptions copts;
   copts.max_in_flight = 1;
-  auto client = std::make_unique<Client>(Port(std::move(*fd)), *iface, copts);
+  auto client = std::make_unique<Client>(Port(std::move(connected)), *iface, copts);
   return std::unique_ptr<ControlClient>(
       new ControlClient(path, std::move(*reg), std::move(client), options));
 }
@@ -170,7 +175,7 @@ Result<std::vector<std::uint64_t>> ControlClient::revoke(std::uint64_t grant,
   return out;
 }
 
-Result<std::vector<std::string>> live_control_sockets(const std::string& dir) {
+Result<std::vector<LiveControlSocket>> live_control_sockets(const std::string& dir) {
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec);
   if (ec) {
@@ -188,11 +193,9 @@ Result<std::vector<std::string>> live_control_sockets(const std::string& dir) {
   }
   if (ec) return make_error(Errc::kFailed, "cannot list " + dir + ": " + ec.message());
   std::sort(candidates.begin(), candidates.end());
-  std::vector<std::string> live;
+  std::vector<LiveControlSocket> live;
   for (const std::string& path : candidates) {
-    // Connecting is the only way to tell a live socket from a stale one; the
-    // supervisor sees (and audits) it as a short session.
-    if (auto fd = connect_unix(path); fd) live.push_back(path);
+    if (auto fd = connect_unix(path); fd) live.push_back({path, std::move(*fd)});
   }
   return live;
 }

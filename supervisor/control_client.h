@@ -84,6 +84,10 @@ class ControlClient {
   // connect to), kFailed otherwise.
   static Result<std::unique_ptr<ControlClient>> connect(const std::string& path,
                                                         ControlClientOptions options = {});
+  // The same for a socket already connected to `path` (live_control_sockets
+  // found it): the server's uid is checked here.
+  static Result<std::unique_ptr<ControlClient>> adopt(Fd connected, const std::string& path,
+                                                      ControlClientOptions options = {});
 
   // The audit report (include_ended: also the ended grants the supervisor
   // still keeps).
@@ -108,8 +112,18 @@ class ControlClient {
   ControlClientOptions options_;
 };
 
-// The control sockets in `dir` that a supervisor answers on (stale sockets
-// and other files are skipped), sorted. kNotFound when `dir` does not exist.
-Result<std::vector<std::string>> live_control_sockets(const std::string& dir);
+// A control socket that answered a connect.
+struct LiveControlSocket {
+  std::string path;
+  Fd connection;  // connected, not yet checked: hand it to ControlClient::adopt
+};
+
+// The "*.sock" sockets in `dir` that something listens on (stale sockets,
+// symlinks and other files are skipped), sorted by path. Connecting is the
+// only way to tell a live socket from a stale one, so each probe is a
+// connection; it is returned, so that the one used is not connected twice
+// (the supervisor audits every connection). kNotFound when `dir` does not
+// exist.
+Result<std::vector<LiveControlSocket>> live_control_sockets(const std::string& dir);
 
 }  // namespace capsa::supervisor

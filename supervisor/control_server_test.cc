@@ -19,9 +19,11 @@
 #include <gtest/gtest.h>
 
 #include "policy/builder.h"
+#include "policy/jsonc.h"
 #include "supervisor/cli_audit.h"
 #include "supervisor/cli_revoke.h"
 #include "supervisor/control_client.h"
+#include "supervisor/control_report.h"
 #include "supervisor/control_test_util.h"
 #include "supervisor/supervisor_test_util.h"
 
@@ -556,8 +558,11 @@ TEST_F(ControlTest, SessionsAreBoundedAndFreedWhenClientsLeave) {
 // A report far larger than one packet travels whole, as a blob.
 TEST_F(ControlTest, ThousandsOfGrantsFitInOneReport) {
   make([](auto& b) {
-    // 3,000 Gets in a burst: above the default messages per second.
-    echo_worker(b, "w").limit(policy::LimitKind::kMessagesPerSecond, 100'000);
+    // 3,000 Gets in a burst: above the default messages per second, and
+    // more live ports than the default open_files allows.
+    echo_worker(b, "w")
+        .limit(policy::LimitKind::kMessagesPerSecond, 100'000)
+        .limit(policy::LimitKind::kOpenFiles, 4096);
   });
   RawBootstrap boot = attach("w");
   serve_and_run(sock_);
@@ -592,6 +597,63 @@ TEST(ControlReport, VerifierRefusesWhatIsNotAReport) {
   auto gb = std::as_bytes(std::span(good.GetBufferPointer(), good.GetSize()));
   EXPECT_TRUE(verify_audit_report(gb));
   EXPECT_FALSE(verify_audit_report(gb.first(gb.size() - 4)));
+}
+
+// Report text is printed to terminals and parsed by tools: whatever bytes
+// a name or an error holds, the table shows no raw control character and
+// the JSON parses back to the same strings.
+TEST(ControlReport, HostileStringsAreEscapedInBothRenderings) {
+  const std::string evil = "w\x1b[31m\"q\"\\\n\xc2\x9b\x7f";
+  ReportInput in;
+  in.supervisor_pid = 42;
+  in.now = std::chrono::system_clock::now();
+  WorkerView w;
+  w.name = evil;
+  w.start_error = "no \x07 bell";
+  in.workers.push_back(w);
+  GrantView g;
+  g.id = 7;
+  g.worker = evil;
+  g.name = evil;
+  g.interface = "x.Y";
+  g.rights = {evil};
+  g.state = GrantState::kReleased;
+  g.created = in.now - std::chrono::seconds(3725);
+  g.ended = in.now;
+  in.grants.push_back(g);
+  std::vector<std::uint8_t> bytes = build_audit_report(in);
+  auto report = verify_audit_report(std::as_bytes(std::span(bytes)));
+  ASSERT_TRUE(report) << report.error().to_string();
+
+  std::string table = cli::format_audit_table(**report, true);
+  for (char c : table) {
+    auto u = static_cast<unsigned char>(c);
+    EXPECT_TRUE(u >= 0x20 || c == '\n') << "raw control byte " << int(u) << " in\n" << table;
+    EXPECT_NE(u, 0x7f);
+  }
+  EXPECT_EQ(table.find("\xc2\x9b"), std::string::npos) << "C1 control CSI printed raw";
+  EXPECT_NE(table.find("w\\x1b[31m"), std::string::npos) << table;
+  EXPECT_NE(table.find("1h02m"), std::string::npos) << table;   // age
+  EXPECT_NE(table.find("released"), std::string::npos) << table;
+
+  std::string json = cli::format_audit_json(**report);
+  auto parsed = policy::json::parse(json, "report.json");
+  ASSERT_TRUE(parsed) << json;
+  const policy::json::Value* grants = nullptr;
+  for (const auto& m : parsed->members) {
+    if (m.key == "grants") grants = &m.value;
+  }
+  ASSERT_NE(grants, nullptr);
+  ASSERT_EQ(grants->items.size(), 1u);
+  bool saw_worker = false;
+  for (const auto& m : grants->items[0].members) {
+    if (m.key == "worker") {
+      saw_worker = true;
+      EXPECT_EQ(m.value.text, evil) << "the JSON string decodes to the original bytes";
+    }
+    EXPECT_NE(m.key, "kernel") << "an ended grant has no kernel verdict";
+  }
+  EXPECT_TRUE(saw_worker);
 }
 
 // `capsa audit` and `capsa revoke`, run in-process against the server.
