@@ -293,9 +293,10 @@ class ChildFinder {
         if (text.error().code != Errc::kNotFound) mark_incomplete(complete, why, text.error().message);
         continue;
       }
+      // "123 456 " (space-separated); any whitespace is taken as a separator.
       std::string_view rest = *text;
       while (!rest.empty()) {
-        auto sp = rest.find(' ');
+        auto sp = rest.find_first_of(" \n\t");
         std::string_view tok = rest.substr(0, sp);
         rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
         auto child = parse_number<pid_t>(tok);
