@@ -236,7 +236,9 @@ Result<OutputFds> output_fds(Output where, Fd given, int inherited, const Fd& de
 
 }  // namespace
 
-Result<Worker> spawn(const Spec& spec, Fd bootstrap) { return spawn(spec, std::move(bootstrap), {}); }
+Result<Worker> spawn(const Spec& spec, Fd bootstrap) {
+  return spawn(spec, std::move(bootstrap), StdioFds{});
+}
 
 Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
   auto started = std::chrono::steady_clock::now();
