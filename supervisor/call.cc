@@ -26,7 +26,7 @@ Call::~Call() {
 Message& Call::request() noexcept { return state_->request; }
 const Method& Call::method() const noexcept { return *state_->method; }
 GrantId Call::grant() const noexcept { return state_->grant; }
-const std::string& Call::worker() const noexcept { return state_->worker; }
+const std::string& Call::worker() const noexcept { return *state_->worker; }
 ServiceHost& Call::host() noexcept { return *state_->impl->self; }
 
 bool Call::reply(const std::function<void(flatbuffers::FlatBufferBuilder&)>& build,
@@ -109,7 +109,7 @@ bool Supervisor::Impl::answer(CallState& call, const Header& header,
     auto it = by_inode.find(socket_inode(h.fd));
     if (it != by_inode.end()) moved[n_moved++] = it->second;
   }
-  const std::string holder = g->holder != nullptr ? g->holder->name : "operator";
+  WorkerRecord* holder = g->holder;
   auto sent = send_message(g->port, encoder, header, payload, std::move(handles));
   if (!sent) {
     if (sent.error().code == Errc::kClosed) {
@@ -121,7 +121,9 @@ bool Supervisor::Impl::answer(CallState& call, const Header& header,
     }
     return false;
   }
-  for (std::size_t i = 0; i < n_moved; ++i) (void)audit->port_transferred(moved[i], "supervisor", holder);
+  for (std::size_t i = 0; i < n_moved; ++i) {
+    (void)audit->port_transferred(moved[i], "supervisor", holder != nullptr ? holder->name : "operator");
+  }
   call_done(call.grant);
   return true;
 }

@@ -24,6 +24,10 @@ namespace capsa::supervisor {
 
 namespace {
 
+// The name a session of the control socket is reported under (a Call
+// points at its holder's name instead of copying it per call).
+const std::string kOperatorName = "operator";
+
 // Calls in flight for an operator session (the control socket).
 constexpr std::size_t kOperatorCallsInFlight = 16;
 
@@ -168,7 +172,7 @@ void Supervisor::Impl::dispatch(GrantRecord& g, Message msg) {
   state->call_id = msg.call_id();
   state->method = msg.method();
   state->request = std::move(msg);
-  state->worker = g.holder != nullptr ? g.holder->name : "operator";
+  state->worker = g.holder != nullptr ? &g.holder->name : &kOperatorName;
   g.busy = true;
   ++g.calls;
   if (g.holder != nullptr) ++g.holder->calls;

@@ -408,11 +408,19 @@ Result<Port> Supervisor::attach(std::string_view name, pid_t pid) {
   if (pid > 0) {
     auto fd = sys_fd("pidfd_open", std::to_string(pid),
                      [&] { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); });
-    if (!fd) return std::unexpected(fd.error());
+    // On failure the worker ends here, releasing its bootstrap grant:
+    // otherwise it would stay "running" with nothing to end it.
+    if (!fd) {
+      impl.worker_ended(*w, "cannot watch its process: " + fd.error().message);
+      return std::unexpected(fd.error());
+    }
     w->attached_pidfd = std::move(*fd);
     auto pw = impl.reactor->watch(w->attached_pidfd, Interest::kReadable,
                                   [&impl, wp](Events) { impl.worker_ended(*wp, "process exited"); });
-    if (!pw) return std::unexpected(pw.error());
+    if (!pw) {
+      impl.worker_ended(*w, "cannot watch its process: " + pw.error().message);
+      return std::unexpected(pw.error());
+    }
     w->pid_watch = *pw;
   }
   return std::move(pair->second);

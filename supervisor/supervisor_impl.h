@@ -132,7 +132,7 @@ class CallState {
   std::uint64_t call_id = 0;
   const Method* method = nullptr;
   Message request;
-  std::string worker;
+  const std::string* worker = nullptr;  // the holder's name (outlives the call)
   bool answered = false;
 };
 

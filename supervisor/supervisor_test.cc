@@ -413,6 +413,17 @@ TEST_F(SupervisorTest, AWorkerCannotHoldMoreLivePortsThanItsFdLimitAllows) {
   EXPECT_GE(count_lines_with(audit(), {"\"grant_refused\"", "maximum of 24 live ports"}), 1u);
 }
 
+TEST_F(SupervisorTest, AttachingWithAPidThatCannotBeWatchedLeavesNothingRunning) {
+  make([](auto& b) { echo_worker(b); });
+  // pid_max is at most 2^22: this pid cannot exist.
+  auto port = sup_->attach("w", (1 << 22) + 1);
+  ASSERT_FALSE(port);
+  auto w = sup_->workers();
+  EXPECT_FALSE(w[0].running);
+  EXPECT_EQ(sup_->live_grants(), 0u);
+  EXPECT_TRUE(sup_->run());  // returns at once: nothing left to serve
+}
+
 TEST_F(SupervisorTest, AttachedWorkerEndsWhenItsBootstrapCloses) {
   make([](auto& b) { echo_worker(b); });
   auto port = sup_->attach("w");
