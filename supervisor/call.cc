@@ -9,70 +9,50 @@
 
 namespace capsa::supervisor {
 
-Call::Call(std::unique_ptr<CallState> state) noexcept : state_(std::move(state)) {}
-Call::Call(Call&&) noexcept = default;
-Call& Call::operator=(Call&& other) noexcept {
-  if (this != &other) {
-    if (state_ && !state_->answered) fail(Errc::kFailed, "service dropped the call");
-    state_ = std::move(other.state_);
+Result<void> Supervisor::Impl::reply(CallState& call, const ReplyBuilder& build,
+                                     std::vector<Handle> handles) {
+  if (destroying) {
+    call.answered = true;
+    return make_error(Errc::kClosed, "the supervisor is shutting down");
   }
-  return *this;
-}
-
-Call::~Call() {
-  if (state_ && !state_->answered) fail(Errc::kFailed, "service dropped the call");
-}
-
-Message& Call::request() noexcept { return state_->request; }
-const Method& Call::method() const noexcept { return *state_->method; }
-GrantId Call::grant() const noexcept { return state_->grant; }
-const std::string& Call::worker() const noexcept { return *state_->worker; }
-ServiceHost& Call::host() noexcept { return *state_->impl->self; }
-
-bool Call::reply(const std::function<void(flatbuffers::FlatBufferBuilder&)>& build,
-                 std::vector<Handle> handles) {
-  if (!state_ || state_->answered) return false;
-  Supervisor::Impl& impl = *state_->impl;
-  if (impl.destroying) {
-    state_->answered = true;
-    return false;
-  }
-  GrantRecord* g = impl.find_grant(state_->grant);
+  GrantRecord* g = find_grant(call.grant);
   if (g == nullptr) {
-    state_->answered = true;  // revoked or released: nothing to answer
-    return false;
+    call.answered = true;  // revoked or released: nothing to answer
+    return make_error(Errc::kRevoked, "the grant is gone");
   }
-  flatbuffers::FlatBufferBuilder& fbb = impl.encoder.payload_builder();
+  flatbuffers::FlatBufferBuilder& fbb = encoder.payload_builder();
   build(fbb);
-  std::span<const std::uint8_t> payload = impl.encoder.payload_bytes();
+  std::span<const std::uint8_t> payload = encoder.payload_bytes();
   if (payload.empty()) {
-    fail(Errc::kFailed, std::string(g->iface->name()) + "." + state_->method->name +
-                            " produced no reply");
-    return false;
+    std::string why = std::string(g->iface->name()) + "." + call.method->name + " produced no reply";
+    fail(call, Errc::kFailed, why);
+    return make_error(Errc::kFailed, std::move(why));
   }
   if (g->limits && g->limits->budget && !g->limits->budget->charge(payload.size())) {
-    fail(Errc::kOverloaded, "byte budget exhausted");
-    return false;
+    fail(call, Errc::kOverloaded, "byte budget exhausted");
+    return make_error(Errc::kOverloaded, "byte budget exhausted");
   }
   g->bytes += payload.size();
-  Header h{MessageKind::kReply, state_->call_id, state_->method->ordinal,
-           state_->method->reply.type_hash, Errc::kFailed, {}};
-  return impl.answer(*state_, h, payload, std::move(handles));
+  Header h{MessageKind::kReply, call.call_id, call.method->ordinal, call.method->reply.type_hash,
+           Errc::kFailed, {}};
+  if (!answer(call, h, payload, std::move(handles))) {
+    return make_error(Errc::kClosed, "the reply was not sent: the port is closed");
+  }
+  return {};
 }
 
-void Call::fail(Errc code, std::string_view text) {
-  if (!state_ || state_->answered) return;
-  if (state_->impl->destroying) {
-    state_->answered = true;
+void Supervisor::Impl::fail(CallState& call, Errc code, std::string_view text) {
+  if (destroying) {
+    call.answered = true;
     return;
   }
   if (!is_wire_code(code)) code = Errc::kFailed;
-  Header h{MessageKind::kError, state_->call_id, state_->method->ordinal, 0, code, text};
-  state_->impl->answer(*state_, h, {}, {});
+  Header h{MessageKind::kError, call.call_id, call.method->ordinal, 0, code, text};
+  answer(call, h, {}, {});
 }
 
-Result<void> Call::charge(std::uint64_t bytes) {
-  GrantRecord* g = state_->impl->find_grant(state_->grant);
+Result<void> Supervisor::Impl::charge(CallState& call, std::uint64_t bytes) {
+  GrantRecord* g = find_grant(call.grant);
   if (g == nullptr) return make_error(Errc::kRevoked, "grant is gone");
   if (g->limits && g->limits->budget) {
     if (auto ok = g->limits->budget->charge(bytes); !ok) return ok;
@@ -81,18 +61,19 @@ Result<void> Call::charge(std::uint64_t bytes) {
   return {};
 }
 
-void Call::submit_off_loop(std::move_only_function<Continuation()> work) {
-  Supervisor::Impl& impl = *state_->impl;
+void Supervisor::Impl::off_loop(Call call, std::move_only_function<Continuation()> work) {
   // The Call waits for the result inside the continuation; if the reactor
   // drops the job (shutdown), the Call is destroyed unanswered, which is a
   // no-op once the supervisor is being destroyed.
-  auto holder = std::make_shared<Call>(std::move(*this));
-  auto submitted = impl.reactor->run_off_loop<Continuation>(
+  auto holder = std::make_shared<Call>(std::move(call));
+  auto submitted = reactor->run_off_loop<Continuation>(
       std::move(work), [holder](Continuation then) mutable { then(std::move(*holder)); });
   if (!submitted) {
     holder->fail(Errc::kOverloaded, "supervisor busy: the service pool is full");
   }
 }
+
+ServiceHost& Supervisor::Impl::host() { return *self; }
 
 bool Supervisor::Impl::answer(CallState& call, const Header& header,
                               std::span<const std::uint8_t> payload,

@@ -167,7 +167,7 @@ void Supervisor::Impl::on_port_event(GrantId id, Events events) {
 
 void Supervisor::Impl::dispatch(GrantRecord& g, Message msg) {
   auto state = std::make_unique<CallState>();
-  state->impl = this;
+  state->sink = this;
   state->grant = g.id;
   state->call_id = msg.call_id();
   state->method = msg.method();

@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <utility>
 
+#include <spdlog/sinks/stdout_sinks.h>
+
 #include "capabilities/interfaces/builtin.h"
 #include "capabilities/sys.h"
 #include "supervisor/services/builtin_services.h"
@@ -225,6 +227,12 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(policy::Policy policy,
     impl->find_worker(c.server)->find_channel_end(c.name)->port = std::move(pair->second);
   }
 
+  impl->log = impl->options.logger;
+  if (!impl->log) {
+    impl->log = std::make_shared<spdlog::logger>(
+        "capsa", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    impl->log->set_level(spdlog::level::warn);
+  }
   raise_fd_limit();
   auto audit = AuditLog::open(impl->options.audit_log_path, impl->options.audit);
   if (!audit) return std::unexpected(audit.error());

@@ -41,15 +41,17 @@
 #include <string_view>
 #include <vector>
 
+#include <spdlog/logger.h>
+
 #include "capabilities/error.h"
 #include "capabilities/interface_registry.h"
 #include "capabilities/port.h"
 #include "policy/api_catalog.h"
 #include "policy/model.h"
 #include "sandbox/sandbox.h"
-#include "supervisor/audit_log.h"
-#include "supervisor/reactor.h"
-#include "supervisor/service.h"
+#include "supervisor/audit/audit_log.h"
+#include "supervisor/reactor/reactor.h"
+#include "supervisor/services/service.h"
 
 namespace capsa::supervisor {
 
@@ -94,6 +96,10 @@ struct SupervisorOptions {
   AuditLog::Options audit;
   ReactorOptions reactor;
   std::string launcher;        // capsa-launcher; "" = sandbox's default
+  // The supervisor's own operational log (starts, exits, releases,
+  // refusals). No global logger: the host wires its own. nullptr: warnings
+  // and errors to stderr.
+  std::shared_ptr<spdlog::logger> logger;
   // Where workers' log.Sink lines go. Default: stdout, one line each,
   // "[worker] text" (text already sanitized).
   std::function<void(std::string_view worker, LogLevel level, std::string_view text)> log_output;

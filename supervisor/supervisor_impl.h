@@ -124,25 +124,14 @@ struct WorkerRecord {
   ChannelEnd* find_channel_end(std::string_view channel_name);
 };
 
-// What a Call carries (service.h).
-class CallState {
- public:
-  Supervisor::Impl* impl = nullptr;
-  GrantId grant = 0;
-  std::uint64_t call_id = 0;
-  const Method* method = nullptr;
-  Message request;
-  const std::string* worker = nullptr;  // the holder's name (outlives the call)
-  bool answered = false;
-};
-
-struct Supervisor::Impl {
+struct Supervisor::Impl final : CallSink {
   Supervisor* self = nullptr;
   SupervisorOptions options;
   policy::Policy policy;
   InterfaceRegistry registry;
   std::vector<ServiceFactory> factories;
   std::unique_ptr<AuditLog> audit;
+  std::shared_ptr<spdlog::logger> log;  // never null after create()
   std::unique_ptr<Reactor> reactor;
   Encoder encoder;  // replies; loop thread only
 
@@ -197,7 +186,13 @@ struct Supervisor::Impl {
   void bad_message(GrantRecord& g, const Error& error, const EnvelopeInfo& info);
   std::size_t calls_in_flight_limit(const GrantRecord& g) const;
 
-  // call.cc
+  // call.cc: CallSink, what a service's Call reaches.
+  Result<void> reply(CallState& call, const ReplyBuilder& build,
+                     std::vector<Handle> handles) override;
+  void fail(CallState& call, Errc code, std::string_view text) override;
+  Result<void> charge(CallState& call, std::uint64_t bytes) override;
+  void off_loop(Call call, std::move_only_function<Continuation()> work) override;
+  ServiceHost& host() override;
   bool answer(CallState& call, const Header& header, std::span<const std::uint8_t> payload,
               std::vector<Handle> handles);
   void call_done(GrantId id);

@@ -14,7 +14,7 @@
 
 #include <vector>
 
-#include "supervisor/service.h"
+#include "supervisor/services/service.h"
 
 namespace capsa::supervisor::services {
 

@@ -41,7 +41,7 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include "capabilities/error.h"
-#include "supervisor/service.h"
+#include "supervisor/services/service.h"
 #include "supervisor/services/directory.h"
 
 namespace capsa::supervisor::services {

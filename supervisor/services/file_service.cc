@@ -94,11 +94,11 @@ void FileService::read(Call call) {
         // On the loop thread: no other call on this port ran since
         // dispatch, so `position` is still `start`. It moves only if the
         // bytes reached the worker (not when the byte budget refused them).
-        const bool sent = done.reply([&](flatbuffers::FlatBufferBuilder& fbb) {
+        auto sent = done.reply([&](flatbuffers::FlatBufferBuilder& fbb) {
           auto data = fbb.CreateVector(result->data);
           fbb.Finish(fs::CreateReadReply(fbb, data, result->eof));
         });
-        if (sent && at_position) cursor->position += static_cast<std::int64_t>(result->data.size());
+        if (sent.has_value() && at_position) cursor->position += static_cast<std::int64_t>(result->data.size());
       });
 }
 

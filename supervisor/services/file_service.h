@@ -34,7 +34,7 @@
 #include <memory>
 
 #include "capabilities/fd.h"
-#include "supervisor/service.h"
+#include "supervisor/services/service.h"
 
 namespace capsa::supervisor::services {
 

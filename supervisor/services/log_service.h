@@ -28,7 +28,7 @@
 #include <string>
 #include <string_view>
 
-#include "supervisor/service.h"
+#include "supervisor/services/service.h"
 
 namespace capsa::supervisor::services {
 

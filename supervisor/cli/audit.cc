@@ -1,4 +1,4 @@
-#include "supervisor/cli_audit.h"
+#include "supervisor/cli/audit.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,8 +6,8 @@
 #include <span>
 #include <vector>
 
-#include "supervisor/audit_log.h"
-#include "supervisor/control_client.h"
+#include "supervisor/audit/audit_log.h"
+#include "supervisor/control/client.h"
 
 namespace capsa::cli {
 namespace {

@@ -1,4 +1,4 @@
-#include "supervisor/audit_log.h"
+#include "supervisor/audit/audit_log.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "supervisor/audit_log_test_json.h"
+#include "supervisor/audit/audit_log_test_json.h"
 #include "tests/support/fd_count.h"
 
 namespace capsa::supervisor {

@@ -1,4 +1,4 @@
-#include "supervisor/reactor.h"
+#include "supervisor/reactor/reactor.h"
 
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -274,16 +274,20 @@ Result<std::size_t> Reactor::run_once(int timeout_ms) {
   bool woken = false;
   for (int i = 0; i < *n; ++i) {
     const epoll_event& ev = events[static_cast<std::size_t>(i)];
-    if (ev.data.u64 == kWakeId) {
+    // Copied out: epoll_event is packed on x86-64, so a reference to its
+    // u64 (which find() would bind) is misaligned, undefined behaviour.
+    const std::uint64_t id = ev.data.u64;
+    const std::uint32_t mask = ev.events;
+    if (id == kWakeId) {
       woken = true;
       continue;
     }
     // Looked up again for every event: an earlier callback of this batch
     // may have removed this watch (the event is then stale and dropped).
-    auto it = impl_->watches.find(ev.data.u64);
+    auto it = impl_->watches.find(id);
     if (it == impl_->watches.end()) continue;
     std::shared_ptr<Entry> keep = it->second;
-    keep->cb(Events{ev.events});
+    keep->cb(Events{mask});
     ++ran;
   }
   if (woken) impl_->run_posted(ran);

@@ -1,4 +1,4 @@
-#include "supervisor/cli_check.h"
+#include "supervisor/cli/check.h"
 
 #include "policy/builtin_apis.h"
 #include "policy/explain.h"

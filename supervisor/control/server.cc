@@ -1,4 +1,4 @@
-#include "supervisor/control_server.h"
+#include "supervisor/control/server.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "capabilities/sys.h"
-#include "supervisor/control_report.h"
+#include "supervisor/control/report.h"
 
 namespace capsa::supervisor {
 

@@ -3,7 +3,7 @@
 // Asks a running supervisor, over its control socket (control_client.h),
 // for every live grant: its id, holder, policy name, interface, rights,
 // origin, parent, age, calls, bytes, and whether the kernel agrees that
-// the holder has the port (supervisor/proc_fds.h); and for its workers.
+// the holder has the port (supervisor/control/proc_fds.h); and for its workers.
 // A readable table, or one JSON object with --json.
 //
 //   capsa audit [--control SOCKET] [--json] [--all]
@@ -25,7 +25,7 @@
 #include <CLI/CLI.hpp>
 
 #include "control_generated.h"
-#include "supervisor/control_client.h"
+#include "supervisor/control/client.h"
 
 namespace capsa::cli {
 
@@ -41,7 +41,7 @@ int run_audit(const AuditOptions& options, std::ostream& out, std::ostream& err)
 // The two renderings of a (verified) report, for run_audit and tests.
 // Text from the report is never trusted to be printable: control
 // characters are shown escaped in the table, and JSON strings are escaped
-// (supervisor/audit_log.h, append_json_string).
+// (supervisor/audit/audit_log.h, append_json_string).
 std::string format_audit_table(const control::AuditReport& report, bool all);
 std::string format_audit_json(const control::AuditReport& report);
 

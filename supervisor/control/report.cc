@@ -1,4 +1,4 @@
-#include "supervisor/control_report.h"
+#include "supervisor/control/report.h"
 
 #include <string>
 

@@ -13,8 +13,8 @@
 #include <gtest/gtest.h>
 
 #include "policy/builder.h"
-#include "supervisor/control_client.h"
-#include "supervisor/control_server.h"
+#include "supervisor/control/client.h"
+#include "supervisor/control/server.h"
 #include "supervisor/supervisor_test_util.h"
 
 namespace capsa::supervisor {

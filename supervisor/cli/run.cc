@@ -1,4 +1,4 @@
-#include "supervisor/cli_run.h"
+#include "supervisor/cli/run.h"
 
 #include <signal.h>
 
@@ -7,8 +7,8 @@
 #include <memory>
 
 #include "policy/loader.h"
-#include "supervisor/cli_check.h"
-#include "supervisor/control_server.h"
+#include "supervisor/cli/check.h"
+#include "supervisor/control/server.h"
 #include "supervisor/supervisor.h"
 
 namespace capsa::cli {

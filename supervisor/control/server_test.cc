@@ -4,7 +4,7 @@
 // the socket's mode and ownership checks, stale and live sockets, unsafe
 // paths, the session bound, and the `capsa audit` / `capsa revoke`
 // commands run in-process against it.
-#include "supervisor/control_server.h"
+#include "supervisor/control/server.h"
 
 #include <grp.h>
 #include <sys/stat.h>
@@ -20,11 +20,11 @@
 
 #include "policy/builder.h"
 #include "policy/jsonc.h"
-#include "supervisor/cli_audit.h"
-#include "supervisor/cli_revoke.h"
-#include "supervisor/control_client.h"
-#include "supervisor/control_report.h"
-#include "supervisor/control_test_util.h"
+#include "supervisor/cli/audit.h"
+#include "supervisor/cli/revoke.h"
+#include "supervisor/control/client.h"
+#include "supervisor/control/report.h"
+#include "supervisor/control/test_util.h"
 #include "supervisor/supervisor_test_util.h"
 
 namespace capsa::supervisor {

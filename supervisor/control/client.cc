@@ -1,4 +1,4 @@
-#include "supervisor/control_client.h"
+#include "supervisor/control/client.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>

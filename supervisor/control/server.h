@@ -54,8 +54,8 @@
 
 #include "capabilities/error.h"
 #include "capabilities/fd.h"
-#include "supervisor/control_client.h"
-#include "supervisor/reactor.h"
+#include "supervisor/control/client.h"
+#include "supervisor/reactor/reactor.h"
 #include "supervisor/supervisor.h"
 
 namespace capsa::supervisor {

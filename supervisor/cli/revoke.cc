@@ -1,7 +1,7 @@
-#include "supervisor/cli_revoke.h"
+#include "supervisor/cli/revoke.h"
 
-#include "supervisor/cli_audit.h"
-#include "supervisor/control_client.h"
+#include "supervisor/cli/audit.h"
+#include "supervisor/control/client.h"
 
 namespace capsa::cli {
 

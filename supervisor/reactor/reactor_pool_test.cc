@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "capabilities/sys.h"
-#include "supervisor/reactor.h"
-#include "supervisor/reactor_test_util.h"
+#include "supervisor/reactor/reactor.h"
+#include "supervisor/reactor/reactor_test_util.h"
 #include "tests/support/fd_count.h"
 
 namespace capsa::supervisor {

@@ -1,6 +1,6 @@
 // capsa — the audit report the control socket sends (capsa.control
 // .AuditReport in supervisor/control.fbs): the grant table and the workers,
-// each live grant checked against the kernel (supervisor/proc_fds.h).
+// each live grant checked against the kernel (supervisor/control/proc_fds.h).
 //
 // Built off the loop thread from a snapshot taken on it: the /proc scan
 // blocks, and 10,000 grants make a report of a few megabytes.
@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "supervisor/proc_fds.h"
+#include "supervisor/control/proc_fds.h"
 #include "supervisor/supervisor.h"
 
 namespace capsa::supervisor {

@@ -1,4 +1,4 @@
-#include "supervisor/proc_fds.h"
+#include "supervisor/control/proc_fds.h"
 
 #include <fcntl.h>
 #include <linux/kcmp.h>

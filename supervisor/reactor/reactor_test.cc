@@ -1,4 +1,4 @@
-#include "supervisor/reactor.h"
+#include "supervisor/reactor/reactor.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "capabilities/sys.h"
-#include "supervisor/reactor_test_util.h"
+#include "supervisor/reactor/reactor_test_util.h"
 #include "tests/support/fd_count.h"
 
 namespace capsa::supervisor {

@@ -3,7 +3,7 @@
 // socket ends. Registered with capsa_add_sandbox_test, so it also runs as
 // uid 65534 when ctest runs as root (an unprivileged supervisor reads its
 // own children's fds too).
-#include "supervisor/proc_fds.h"
+#include "supervisor/control/proc_fds.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -18,7 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "capabilities/port.h"
-#include "supervisor/control_test_util.h"
+#include "supervisor/control/test_util.h"
 
 namespace capsa::supervisor {
 namespace {

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <memory>
 
-#include "supervisor/reactor.h"
+#include "supervisor/reactor/reactor.h"
 
 namespace capsa::supervisor::reactor_test {
 

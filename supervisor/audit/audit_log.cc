@@ -1,4 +1,4 @@
-#include "supervisor/audit_log.h"
+#include "supervisor/audit/audit_log.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -44,7 +44,8 @@ namespace capsa::supervisor {
 
 using GrantId = std::uint64_t;
 class ServiceObject;
-class CallState;
+class Call;
+struct CallState;
 
 // A worker's log line, attributed by the supervisor (never by the worker).
 enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning, kError };
@@ -71,6 +72,26 @@ class ServiceHost {
   virtual const Interface* find_interface(std::string_view name) const = 0;
 };
 
+// Fills a reply's payload: the builder is cleared and owned by the core.
+using ReplyBuilder = std::function<void(flatbuffers::FlatBufferBuilder&)>;
+
+// What the supervisor core does with a Call: the only part of the core a
+// service's calls reach (services never see the grant table or the
+// supervisor's state). Implemented by the core (supervisor/call_sink.cc).
+class CallSink {
+ public:
+  using Continuation = std::move_only_function<void(Call)>;
+  virtual ~CallSink() = default;
+  virtual Result<void> reply(CallState& call, const ReplyBuilder& build,
+                             std::vector<Handle> handles) = 0;
+  virtual void fail(CallState& call, Errc code, std::string_view text) = 0;
+  virtual Result<void> charge(CallState& call, std::uint64_t bytes) = 0;
+  // Runs `work` on the reactor's pool and hands `call` to its result on
+  // the loop thread; fails the call with `overloaded` if the pool is full.
+  virtual void off_loop(Call call, std::move_only_function<Continuation()> work) = 0;
+  virtual ServiceHost& host() = 0;
+};
+
 // One call being served. Move-only; answer exactly once with reply() or
 // fail(). A Call dropped unanswered answers `failed` ("service dropped the
 // call"), so a service bug cannot leave a worker waiting forever.
@@ -95,11 +116,10 @@ class Call {
   // only if the port is still served. Handles are attached in order (index
   // 0, 1, ...) and are closed if the port is gone. The reply's payload bytes
   // count against the grant's byte budget; over budget, the call fails with
-  // `overloaded` instead. Returns true when the reply was sent (a service
+  // `overloaded` instead. Succeeds only when the reply was sent (a service
   // whose state depends on the worker having the answer, such as a file
-  // position, updates it only then).
-  bool reply(const std::function<void(flatbuffers::FlatBufferBuilder&)>& build,
-             std::vector<Handle> handles = {});
+  // position, updates it only then); otherwise says why it was not.
+  Result<void> reply(const ReplyBuilder& build, std::vector<Handle> handles = {});
   // Sends an error with a wire code (kBadMessage, kDenied, kNotFound,
   // kOverloaded, kFailed; any other code is sent as kFailed).
   void fail(Errc code, std::string_view text);
@@ -126,13 +146,24 @@ class Call {
     });
   }
 
-  // Internal: made by the supervisor.
+  // Internal: made by the supervisor core.
   explicit Call(std::unique_ptr<CallState> state) noexcept;
 
  private:
-  using Continuation = std::move_only_function<void(Call)>;
+  using Continuation = CallSink::Continuation;
   void submit_off_loop(std::move_only_function<Continuation()> work);
   std::unique_ptr<CallState> state_;
+};
+
+// What a Call carries. Made and read by the core; a service uses Call.
+struct CallState {
+  CallSink* sink = nullptr;
+  GrantId grant = 0;
+  std::uint64_t call_id = 0;
+  const Method* method = nullptr;
+  Message request;
+  const std::string* worker = nullptr;  // the holder's name (outlives the call)
+  bool answered = false;
 };
 
 // Serves one port of one grant.

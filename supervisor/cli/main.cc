@@ -4,10 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include "supervisor/cli_audit.h"
-#include "supervisor/cli_check.h"
-#include "supervisor/cli_revoke.h"
-#include "supervisor/cli_run.h"
+#include "supervisor/cli/audit.h"
+#include "supervisor/cli/check.h"
+#include "supervisor/cli/revoke.h"
+#include "supervisor/cli/run.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"capsa: capability-security sandbox runtime for untrusted workers"};

@@ -1,0 +1,48 @@
+// capsa — a Call as a service sees it (service.h): every answer goes to the
+// core through its CallSink, which checks that the grant is still served.
+#include <memory>
+#include <utility>
+
+#include "supervisor/services/service.h"
+
+namespace capsa::supervisor {
+
+Call::Call(std::unique_ptr<CallState> state) noexcept : state_(std::move(state)) {}
+Call::Call(Call&&) noexcept = default;
+
+Call& Call::operator=(Call&& other) noexcept {
+  if (this != &other) {
+    if (state_ && !state_->answered) fail(Errc::kFailed, "service dropped the call");
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+Call::~Call() {
+  if (state_ && !state_->answered) fail(Errc::kFailed, "service dropped the call");
+}
+
+Message& Call::request() noexcept { return state_->request; }
+const Method& Call::method() const noexcept { return *state_->method; }
+GrantId Call::grant() const noexcept { return state_->grant; }
+const std::string& Call::worker() const noexcept { return *state_->worker; }
+ServiceHost& Call::host() noexcept { return state_->sink->host(); }
+
+Result<void> Call::reply(const ReplyBuilder& build, std::vector<Handle> handles) {
+  if (!state_ || state_->answered) return make_error(Errc::kFailed, "the call was answered");
+  return state_->sink->reply(*state_, build, std::move(handles));
+}
+
+void Call::fail(Errc code, std::string_view text) {
+  if (!state_ || state_->answered) return;
+  state_->sink->fail(*state_, code, text);
+}
+
+Result<void> Call::charge(std::uint64_t bytes) { return state_->sink->charge(*state_, bytes); }
+
+void Call::submit_off_loop(std::move_only_function<Continuation()> work) {
+  CallSink* sink = state_->sink;
+  sink->off_loop(std::move(*this), std::move(work));
+}
+
+}  // namespace capsa::supervisor
