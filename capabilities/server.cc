@@ -20,34 +20,16 @@ Result<void> Server::on(std::string_view method, Handler handler) {
 
 Result<void> Server::send_error(std::uint64_t call_id, std::uint32_t method, Errc code,
                                 std::string_view text) {
-  if (!is_wire_code(code)) code = Errc::kFailed;
-  Header h{MessageKind::kError, call_id, method, 0, code, text};
-  return send_message(port_, encoder_, h, {}, {});
+  return send_error_answer(port_, encoder_, call_id, method, code, text);
 }
 
 Result<void> Server::refuse(Error error, const EnvelopeInfo& info) {
   if (options_.report) options_.report(error, info);
-  const bool answerable = info.envelope_ok && info.kind == MessageKind::kCall;
-  if (error.code == Errc::kDenied) {
-    // Not a bad message: the peer asked for something it may not have.
-    if (answerable) {
-      auto sent = send_error(info.call_id, info.method, Errc::kDenied, error.message);
-      if (!sent && sent.error().code == Errc::kClosed) return sent;
-    }
-    return std::unexpected(std::move(error));
-  }
-  switch (options_.on_bad_message) {
-    case BadMessageAction::kClosePort:
-      port_ = Port();
-      break;
-    case BadMessageAction::kReplyError: {
-      auto sent = send_error(answerable ? info.call_id : 0, answerable ? info.method : 0,
-                             Errc::kBadMessage, error.message);
-      if (!sent && sent.error().code == Errc::kClosed) return sent;
-      break;
-    }
-    case BadMessageAction::kReport:
-      break;
+  const RefusalOutcome out = refuse_packet(port_, encoder_, error, info, options_.on_bad_message);
+  if (out.next == AfterRefusal::kClosePort) port_ = Port();
+  if (out.answer_failed == Errc::kClosed) return make_error(Errc::kClosed, "the peer is gone");
+  if (out.answer_failed == Errc::kOverloaded) {
+    return make_error(Errc::kOverloaded, "the peer does not read its replies; port closed");
   }
   return std::unexpected(std::move(error));
 }
@@ -88,11 +70,12 @@ Result<void> Server::on_readable() {
   ValidateOptions vo{kServerAccepts, options_.rights, options_.limits};
   auto msg = validate(std::move(*packet), *iface_, vo, &info);
   auto done = msg ? serve(*msg) : refuse(std::move(msg.error()), info);
-  // The receive already happened, so kWouldBlock here means our reply did
-  // not fit: the peer is not reading its replies. Dropping the reply would
-  // leave its call hanging forever and look like "nothing to read" to the
-  // caller, so the port is closed and the peer's calls fail instead.
-  if (!done && done.error().code == Errc::kWouldBlock) {
+  // The receive already happened, so kWouldBlock (or an error answer that
+  // did not fit: kOverloaded) means our reply did not fit: the peer is not
+  // reading its replies. Dropping the reply would leave its call hanging
+  // forever and look like "nothing to read" to the caller, so the port is
+  // closed and the peer's calls fail instead.
+  if (!done && (done.error().code == Errc::kWouldBlock || done.error().code == Errc::kOverloaded)) {
     port_ = Port();
     return make_error(Errc::kOverloaded, "the peer does not read its replies; port closed");
   }

@@ -9,12 +9,11 @@
 //     (a well-formed request the capability does not allow; not a bad
 //     message) and the port stays open;
 //   - a bad message: `report` is called first (the supervisor writes the
-//     audit line there), then the BadMessageAction chosen by the caller:
-//       kClosePort  close the port (the default: Mojo's rule);
-//       kReplyError answer `bad message` (to the call id when the envelope
-//                   was readable, else to call id 0) and keep serving;
-//       kReport     do nothing more: the report callback decides (e.g. the
-//                   supervisor kills the worker).
+//     audit line there), then the BadMessageAction chosen by the caller
+//     (refusal.h, shared with the supervisor): kClosePort (the default,
+//     Mojo's rule), kReplyError (answer `bad message` and keep serving), or
+//     kKill (nothing more here: the report callback's owner kills the
+//     sender).
 //   - a method the interface defines but nobody registered: `not found`.
 //   - a handler's error is sent as is when its code is a wire code, else as
 //     `failed`.
@@ -33,11 +32,10 @@
 #include "capabilities/interface_registry.h"
 #include "capabilities/message.h"
 #include "capabilities/port.h"
+#include "capabilities/refusal.h"
 #include "capabilities/validator.h"
 
 namespace capsa {
-
-enum class BadMessageAction : std::uint8_t { kClosePort, kReplyError, kReport };
 
 struct ServerOptions {
   Rights rights = kAllRights;

@@ -4,15 +4,6 @@
 
 namespace capsa::policy {
 
-std::string_view to_string(BadMessageAction a) noexcept {
-  switch (a) {
-    case BadMessageAction::kReplyError: return "reply_error";
-    case BadMessageAction::kClosePort: return "close_port";
-    case BadMessageAction::kKill: return "kill";
-  }
-  return "?";
-}
-
 std::string to_string(const ConstraintValue& v) {
   if (const bool* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
   if (const std::uint64_t* n = std::get_if<std::uint64_t>(&v)) return std::to_string(*n);

@@ -14,16 +14,17 @@
 #include <variant>
 #include <vector>
 
+#include "capabilities/refusal.h"
 #include "policy/limits.h"
 
 namespace capsa::policy {
 
 // What the supervisor does when a worker sends a message that fails
-// validation. Default kKill: like Chromium with a renderer that sends a bad
-// IPC, a worker that sends garbage is assumed compromised.
-enum class BadMessageAction : std::uint8_t { kReplyError, kClosePort, kKill };
-
-std::string_view to_string(BadMessageAction a) noexcept;  // "reply_error", ...
+// validation: the port layer's enum (capabilities/refusal.h), one type for
+// both. Default kKill: like Chromium with a renderer that sends a bad IPC,
+// a worker that sends garbage is assumed compromised.
+using BadMessageAction = capsa::BadMessageAction;
+using capsa::to_string;  // to_string(BadMessageAction): "reply_error", ...
 
 using ConstraintValue = std::variant<bool, std::uint64_t, std::string>;
 

@@ -24,7 +24,7 @@ constexpr std::size_t kMaxNameBytes = 256;
 
 class BootstrapService final : public ServiceObject {
  public:
-  BootstrapService(Supervisor::Impl& impl, WorkerRecord& worker) : impl_(impl), worker_(worker) {}
+  BootstrapService(Supervisor::Impl& core, WorkerRecord& worker) : core_(core), worker_(worker) {}
 
   void handle(Call call) override {
     switch (call.method().ordinal) {
@@ -40,8 +40,8 @@ class BootstrapService final : public ServiceObject {
  private:
   void refuse(Call& call, Errc code, std::string_view method, const std::string& reason) {
     ++worker_.denials;
-    if (GrantRecord* g = impl_.find_grant(call.grant())) ++g->denials;
-    (void)impl_.audit->call_denied(worker_.name, call.grant(), "capsa.Bootstrap", method, reason);
+    if (GrantRecord* g = core_.table().find(call.grant())) ++g->denials;
+    (void)core_.audit().call_denied(worker_.name, call.grant(), "capsa.Bootstrap", method, reason);
     call.fail(code, reason);
   }
 
@@ -72,12 +72,12 @@ class BootstrapService final : public ServiceObject {
         refuse(call, Errc::kRevoked, "Get", "grant '" + std::string(name) + "' was revoked");
         return;
       }
-      auto service = plan->factory->make(*plan->grant, plan->prepared, *impl_.self);
+      auto service = plan->factory->make(*plan->grant, plan->prepared, core_.host());
       if (!service) {
         call.fail(Errc::kFailed, "no service for " + std::string(plan->iface->name()));
         return;
       }
-      auto port = impl_.mint(worker_, 0, *plan->iface, plan->rights, GrantOrigin::kPolicy,
+      auto port = core_.table().mint(worker_, 0, *plan->iface, plan->rights, GrantOrigin::kPolicy,
                              plan->grant->name, plan->limits, std::move(service));
       if (!port) {
         call.fail(port.error());
@@ -95,7 +95,7 @@ class BootstrapService final : public ServiceObject {
       }
       end->taken = true;
       const std::uint64_t inode = socket_inode(end->port.fd());
-      impl_.record_channel_end(worker_, *end, inode);
+      core_.table().record_channel_end(worker_, *end, inode);
       send_port(call, Handle{HandleKind::kPort, end->port.release_fd()}, *end->iface,
                 end->iface->defined_rights());
       return;
@@ -130,9 +130,8 @@ class BootstrapService final : public ServiceObject {
     }
     Fd fd = call.request().take_handle(*req->port());
     const std::uint64_t inode = socket_inode(fd);
-    auto it = impl_.by_inode.find(inode);
-    GrantRecord* old = it != impl_.by_inode.end() ? impl_.find_grant(it->second) : nullptr;
-    if (old == nullptr || old->holder != &worker_ || old->channel || !old->service) {
+    GrantRecord* old = core_.table().find(core_.table().find_by_inode(inode));
+    if (old == nullptr || old->holder != &worker_ || old->channel || !old->endpoint) {
       refuse(call, Errc::kNotFound, "Attenuate",
              "the port is not a capability the supervisor serves to this worker");
       return;
@@ -155,14 +154,14 @@ class BootstrapService final : public ServiceObject {
       refuse(call, Errc::kDenied, "Attenuate", "the attenuated capability would have no rights");
       return;
     }
-    auto service = old->service->clone();
+    auto service = old->endpoint->service().clone();
     if (!service) {
       refuse(call, Errc::kDenied, "Attenuate",
              std::string(old->iface->name()) + " cannot be attenuated");
       return;
     }
     const Interface& iface = *old->iface;
-    auto port = impl_.mint(worker_, old->id, iface, rights, GrantOrigin::kAttenuated, old->name,
+    auto port = core_.table().mint(worker_, old->id, iface, rights, GrantOrigin::kAttenuated, old->name,
                            old->limits, std::move(service));
     fd.reset();  // consumed: the worker's copy of the wide port came to us
     if (!port) {
@@ -181,14 +180,14 @@ class BootstrapService final : public ServiceObject {
         }());
   }
 
-  Supervisor::Impl& impl_;
+  Supervisor::Impl& core_;
   WorkerRecord& worker_;
 };
 
 }  // namespace
 
-std::unique_ptr<ServiceObject> Supervisor::Impl::make_bootstrap(WorkerRecord& w) {
-  return std::make_unique<BootstrapService>(*this, w);
+std::unique_ptr<ServiceObject> make_bootstrap(Supervisor::Impl& core, WorkerRecord& worker) {
+  return std::make_unique<BootstrapService>(core, worker);
 }
 
 }  // namespace capsa::supervisor

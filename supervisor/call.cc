@@ -1,4 +1,5 @@
-// capsa — answering a call (service.h).
+// capsa — answering a call: the core's side of a service's Call (CallSink,
+// services/service.h).
 //
 // An answer goes out only if the grant is still served when it is ready:
 // after a revocation, a release or the holder's death the grant is gone
@@ -11,18 +12,18 @@ namespace capsa::supervisor {
 
 Result<void> Supervisor::Impl::reply(CallState& call, const ReplyBuilder& build,
                                      std::vector<Handle> handles) {
-  if (destroying) {
+  if (destroying_) {
     call.answered = true;
     return make_error(Errc::kClosed, "the supervisor is shutting down");
   }
-  GrantRecord* g = find_grant(call.grant);
+  GrantRecord* g = table_->find(call.grant);
   if (g == nullptr) {
     call.answered = true;  // revoked or released: nothing to answer
     return make_error(Errc::kRevoked, "the grant is gone");
   }
-  flatbuffers::FlatBufferBuilder& fbb = encoder.payload_builder();
+  flatbuffers::FlatBufferBuilder& fbb = encoder_.payload_builder();
   build(fbb);
-  std::span<const std::uint8_t> payload = encoder.payload_bytes();
+  std::span<const std::uint8_t> payload = encoder_.payload_bytes();
   if (payload.empty()) {
     std::string why = std::string(g->iface->name()) + "." + call.method->name + " produced no reply";
     fail(call, Errc::kFailed, why);
@@ -42,7 +43,7 @@ Result<void> Supervisor::Impl::reply(CallState& call, const ReplyBuilder& build,
 }
 
 void Supervisor::Impl::fail(CallState& call, Errc code, std::string_view text) {
-  if (destroying) {
+  if (destroying_) {
     call.answered = true;
     return;
   }
@@ -52,7 +53,7 @@ void Supervisor::Impl::fail(CallState& call, Errc code, std::string_view text) {
 }
 
 Result<void> Supervisor::Impl::charge(CallState& call, std::uint64_t bytes) {
-  GrantRecord* g = find_grant(call.grant);
+  GrantRecord* g = table_->find(call.grant);
   if (g == nullptr) return make_error(Errc::kRevoked, "grant is gone");
   if (g->limits && g->limits->budget) {
     if (auto ok = g->limits->budget->charge(bytes); !ok) return ok;
@@ -66,20 +67,18 @@ void Supervisor::Impl::off_loop(Call call, std::move_only_function<Continuation(
   // drops the job (shutdown), the Call is destroyed unanswered, which is a
   // no-op once the supervisor is being destroyed.
   auto holder = std::make_shared<Call>(std::move(call));
-  auto submitted = reactor->run_off_loop<Continuation>(
+  auto submitted = reactor_->run_off_loop<Continuation>(
       std::move(work), [holder](Continuation then) mutable { then(std::move(*holder)); });
   if (!submitted) {
     holder->fail(Errc::kOverloaded, "supervisor busy: the service pool is full");
   }
 }
 
-ServiceHost& Supervisor::Impl::host() { return *self; }
-
 bool Supervisor::Impl::answer(CallState& call, const Header& header,
                               std::span<const std::uint8_t> payload,
                               std::vector<Handle> handles) {
   call.answered = true;
-  GrantRecord* g = find_grant(call.grant);
+  GrantRecord* g = table_->find(call.grant);
   if (g == nullptr) return false;  // handles close with the vector
   // Ports of grants we minted that leave with this answer: audited as
   // transferred once the packet is sent (a Get, an Open, an Attenuate).
@@ -87,25 +86,23 @@ bool Supervisor::Impl::answer(CallState& call, const Header& header,
   std::size_t n_moved = 0;
   for (const Handle& h : handles) {
     if (h.kind != HandleKind::kPort || n_moved == kMaxHandlesPerMessage) continue;
-    auto it = by_inode.find(socket_inode(h.fd));
-    if (it != by_inode.end()) moved[n_moved++] = it->second;
+    if (GrantId id = table_->find_by_inode(socket_inode(h.fd)); id != 0) moved[n_moved++] = id;
   }
   WorkerRecord* holder = g->holder;
-  auto sent = send_message(g->port, encoder, header, payload, std::move(handles));
+  auto sent = send_message(g->endpoint->port(), encoder_, header, payload, std::move(handles));
   if (!sent) {
-    if (sent.error().code == Errc::kClosed) {
-      release(call.grant, "holder closed the port");
-    } else {
-      // kWouldBlock: the holder does not read its replies. Closing the port
-      // bounds what it can make us hold (the Server's rule too).
-      release(call.grant, "holder does not read its replies (overloaded)");
-    }
+    // kWouldBlock: the holder does not read its replies. Closing the port
+    // bounds what it can make us hold (the Server's rule too).
+    release(call.grant, sent.error().code == Errc::kClosed
+                            ? "holder closed the port"
+                            : "holder does not read its replies (overloaded)");
     return false;
   }
   for (std::size_t i = 0; i < n_moved; ++i) {
-    (void)audit->port_transferred(moved[i], "supervisor", holder != nullptr ? holder->name : "operator");
+    (void)audit_->port_transferred(moved[i], "supervisor",
+                                   holder != nullptr ? holder->name : "operator");
   }
-  call_done(call.grant);
+  g->endpoint->call_done();
   return true;
 }
 

@@ -52,44 +52,9 @@
 #include "supervisor/audit/audit_log.h"
 #include "supervisor/reactor/reactor.h"
 #include "supervisor/services/service.h"
+#include "supervisor/views.h"
 
 namespace capsa::supervisor {
-
-enum class GrantState : std::uint8_t { kLive, kRevoked, kReleased };
-std::string_view grant_state_name(GrantState s) noexcept;
-
-// One row of the grant table, copied out (for `capsa audit`, tests).
-struct GrantView {
-  GrantId id = 0;
-  GrantId parent = 0;             // 0: none (a policy grant)
-  std::string worker;             // the holder
-  pid_t holder_pid = 0;           // the holder's sandbox (bwrap) pid; 0 if attached
-  std::string name;               // the policy grant or channel name; "" if returned
-  std::string interface;          // "fs.Directory"
-  std::vector<std::string> rights;  // method names
-  GrantOrigin origin = GrantOrigin::kPolicy;
-  GrantState state = GrantState::kLive;
-  bool channel = false;           // a channel end (not served by the supervisor)
-  std::chrono::system_clock::time_point created;
-  std::chrono::system_clock::time_point ended;  // when not live
-  std::uint64_t calls = 0;        // calls served
-  std::uint64_t bytes = 0;        // payload bytes in and out
-  std::uint64_t denials = 0;      // calls refused (rights, rate, budget, in flight)
-  std::uint64_t port_inode = 0;   // inode of the holder's end of the port
-};
-
-struct WorkerView {
-  std::string name;
-  pid_t pid = 0;       // bwrap's pid (our child); 0 if attached
-  bool running = false;
-  std::optional<sandbox::ExitStatus> exit;
-  std::string start_error;  // why it did not start, if it did not
-  std::uint64_t calls = 0;
-  std::uint64_t denials = 0;     // calls refused + ungranted names asked
-  std::uint64_t bad_messages = 0;
-  std::uint64_t violations = 0;  // seccomp
-  std::uint64_t grants = 0;      // grants created for it
-};
 
 struct SupervisorOptions {
   std::string audit_log_path;  // required: the JSON Lines audit log
@@ -176,10 +141,10 @@ class Supervisor final : public ServiceHost {
   void worker_log(std::string_view worker, LogLevel level, std::string_view text) override;
   const Interface* find_interface(std::string_view name) const override;
 
-  struct Impl;
+  class Impl;
 
  private:
-  explicit Supervisor(std::unique_ptr<Impl> impl);
+  Supervisor();
   std::unique_ptr<Impl> impl_;
 };
 

@@ -28,13 +28,8 @@ class SupervisorTest : public ::testing::Test {
 
   // Builds the policy with `fill` and creates the supervisor.
   void make(const std::function<void(policy::PolicyBuilder&)>& fill) {
-    policy::PolicyBuilder b(Supervisor::api_catalog(options_));
-    fill(b);
-    auto p = b.try_build();
-    ASSERT_TRUE(p) << policy::format_diagnostics(p.error());
-    auto s = Supervisor::create(std::move(*p), options_);
-    ASSERT_TRUE(s) << s.error().to_string();
-    sup_ = std::move(*s);
+    sup_ = make_supervisor(options_, fill);
+    ASSERT_NE(sup_, nullptr);
   }
 
   RawBootstrap attach(std::string_view worker) {

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -30,6 +31,34 @@
 #include "supervisor/supervisor.h"
 
 namespace capsa::supervisor::testing {
+
+// The folder of the test binary and its helper programs. A suite run as
+// uid 65534 from a copy (capsa_add_sandbox_test) is told it through
+// CAPSA_TEST_BIN_DIR.
+inline std::string test_bin_dir() {
+  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR"); d != nullptr && *d != '\0') return d;
+  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
+}
+
+// A supervisor for the policy `fill` builds against `options`' APIs.
+// Fails the test and returns nullptr if the policy or the supervisor
+// cannot be made.
+inline std::unique_ptr<Supervisor> make_supervisor(
+    SupervisorOptions options, const std::function<void(policy::PolicyBuilder&)>& fill) {
+  policy::PolicyBuilder b(Supervisor::api_catalog(options));
+  fill(b);
+  auto p = b.try_build();
+  if (!p) {
+    ADD_FAILURE() << policy::format_diagnostics(p.error());
+    return nullptr;
+  }
+  auto s = Supervisor::create(std::move(*p), std::move(options));
+  if (!s) {
+    ADD_FAILURE() << s.error().to_string();
+    return nullptr;
+  }
+  return std::move(*s);
+}
 
 // Runs the supervisor's reactor on a thread until destroyed.
 class LoopThread {

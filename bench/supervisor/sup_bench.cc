@@ -182,6 +182,9 @@ void memory_per_grant(long grants) {
   policy::PolicyBuilder b(Supervisor::api_catalog(o));
   auto& w = b.worker("mem").program("/bin/true");
   w.limit(policy::LimitKind::kMessagesPerSecond, 1'000'000);
+  // The worker holds every grant at once: its live-grant cap (open_files +
+  // 16) must cover them and the warm-up's 100.
+  w.limit(policy::LimitKind::kOpenFiles, static_cast<std::uint64_t>(grants) + 100);
   w.grant("log", "log.Sink").all_rights();
   auto p = b.try_build();
   if (!p) die(policy::format_diagnostics(p.error()));

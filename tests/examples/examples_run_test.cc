@@ -24,11 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace capsa::supervisor::testing;
 
-std::string bin_dir() {
-  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR"); d != nullptr && *d != '\0') return d;
-  return fs::read_symlink("/proc/self/exe").parent_path().string();
-}
-
 std::string read_all(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream s;
@@ -43,7 +38,7 @@ class ExamplesTest : public ::testing::Test {
     ASSERT_FALSE(tmp_.path().empty());
     examples_ = fs::path(tmp_.path()) / "examples";
     fs::create_directories(examples_ / "texts");
-    for (const auto& e : fs::directory_iterator(bin_dir())) {
+    for (const auto& e : fs::directory_iterator(test_bin_dir())) {
       const std::string name = e.path().filename().string();
       if (name.starts_with("example-policy-")) {
         fs::copy_file(e.path(), examples_ / name.substr(15));
@@ -60,7 +55,7 @@ class ExamplesTest : public ::testing::Test {
     o.audit_log_path = audit_path_;
     log_.install(o);
     policy::LoadOptions load;
-    load.defines["bin"] = bin_dir();
+    load.defines["bin"] = test_bin_dir();
     auto p = policy::load_policy_file((examples_ / policy_file).string(),
                                       Supervisor::api_catalog(o), load);
     ASSERT_TRUE(p) << policy::format_diagnostics(p.error());

@@ -33,11 +33,6 @@ namespace {
 
 using namespace capsa::supervisor::testing;
 
-std::string bin_dir() {
-  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR"); d != nullptr && *d != '\0') return d;
-  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
-}
-
 // Bytes the allocator holds for live objects (not what it keeps cached or,
 // under ASan, in quarantine): what "the supervisor's memory is flat" means.
 std::size_t live_heap_bytes() {
@@ -63,7 +58,7 @@ class IntegrationTest : public ::testing::Test {
 
   policy::WorkerBuilder& worker(policy::PolicyBuilder& b, const std::string& name,
                                 const std::string& mode, const std::string& arg = "") {
-    auto& w = b.worker(name).program(bin_dir() + "/it_worker").arg(mode);
+    auto& w = b.worker(name).program(test_bin_dir() + "/it_worker").arg(mode);
     if (!arg.empty()) w.arg(arg);
     w.grant("log", "log.Sink").all_rights();
     w.grant("dir", "fs.Directory").all_rights().constraint("root", root_);
@@ -75,13 +70,8 @@ class IntegrationTest : public ::testing::Test {
     SupervisorOptions o;
     o.audit_log_path = audit_path_;
     log_.install(o);
-    policy::PolicyBuilder b(Supervisor::api_catalog(o));
-    fill(b);
-    auto p = b.try_build();
-    ASSERT_TRUE(p) << policy::format_diagnostics(p.error());
-    auto s = Supervisor::create(std::move(*p), std::move(o));
-    ASSERT_TRUE(s) << s.error().to_string();
-    sup_ = std::move(*s);
+    sup_ = make_supervisor(std::move(o), fill);
+    ASSERT_NE(sup_, nullptr);
   }
 
   void run() { start_and_run(*sup_); }
@@ -133,7 +123,7 @@ TEST_F(IntegrationTest, UngrantedNameIsNotFoundAndAudited) {
 
 TEST_F(IntegrationTest, MethodOutsideRightsIsDeniedAndAudited) {
   make([&](auto& b) {
-    auto& w = b.worker("w").program(bin_dir() + "/it_worker").arg("outside-rights");
+    auto& w = b.worker("w").program(test_bin_dir() + "/it_worker").arg("outside-rights");
     w.grant("log", "log.Sink").all_rights();
     w.grant("dir", "fs.Directory").right("Stat").constraint("root", root_);
   });
@@ -246,7 +236,7 @@ TEST_F(IntegrationTest, BadMessageKillsTheWorkerAndIsAudited) {
 
 TEST_F(IntegrationTest, AFloodingWorkerIsOverloadedWhileAnotherIsServed) {
   make([&](auto& b) {
-    auto& f = b.worker("flooder").program(bin_dir() + "/it_worker").arg("flood");
+    auto& f = b.worker("flooder").program(test_bin_dir() + "/it_worker").arg("flood");
     f.grant("log", "log.Sink").all_rights().rate(100);
     worker(b, "steady", "calls", "500");
   });

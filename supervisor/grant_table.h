@@ -1,0 +1,128 @@
+// capsa — the grant table: every capability the supervisor handed out, who
+// holds it, where it came from, until it is released or revoked.
+//
+// Invariants (grant_table_test.cc):
+//   - a grant is audited (grant_created) before its port can reach anyone;
+//   - every live grant's parent is live or 0: when a grant is released its
+//     children move up to its parent, so revoking an ancestor still reaches
+//     them; when it is revoked, they are revoked with it;
+//   - a worker holds at most WorkerRecord::max_live() grants at once: more
+//     are refused with `overloaded` and audited (grant_refused);
+//   - an ended grant keeps nothing: its port is closed, its service and
+//     queued calls destroyed (their fds closed); only a bounded summary stays
+//     for the table view (the audit log has them all).
+//
+// Memory per live grant is a design target (at most 2 KiB at 10,000 grants;
+// docs/PERFORMANCE.md): a GrantRecord holds no strings of its own (names
+// point into the policy, which outlives it), limits shared by every grant of
+// one policy entry are shared_ptrs, and an endpoint's queue allocates only
+// while calls wait.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "capabilities/handle.h"
+#include "capabilities/interface_registry.h"
+#include "supervisor/audit/audit_log.h"
+#include "supervisor/port_endpoint.h"
+#include "supervisor/views.h"
+#include "supervisor/worker_record.h"
+
+namespace capsa::supervisor {
+
+struct GrantRecord {
+  GrantId id = 0;
+  GrantId parent = 0;
+  std::vector<GrantId> children;  // live grants derived from this one
+  WorkerRecord* holder = nullptr;  // nullptr: an operator session (not a grant)
+  const Interface* iface = nullptr;
+  Rights rights = 0;
+  GrantOrigin origin = GrantOrigin::kPolicy;
+  std::string_view name;  // policy grant or channel name (points into the policy)
+  bool channel = false;   // a direct channel end: not served by us
+  std::chrono::system_clock::time_point created;
+  std::uint64_t calls = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t denials = 0;
+  std::uint64_t port_inode = 0;  // the holder's end
+  std::shared_ptr<SharedLimits> limits;
+  std::unique_ptr<PortEndpoint> endpoint;  // nullptr for a channel end
+};
+
+class GrantTable {
+ public:
+  // `ended_kept`: how many ended grants the view keeps (bounded so a long
+  // run's memory stays flat).
+  GrantTable(AuditLog& audit, const EndpointContext& endpoints, std::size_t ended_kept);
+  ~GrantTable();
+  GrantTable(const GrantTable&) = delete;
+  GrantTable& operator=(const GrantTable&) = delete;
+
+  struct Minted {
+    GrantId id = 0;
+    Handle handle;  // the holder's end, ready to attach to a reply
+  };
+  // A new served grant for `holder`: a fresh channel whose our end is served
+  // by `service`, derived from `parent` (0: none). Audited before the
+  // holder's end is returned. kOverloaded past the holder's live cap,
+  // kRevoked when the holder no longer runs or the parent is gone.
+  Result<Minted> mint(WorkerRecord& holder, GrantId parent, const Interface& iface,
+                      Rights rights, GrantOrigin origin, std::string_view name,
+                      std::shared_ptr<SharedLimits> limits,
+                      std::unique_ptr<ServiceObject> service);
+  // A served grant on an existing port (a bootstrap port; `holder` nullptr:
+  // an operator session, all rights, not a grant and not audited).
+  Result<GrantRecord*> serve(WorkerRecord* holder, Port port, const Interface& iface,
+                             Rights rights, GrantOrigin origin, std::string_view name,
+                             std::unique_ptr<ServiceObject> service);
+  // A direct channel end handed to `holder` (not served: the supervisor is
+  // not on its path); `inode` is the socket the holder receives. Audited.
+  GrantRecord& record_channel_end(WorkerRecord& holder, const ChannelEnd& end,
+                                  std::uint64_t inode);
+
+  GrantRecord* find(GrantId id);
+  const GrantRecord* find(GrantId id) const;
+  // The grant whose holder's end is the socket `inode` (0 if none).
+  GrantId find_by_inode(std::uint64_t inode) const;
+  // The live grants `holder` holds, ascending.
+  std::vector<GrantId> held_by(const WorkerRecord& holder) const;
+
+  // Ends one grant: closes our end, audits `released` (worker grants),
+  // moves its children up to its parent.
+  void release(GrantId id, std::string_view reason);
+  // Revokes `id` and everything derived from it, parent first (the audit
+  // reads in that order); a revoked policy grant stays revoked for later
+  // Gets of its name. Returns the ids revoked.
+  std::vector<GrantId> revoke_tree(GrantId id, std::string_view reason);
+  // Drops every record without auditing (the supervisor is destroyed).
+  void clear();
+
+  GrantView view(const GrantRecord& g, GrantState state) const;
+  std::vector<GrantView> views(bool include_ended) const;
+  std::size_t live() const noexcept { return live_; }
+
+ private:
+  // Takes the record out of the table and its parent's children.
+  std::unique_ptr<GrantRecord> take(GrantId id);
+  void remember(const GrantRecord& g, GrantState state);
+
+  AuditLog& audit_;
+  const EndpointContext& endpoints_;
+  std::size_t ended_kept_;
+  std::unordered_map<GrantId, std::unique_ptr<GrantRecord>> grants_;
+  std::unordered_map<std::uint64_t, GrantId> by_inode_;  // holder's end inode -> grant
+  std::deque<GrantView> ended_;                          // bounded, newest last
+  GrantId next_ = 1;
+  std::size_t live_ = 0;  // grants held by workers (sessions excluded)
+};
+
+// The names of the methods in `rights`, in ordinal order.
+std::vector<std::string> rights_names(const Interface& iface, Rights rights);
+
+}  // namespace capsa::supervisor

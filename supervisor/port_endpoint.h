@@ -1,0 +1,114 @@
+// capsa — serving one port of one grant: every message from a worker to a
+// supervisor service passes here.
+//
+// A PortEndpoint owns the supervisor's end of the port, its reactor watch,
+// the service object, and the calls waiting for it. On each packet, in
+// order (the first failure decides, nothing after it runs):
+//   1. the port's packet rules (size <= the worker's message_bytes, no
+//      truncated control data) and the validator: envelope, method known,
+//      method in the grant's rights, payload against the method's table,
+//      handles. A failure is a bad message (the policy's BadMessageAction)
+//      or, for a well-formed call outside the rights, `denied`;
+//   2. the worker's messages_per_second, then the grant's rate: `overloaded`;
+//   3. the grant's byte budget (the packet's bytes): `overloaded`;
+//   4. calls in flight on this port (the one being served plus those
+//      waiting) at the worker's calls_in_flight: `overloaded`;
+//   5. queue, then dispatch to the service one call at a time, in order.
+// Every refusal is answered (so the worker's call completes) and audited
+// (capabilities/refusal.h decides what follows an answer that cannot be
+// sent). A received message's fds are owned by it from the moment it is
+// read: every path that drops the message closes them.
+//
+// Lifetime: the endpoint belongs to its grant's record (grant_table.h).
+// What it reports to its owner (release, kill) may destroy it, so every
+// such call is the last thing a method does, and after handing a call to
+// the service it asks the owner whether its grant is still served.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "capabilities/message.h"
+#include "capabilities/port.h"
+#include "capabilities/validator.h"
+#include "supervisor/audit/audit_log.h"
+#include "supervisor/reactor/reactor.h"
+#include "supervisor/services/service.h"
+
+namespace capsa::supervisor {
+
+struct GrantRecord;
+struct WorkerRecord;
+
+// What an endpoint reports to the core.
+class EndpointOwner {
+ public:
+  virtual ~EndpointOwner() = default;
+  // Ends grant `id` (destroying its endpoint): the holder closed the port,
+  // does not read its replies, or sent a bad message under close_port.
+  virtual void release(GrantId id, std::string_view reason) = 0;
+  // The holder sent a bad message under `kill`.
+  virtual void kill_worker(WorkerRecord& worker, std::string_view reason) = 0;
+  // True while grant `id` is served.
+  virtual bool serving(GrantId id) const = 0;
+};
+
+// Shared by every endpoint of one supervisor (one pointer per endpoint).
+struct EndpointContext {
+  Reactor& reactor;
+  AuditLog& audit;
+  Encoder& encoder;  // error answers; loop thread only
+  CallSink& calls;   // what a dispatched Call answers through
+  EndpointOwner& owner;
+};
+
+class PortEndpoint {
+ public:
+  // Serves `port` for `grant` (which owns the endpoint and outlives it).
+  // The port is made non-blocking and, for a worker's grant, limited to the
+  // worker's message_bytes.
+  static Result<std::unique_ptr<PortEndpoint>> create(const EndpointContext& ctx,
+                                                      GrantRecord& grant, Port port,
+                                                      std::unique_ptr<ServiceObject> service);
+  // Stops watching and closes our end: the holder sees the peer closed.
+  // Queued calls (and their fds) are dropped.
+  ~PortEndpoint();
+  PortEndpoint(const PortEndpoint&) = delete;
+  PortEndpoint& operator=(const PortEndpoint&) = delete;
+
+  Port& port() noexcept { return port_; }
+  ServiceObject& service() noexcept { return *service_; }
+  // The service answered the call in hand: the next waiting one may go.
+  void call_done();
+  // Its holder is being killed: read nothing more (what it sent stays in
+  // the kernel and goes with the socket when the grant is released).
+  void stop_reading();
+
+  // Calls in flight for an operator session (the control socket).
+  static constexpr std::size_t kOperatorCallsInFlight = 16;
+
+ private:
+  PortEndpoint(const EndpointContext& ctx, GrantRecord& grant, Port port,
+               std::unique_ptr<ServiceObject> service);
+  void on_event(Events events);
+  // A packet passed validation: the limits, then the queue.
+  void admit(Message msg, std::size_t packet_bytes);
+  void deny(std::uint64_t call_id, const Method* method, Errc code, std::string_view reason);
+  void bad_message(const Error& error, const EnvelopeInfo& info);
+  void dispatch(Message msg);
+  void pump();
+  std::size_t calls_in_flight_limit() const;
+
+  const EndpointContext* ctx_;
+  GrantRecord* grant_;
+  Port port_;
+  WatchId watch_ = 0;
+  std::unique_ptr<ServiceObject> service_;
+  bool busy_ = false;     // a call is with the service
+  bool pumping_ = false;  // pump() is on the stack
+  std::vector<Message> queue_;  // validated calls waiting, at most calls_in_flight
+};
+
+}  // namespace capsa::supervisor
