@@ -16,12 +16,10 @@ RefusalOutcome after_send(const Result<void>& sent) {
 }  // namespace
 
 std::string_view to_string(BadMessageAction a) noexcept {
-  switch (a) {
-    case BadMessageAction::kReplyError: return "reply_error";
-    case BadMessageAction::kClosePort: return "close_port";
-    case BadMessageAction::kKill: return "kill";
-  }
-  return "?";
+  // In enum order, which the policy schema's enum shares.
+  constexpr std::string_view kNames[] = {"reply_error", "close_port", "kill"};
+  const auto i = static_cast<std::size_t>(a);
+  return i < std::size(kNames) ? kNames[i] : "?";
 }
 
 Result<void> send_error_answer(Port& port, Encoder& encoder, std::uint64_t call_id,

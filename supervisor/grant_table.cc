@@ -22,12 +22,9 @@ void erase_child(std::vector<GrantId>& children, GrantId child) {
 }  // namespace
 
 std::string_view grant_state_name(GrantState s) noexcept {
-  switch (s) {
-    case GrantState::kLive: return "live";
-    case GrantState::kRevoked: return "revoked";
-    case GrantState::kReleased: return "released";
-  }
-  return "?";
+  constexpr std::string_view kNames[] = {"live", "revoked", "released"};
+  const auto i = static_cast<std::size_t>(s);
+  return i < std::size(kNames) ? kNames[i] : "?";
 }
 
 std::vector<std::string> rights_names(const Interface& iface, Rights rights) {

@@ -190,15 +190,7 @@ class RawBootstrap {
   Result<Got> get(std::string_view name) {
     auto& fbb = client_.payload_builder();
     fbb.Finish(capsa::CreateGetRequest(fbb, fbb.CreateString(name.data(), name.size())));
-    auto reply = client_.call(0, client_.payload_bytes());
-    if (!reply) return std::unexpected(reply.error());
-    const auto* r = reply->payload_as<capsa::GetReply>();
-    if (!r->port().has_value()) return make_error(Errc::kBadMessage, "no port");
-    Got g;
-    g.port = Port(reply->take_handle(*r->port()));
-    g.interface = r->interface() != nullptr ? r->interface()->str() : "";
-    g.rights = r->rights();
-    return g;
+    return got<capsa::GetReply>(client_.call(0, client_.payload_bytes()));
   }
 
   Result<Got> attenuate(Port port, std::vector<std::string> methods) {
@@ -208,9 +200,17 @@ class RawBootstrap {
     fbb.Finish(capsa::CreateAttenuateRequest(fbb, 0, fbb.CreateVector(names)));
     std::vector<Handle> h;
     h.push_back(Handle{HandleKind::kPort, port.release_fd()});
-    auto reply = client_.call(2, client_.payload_bytes(), std::move(h));
+    return got<capsa::AttenuateReply>(client_.call(2, client_.payload_bytes(), std::move(h)));
+  }
+
+  Client& client() { return client_; }
+
+ private:
+  // A Get or Attenuate reply: the port it carries, its interface and rights.
+  template <typename ReplyTable>
+  static Result<Got> got(Result<Message> reply) {
     if (!reply) return std::unexpected(reply.error());
-    const auto* r = reply->payload_as<capsa::AttenuateReply>();
+    const auto* r = reply->payload_as<ReplyTable>();
     if (!r->port().has_value()) return make_error(Errc::kBadMessage, "no port");
     Got g;
     g.port = Port(reply->take_handle(*r->port()));
@@ -219,9 +219,6 @@ class RawBootstrap {
     return g;
   }
 
-  Client& client() { return client_; }
-
- private:
   Client client_;
 };
 

@@ -56,22 +56,30 @@ int outside_rights(Context& ctx) {
   return 0;
 }
 
+// Makes the call `attempt` every 2 ms until it fails, and says how:
+// "<what>: <code>". False if it never failed within about 40 s.
+template <typename F>
+bool until_refused(const std::string& what, F attempt) {
+  for (int i = 0; i < 20000; ++i) {
+    auto r = attempt();
+    if (!r) {
+      say(what + ": " + code(r.error()));
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  say(what + ": never revoked");
+  return false;
+}
+
 int wait_revoke(Context& ctx) {
   auto dir = Directory::get(ctx, "dir");
   if (!dir) return say("get: " + code(dir.error())), 1;
   say("ready");
-  for (int i = 0; i < 20000; ++i) {
-    auto l = dir->list("");
-    if (!l) {
-      say("dir: " + code(l.error()));
-      auto again = Directory::get(ctx, "dir");
-      say("get again: " + outcome(again));
-      return 0;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  say("dir: never revoked");
-  return 1;
+  if (!until_refused("dir", [&] { return dir->list(""); })) return 1;
+  auto again = Directory::get(ctx, "dir");
+  say("get again: " + outcome(again));
+  return 0;
 }
 
 int file_revoke(Context& ctx) {
@@ -80,16 +88,7 @@ int file_revoke(Context& ctx) {
   auto file = dir->open(ctx, "a.txt");
   if (!file) return say("open: " + code(file.error())), 1;
   say("ready");
-  for (int i = 0; i < 20000; ++i) {
-    auto r = file->read(1, 0);
-    if (!r) {
-      say("file: " + code(r.error()));
-      return 0;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  say("file: never revoked");
-  return 1;
+  return until_refused("file", [&] { return file->read(1, 0); }) ? 0 : 1;
 }
 
 int crash(Context& ctx) {
