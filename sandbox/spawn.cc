@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,7 +22,9 @@
 
 #include "capabilities/handle.h"
 #include "capabilities/sys.h"
+#include "sandbox/host_file.h"
 #include "sandbox/launcher_protocol.h"
+#include "sandbox/mount_plan.h"
 #include "sandbox/seccomp_policy.h"
 #include "sandbox/status_channel.h"
 #include "sandbox/worker_state.h"
@@ -86,25 +89,95 @@ ForkThread& fork_thread() {
 // shares the parent's memory (CLONE_VM) and must not allocate, lock or
 // touch anything but this.
 struct ExecJob {
-  static constexpr int kMax = 8;
+  // bubblewrap's fds: 0 and 3..8 (launcher_protocol.h), args, the launcher
+  // and, without staging, the program and every bind source.
+  static constexpr int kMax = d::kFirstBindFd + 1 + static_cast<int>(kMaxBinds);
+  // Sources are dup'ed at or above this before the clone, so the dup2
+  // sequence cannot clobber a source that sits on a target number.
+  static constexpr int kMovedBase = 128;
   int count = 0;
   int moved[kMax];    // sources, already dup'ed above the targets (close-on-exec)
   int targets[kMax];  // the fd numbers bubblewrap gets them as
   int keep_below = 0;  // everything >= this is closed
   bool drop = false;   // setgroups(0) + setres[gu]id(65534) before exec
+  // As root: mounts attached in a mount namespace of the child's own before
+  // it drops (mount_plan.h). Mount points are made on a fresh tmpfs.
+  int staged = 0;
+  int stage_tree[kMax];
+  const char* stage_at[kMax];
+  bool stage_dir[kMax];
   const char* path = nullptr;
   const char* const* argv = nullptr;
   const char* const* envp = nullptr;
+  // Written by the child before it gives up (it shares our memory); read by
+  // the parent once the clone returned. 0 = it exec'ed bubblewrap.
+  int failed_step = 0;
+  int failed_errno = 0;
 };
+
+enum ChildStep : int {
+  kStepNone = 0, kStepUnshare, kStepPrivate, kStepStageTmpfs, kStepMountPoint, kStepAttach,
+  kStepFds, kStepDrop, kStepExec,
+};
+
+const char* step_name(int step) {
+  switch (step) {
+    case kStepUnshare: return "unshare(CLONE_NEWNS)";
+    case kStepPrivate: return "making its mounts private";
+    case kStepStageTmpfs: return "mounting the staging tmpfs on /tmp";
+    case kStepMountPoint: return "making a mount point";
+    case kStepAttach: return "move_mount of a bind source";
+    case kStepFds: return "setting up bubblewrap's fds";
+    case kStepDrop: return "dropping to uid 65534";
+    case kStepExec: return "exec of bubblewrap";
+    default: return "an unknown step";
+  }
+}
+
+[[noreturn]] void child_fail(ExecJob* job, int step) {
+  job->failed_errno = errno;
+  job->failed_step = step;
+  ::_exit(125);
+}
+
+// As root: a mount namespace of the child's own, private (nothing it mounts
+// propagates to the host's), a tmpfs on kStageDir there, and each staged
+// tree attached on a mount point in it. bubblewrap, started next as uid
+// 65534, finds them at paths it can resolve; the host never sees them, and
+// they go away with the sandbox's last process.
+__attribute__((no_sanitize("address", "undefined"))) void stage_mounts(ExecJob* job) {
+  if (::syscall(SYS_unshare, CLONE_NEWNS) != 0) child_fail(job, kStepUnshare);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    child_fail(job, kStepPrivate);
+  }
+  if (::mount("capsa-stage", d::kStageDir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=0755,size=64k") != 0) {
+    child_fail(job, kStepStageTmpfs);
+  }
+  for (int i = 0; i < job->staged; ++i) {
+    if (job->stage_dir[i]) {
+      if (::mkdir(job->stage_at[i], 0755) != 0) child_fail(job, kStepMountPoint);
+    } else {
+      int fd = ::open(job->stage_at[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+      if (fd < 0) child_fail(job, kStepMountPoint);
+      ::close(fd);
+    }
+    if (::syscall(SYS_move_mount, job->stage_tree[i], "", AT_FDCWD, job->stage_at[i],
+                  MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      child_fail(job, kStepAttach);
+    }
+  }
+}
 
 // The child of clone(CLONE_VM | CLONE_VFORK): posix_spawn's technique. The
 // parent thread is suspended until this execs or exits, so the shared
 // memory is not racing; this only makes raw syscalls. Not instrumented: it
 // runs on the fork thread's private stack, which sanitizers do not know.
 __attribute__((no_sanitize("address", "undefined"))) int exec_bwrap(void* arg) {
-  const auto* job = static_cast<const ExecJob*>(arg);
+  auto* job = static_cast<ExecJob*>(arg);
+  if (job->staged > 0) stage_mounts(job);  // before the fds move: it uses the trees' numbers
   for (int i = 0; i < job->count; ++i) {
-    if (job->moved[i] < 0 || ::dup2(job->moved[i], job->targets[i]) < 0) ::_exit(125);
+    if (job->moved[i] < 0 || ::dup2(job->moved[i], job->targets[i]) < 0) child_fail(job, kStepFds);
   }
   ::close_range(static_cast<unsigned>(job->keep_below), ~0u, 0);
   // Signal handlers are the parent's code, which must never run in this
@@ -129,12 +202,12 @@ __attribute__((no_sanitize("address", "undefined"))) int exec_bwrap(void* arg) {
       (::syscall(SYS_setgroups, 0, nullptr) != 0 ||
        ::syscall(SYS_setresgid, kUnprivilegedId, kUnprivilegedId, kUnprivilegedId) != 0 ||
        ::syscall(SYS_setresuid, kUnprivilegedId, kUnprivilegedId, kUnprivilegedId) != 0)) {
-    ::_exit(125);
+    child_fail(job, kStepDrop);
   }
   std::uint64_t none = 0;
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none);
   ::execve(job->path, const_cast<char* const*>(job->argv), const_cast<char* const*>(job->envp));
-  ::_exit(125);
+  child_fail(job, kStepExec);
 }
 
 // A sealed memfd holding `bytes`, positioned at its start: bubblewrap
@@ -147,49 +220,21 @@ Result<Fd> sealed_memfd(std::string_view name, std::span<const std::byte> bytes)
   return fd;
 }
 
-bool under(std::string_view path, std::string_view dir) {
-  return path.starts_with(dir) && path.size() > dir.size() && path[dir.size()] == '/';
-}
-
-std::vector<std::string> bwrap_args(const Spec& spec) {
-  std::vector<std::string> a = {
-      "--die-with-parent", "--new-session", "--as-pid-1",
-      "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-      "--unshare-cgroup", "--uid", "65534", "--gid", "65534", "--hostname", "capsa",
-      "--cap-drop", "ALL", "--clearenv",
-      "--ro-bind", "/usr", "/usr"};
-  // Merged-/usr systems have /bin -> usr/bin etc.; older ones real dirs.
-  for (const char* p : {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"}) {
-    char target[256];
-    ssize_t n = ::readlink(p, target, sizeof target - 1);
-    if (n > 0) {
-      a.insert(a.end(), {"--symlink", std::string(target, static_cast<std::size_t>(n)), p});
-    } else {
-      a.insert(a.end(), {"--ro-bind-try", p, p});
-    }
-  }
-  a.insert(a.end(), {"--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
-                     "--proc", "/proc", "--dev", "/dev",
-                     "--size", std::to_string(spec.tmpfs_bytes), "--tmpfs", "/tmp",
-                     "--ro-bind", spec.launcher, d::kLauncherInSandbox});
-  bool system = false;
-  for (const char* dir : {"/usr", "/bin", "/sbin", "/lib", "/lib64"}) system |= under(spec.program, dir);
-  if (!system) a.insert(a.end(), {"--ro-bind", spec.program, spec.program});
-  for (const auto& b : spec.ro_binds) a.insert(a.end(), {"--ro-bind", b.source, b.dest});
-  // The root tmpfs bubblewrap builds would otherwise be writable.
-  // The command itself must follow on the real argv: bubblewrap takes only
-  // options from --args. It is a constant, so nothing from the spec is on argv.
-  a.insert(a.end(), {"--remount-ro", "/", "--chdir", "/"});
-  return a;
-}
-
 std::string start_error(const d::StatusRecord& r, const Spec& spec) {
   auto stage = static_cast<d::Stage>(r.stage);
   std::string err = r.err != 0 ? std::string(": ") + std::strerror(r.err) : "";
   switch (stage) {
+    // The program itself is bound (spawn() opened it): ENOENT from its exec
+    // means what it needs to start is missing in the sandbox.
     case d::Stage::kExec:
-      if (r.err == ENOENT) return "program not found in sandbox: " + spec.program;
-      if (r.err == EACCES) return "program not executable in sandbox: " + spec.program;
+      if (r.err == ENOENT) {
+        return "program " + spec.program + " cannot start in the sandbox: its interpreter "
+               "(#! line) or ELF loader is not there";
+      }
+      if (r.err == EACCES) {
+        return "program " + spec.program + " is not executable in the sandbox (a POSIX ACL, "
+               "a security module or a noexec mount)";
+      }
       return "exec of " + spec.program + " failed" + err;
     case d::Stage::kSeccompLoad: return std::string("seccomp load failed: ") + r.text + err;
     case d::Stage::kFilter: return std::string("seccomp filter build failed: ") + r.text;
@@ -241,8 +286,20 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap) {
 }
 
 Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
+  auto files = open_host_files(spec);
+  if (!files) return std::unexpected(std::move(files.error()));
+  return spawn(spec, *files, std::move(bootstrap), std::move(stdio));
+}
+
+Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, StdioFds stdio) {
   auto started = std::chrono::steady_clock::now();
   if (!bootstrap.valid()) return make_error(Errc::kInvalidArgument, "spawn: no bootstrap fd");
+  if (spec.ro_binds.size() > kMaxBinds) {
+    return make_error(Errc::kInvalidArgument, "spawn: more than kMaxBinds ro_binds");
+  }
+  const bool as_root = ::geteuid() == 0;
+  auto plan = d::plan_mounts(spec, files, as_root);
+  if (!plan) return std::unexpected(std::move(plan.error()));
   // Compiled once per distinct syscall set, then shared (seccomp_policy.h).
   auto filter = d::cached_filter(spec.extra_syscalls);
   if (!filter) return std::unexpected(std::move(filter.error()));
@@ -250,7 +307,7 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
   auto config = sealed_memfd("config", std::as_bytes(std::span(config_bytes)));
   if (!config) return std::unexpected(std::move(config.error()));
   std::string args_blob;
-  for (const auto& s : bwrap_args(spec)) args_blob.append(s).push_back('\0');
+  for (const auto& s : plan->args) args_blob.append(s).push_back('\0');
   auto args = sealed_memfd("bwrap-args", std::as_bytes(std::span(args_blob)));
   if (!args) return std::unexpected(std::move(args.error()));
   int sv[2];
@@ -284,21 +341,39 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
   state->stdout_pipe = std::move(out->ours);
   state->stderr_pipe = std::move(err->ours);
 
+  // The fds bubblewrap inherits, and nothing else: every one of ours is
+  // close-on-exec, and the child dup2()s these onto their numbers (clearing
+  // the flag) only in itself, then closes everything above them.
   static constexpr int kArgsFd = 6;
-  const int sources[] = {devnull->get(), bootstrap.get(),  config->get(),    status_child.get(),
-                         args->get(),    out->child.get(), err->child.get()};
-  const int targets[] = {0, d::kBootstrapFd, d::kConfigFd, d::kStatusFd,
-                         kArgsFd, d::kStdoutFd, d::kStderrFd};
-  static_assert(std::size(sources) <= ExecJob::kMax);
+  std::vector<int> sources = {devnull->get(), bootstrap.get(),  config->get(),
+                              status_child.get(), args->get(), out->child.get(),
+                              err->child.get(), files.launcher.get()};
+  std::vector<int> targets = {0, d::kBootstrapFd, d::kConfigFd, d::kStatusFd,
+                              kArgsFd, d::kStdoutFd, d::kStderrFd, d::kLauncherFd};
+  for (std::size_t i = 0; i < plan->passed.size(); ++i) {
+    sources.push_back(plan->passed[i]);
+    targets.push_back(d::kFirstBindFd + static_cast<int>(i));
+  }
   const std::string args_fd_str = std::to_string(kArgsFd);
   const char* const argv[] = {"bwrap", "--args", args_fd_str.c_str(), "--",
                               d::kLauncherInSandbox, nullptr};
   const char* const envp[] = {nullptr};
   ExecJob job;
-  job.count = static_cast<int>(std::size(sources));
-  for (int i = 0; i < job.count; ++i) job.targets[i] = targets[i];
-  job.keep_below = d::kStderrFd + 1;
-  job.drop = ::geteuid() == 0;
+  if (sources.size() > static_cast<std::size_t>(ExecJob::kMax) ||
+      plan->staged.size() > static_cast<std::size_t>(ExecJob::kMax)) {
+    return make_error(Errc::kInvalidArgument, "spawn: too many fds for bubblewrap");
+  }
+  job.count = static_cast<int>(sources.size());
+  for (int i = 0; i < job.count; ++i) job.targets[i] = targets[static_cast<std::size_t>(i)];
+  job.keep_below = targets.back() + 1;
+  job.staged = static_cast<int>(plan->staged.size());
+  for (int i = 0; i < job.staged; ++i) {
+    const d::StagedMount& m = plan->staged[static_cast<std::size_t>(i)];
+    job.stage_tree[i] = m.tree.get();
+    job.stage_at[i] = m.at.c_str();
+    job.stage_dir[i] = m.dir;
+  }
+  job.drop = as_root;
   job.path = CAPSA_BWRAP_PATH;
   job.argv = argv;
   job.envp = envp;
@@ -308,8 +383,15 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
   int clone_errno = 0;
   fork_thread().run([&] {
     // High, distinct numbers first so the dup2 sequence cannot clobber a
-    // source that sits on a target number.
-    for (int i = 0; i < job.count; ++i) job.moved[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, 64);
+    // source that sits on a target number. Owned here: closed when the job
+    // ends, whatever the clone did.
+    std::vector<Fd> moved;
+    moved.reserve(static_cast<std::size_t>(job.count));
+    for (int i = 0; i < job.count; ++i) {
+      moved.emplace_back(::fcntl(sources[static_cast<std::size_t>(i)], F_DUPFD_CLOEXEC,
+                                 ExecJob::kMovedBase));
+      job.moved[i] = moved.back().get();
+    }
     // No signal handler may run in the child while it shares our memory:
     // all blocked across the clone (the child unblocks after resetting).
     sigset_t all, old;
@@ -323,9 +405,6 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
                   CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &job, &pidfd);
     clone_errno = errno;
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    for (int i = 0; i < job.count; ++i) {
-      if (job.moved[i] >= 0) ::close(job.moved[i]);
-    }
   });
   if (pid < 0) return make_error(Errc::kFailed, "clone for bubblewrap failed", clone_errno);
   state->pid = pid;
@@ -333,10 +412,20 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
   // From here on, dropping `worker` kills and reaps bubblewrap.
   Worker worker(std::move(state));
   Worker::State& s = *worker.state_;
+  // bubblewrap holds its copies now: ours go (the staged trees are attached
+  // in the child's namespace, or dissolved with their last fd if it failed).
   status_child.reset();
   bootstrap.reset();
   out->child.reset();
   err->child.reset();
+  plan->staged.clear();
+  if (job.failed_step != kStepNone) {
+    // The child gave up before bubblewrap ran; ~Worker reaps it.
+    return make_error(Errc::kFailed,
+                      "starting bubblewrap for " + spec.name + " failed: " +
+                          step_name(job.failed_step) + ": " + std::strerror(job.failed_errno),
+                      job.failed_errno);
+  }
   s.status = d::status_port(std::move(status));
 
   for (;;) {
