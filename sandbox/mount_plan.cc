@@ -79,7 +79,7 @@ Result<MountPlan> plan_mounts(const Spec& spec, const HostFiles& files, bool sta
     }
     if (!tree) return std::unexpected(std::move(tree.error()));
     plan.staged.push_back({std::move(*tree), std::string(kStageDir) + "/" + std::to_string(i),
-                           S_ISDIR(st.st_mode)});
+                           S_ISDIR(st.st_mode), sources[i].what});
     plan.args.insert(plan.args.end(), {"--ro-bind", plan.staged.back().at, sources[i].dest});
   }
   if (!stage) {

@@ -44,9 +44,10 @@ inline constexpr const char* kStageDir = "/tmp";
 
 // A mount the clone child attaches before it starts bubblewrap.
 struct StagedMount {
-  Fd tree;         // a detached copy of the mount at the supervisor's fd
-  std::string at;  // its mount point under kStageDir
+  Fd tree;           // a detached copy of the mount at the supervisor's fd
+  std::string at;    // its mount point under kStageDir
   bool dir = false;
+  std::string what;  // the host path it was opened at, for errors
 };
 
 struct MountPlan {

@@ -113,6 +113,7 @@ struct ExecJob {
   // the parent once the clone returned. 0 = it exec'ed bubblewrap.
   int failed_step = 0;
   int failed_errno = 0;
+  int failed_index = 0;  // the staged mount, for kStepAttach
 };
 
 enum ChildStep : int {
@@ -126,7 +127,6 @@ const char* step_name(int step) {
     case kStepPrivate: return "making its mounts private";
     case kStepStageTmpfs: return "mounting the staging tmpfs on /tmp";
     case kStepMountPoint: return "making a mount point";
-    case kStepAttach: return "move_mount of a bind source";
     case kStepFds: return "setting up bubblewrap's fds";
     case kStepDrop: return "dropping to uid 65534";
     case kStepExec: return "exec of bubblewrap";
@@ -164,6 +164,7 @@ __attribute__((no_sanitize("address", "undefined"))) void stage_mounts(ExecJob* 
     }
     if (::syscall(SYS_move_mount, job->stage_tree[i], "", AT_FDCWD, job->stage_at[i],
                   MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      job->failed_index = i;
       child_fail(job, kStepAttach);
     }
   }
@@ -418,14 +419,20 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   bootstrap.reset();
   out->child.reset();
   err->child.reset();
-  plan->staged.clear();
   if (job.failed_step != kStepNone) {
     // The child gave up before bubblewrap ran; ~Worker reaps it.
+    std::string step = step_name(job.failed_step);
+    if (job.failed_step == kStepAttach) {
+      // The kernel attaches no mount of a file deleted since we opened it.
+      step = "attaching " + plan->staged[static_cast<std::size_t>(job.failed_index)].what +
+             (job.failed_errno == ENOENT ? " (deleted since it was opened)" : "");
+    }
     return make_error(Errc::kFailed,
-                      "starting bubblewrap for " + spec.name + " failed: " +
-                          step_name(job.failed_step) + ": " + std::strerror(job.failed_errno),
+                      "starting bubblewrap for " + spec.name + " failed: " + step + ": " +
+                          std::strerror(job.failed_errno),
                       job.failed_errno);
   }
+  plan->staged.clear();
   s.status = d::status_port(std::move(status));
 
   for (;;) {
