@@ -1,27 +1,19 @@
-// spawn(): bubblewrap's arguments, the fork on a long-lived thread, and the
-// start-up handshake with capsa-launcher.
+// spawn(): the host files, bubblewrap's arguments and fds, and the start-up
+// handshake with capsa-launcher (the fork itself: bwrap_child.h).
 #include <fcntl.h>
-#include <sched.h>
 #include <poll.h>
-#include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <csignal>
 #include <cstring>
-#include <functional>
-#include <mutex>
 #include <span>
-#include <thread>
 
 #include "capabilities/handle.h"
 #include "capabilities/sys.h"
+#include "sandbox/bwrap_child.h"
 #include "sandbox/host_file.h"
 #include "sandbox/launcher_protocol.h"
 #include "sandbox/mount_plan.h"
@@ -34,182 +26,9 @@ namespace {
 
 namespace d = detail;
 
-// The uid/gid bubblewrap runs as when the supervisor is root. Never the
-// sandbox as kernel uid 0: root's processes are exempt from RLIMIT_NPROC
-// (so a fork bomb would not be bounded) and a kernel escape would land as
-// root. The sandbox sees uid/gid 65534 inside in every case.
-constexpr uid_t kUnprivilegedId = 65534;
 // How long spawn() waits for the launcher's handshake. A bound, not a
 // timing: a healthy start takes milliseconds.
 constexpr int kStartTimeoutMs = 30'000;
-
-// The fork happens on one thread that lives as long as the process: the
-// parent-death signal of bubblewrap (PR_SET_PDEATHSIG) fires when the
-// *thread* that forked it exits, so forking on a caller's short-lived
-// thread would kill the sandbox when that thread ends. Jobs are tiny (one
-// clone), run one at a time; the thread also owns the stack the clone child
-// runs on.
-class ForkThread {
- public:
-  ForkThread() { std::thread([this] { loop(); }).detach(); }
-  void run(const std::function<void()>& job) {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return job_ == nullptr; });
-    job_ = &job;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return job_ != &job; });
-  }
-  // Only used from jobs (one at a time), so one stack is enough. The child
-  // runs a few raw syscalls and needs well under 1 KiB of it.
-  char* child_stack_top() noexcept { return stack_ + sizeof stack_; }
-
- private:
-  void loop() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [&] { return job_ != nullptr; });
-      (*job_)();
-      job_ = nullptr;
-      cv_.notify_all();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  const std::function<void()>* job_ = nullptr;
-  alignas(64) char stack_[64 * 1024];
-};
-
-ForkThread& fork_thread() {
-  // Deliberately never destroyed: the thread must outlive every worker.
-  static ForkThread* t = new ForkThread;
-  return *t;
-}
-
-// What the clone child needs, prepared by the parent: after the clone it
-// shares the parent's memory (CLONE_VM) and must not allocate, lock or
-// touch anything but this.
-struct ExecJob {
-  // bubblewrap's fds: 0 and 3..8 (launcher_protocol.h), args, the launcher
-  // and, without staging, the program and every bind source.
-  static constexpr int kMax = d::kFirstBindFd + 1 + static_cast<int>(kMaxBinds);
-  // Sources are dup'ed at or above this before the clone, so the dup2
-  // sequence cannot clobber a source that sits on a target number.
-  static constexpr int kMovedBase = 128;
-  int count = 0;
-  int moved[kMax];    // sources, already dup'ed above the targets (close-on-exec)
-  int targets[kMax];  // the fd numbers bubblewrap gets them as
-  int keep_below = 0;  // everything >= this is closed
-  bool drop = false;   // setgroups(0) + setres[gu]id(65534) before exec
-  // As root: mounts attached in a mount namespace of the child's own before
-  // it drops (mount_plan.h). Mount points are made on a fresh tmpfs.
-  int staged = 0;
-  int stage_tree[kMax];
-  const char* stage_at[kMax];
-  bool stage_dir[kMax];
-  const char* path = nullptr;
-  const char* const* argv = nullptr;
-  const char* const* envp = nullptr;
-  // Written by the child before it gives up (it shares our memory); read by
-  // the parent once the clone returned. 0 = it exec'ed bubblewrap.
-  int failed_step = 0;
-  int failed_errno = 0;
-  int failed_index = 0;  // the staged mount, for kStepAttach
-};
-
-enum ChildStep : int {
-  kStepNone = 0, kStepUnshare, kStepPrivate, kStepStageTmpfs, kStepMountPoint, kStepAttach,
-  kStepFds, kStepDrop, kStepExec,
-};
-
-const char* step_name(int step) {
-  switch (step) {
-    case kStepUnshare: return "unshare(CLONE_NEWNS)";
-    case kStepPrivate: return "making its mounts private";
-    case kStepStageTmpfs: return "mounting the staging tmpfs on /tmp";
-    case kStepMountPoint: return "making a mount point";
-    case kStepFds: return "setting up bubblewrap's fds";
-    case kStepDrop: return "dropping to uid 65534";
-    case kStepExec: return "exec of bubblewrap";
-    default: return "an unknown step";
-  }
-}
-
-[[noreturn]] void child_fail(ExecJob* job, int step) {
-  job->failed_errno = errno;
-  job->failed_step = step;
-  ::_exit(125);
-}
-
-// As root: a mount namespace of the child's own, private (nothing it mounts
-// propagates to the host's), a tmpfs on kStageDir there, and each staged
-// tree attached on a mount point in it. bubblewrap, started next as uid
-// 65534, finds them at paths it can resolve; the host never sees them, and
-// they go away with the sandbox's last process.
-__attribute__((no_sanitize("address", "undefined"))) void stage_mounts(ExecJob* job) {
-  if (::syscall(SYS_unshare, CLONE_NEWNS) != 0) child_fail(job, kStepUnshare);
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-    child_fail(job, kStepPrivate);
-  }
-  if (::mount("capsa-stage", d::kStageDir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "mode=0755,size=64k") != 0) {
-    child_fail(job, kStepStageTmpfs);
-  }
-  for (int i = 0; i < job->staged; ++i) {
-    if (job->stage_dir[i]) {
-      if (::mkdir(job->stage_at[i], 0755) != 0) child_fail(job, kStepMountPoint);
-    } else {
-      int fd = ::open(job->stage_at[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-      if (fd < 0) child_fail(job, kStepMountPoint);
-      ::close(fd);
-    }
-    if (::syscall(SYS_move_mount, job->stage_tree[i], "", AT_FDCWD, job->stage_at[i],
-                  MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-      job->failed_index = i;
-      child_fail(job, kStepAttach);
-    }
-  }
-}
-
-// The child of clone(CLONE_VM | CLONE_VFORK): posix_spawn's technique. The
-// parent thread is suspended until this execs or exits, so the shared
-// memory is not racing; this only makes raw syscalls. Not instrumented: it
-// runs on the fork thread's private stack, which sanitizers do not know.
-__attribute__((no_sanitize("address", "undefined"))) int exec_bwrap(void* arg) {
-  auto* job = static_cast<ExecJob*>(arg);
-  if (job->staged > 0) stage_mounts(job);  // before the fds move: it uses the trees' numbers
-  for (int i = 0; i < job->count; ++i) {
-    if (job->moved[i] < 0 || ::dup2(job->moved[i], job->targets[i]) < 0) child_fail(job, kStepFds);
-  }
-  ::close_range(static_cast<unsigned>(job->keep_below), ~0u, 0);
-  // Signal handlers are the parent's code, which must never run in this
-  // child (it shares the parent's memory). CLONE_VM without CLONE_SIGHAND
-  // gives the child its own copy of the dispositions: reset every handled
-  // one to the default before unblocking (exec would reset them anyway;
-  // ignored ones stay ignored, as across exec).
-  struct KernelSigaction {  // the kernel's struct sigaction on x86_64
-    std::uintptr_t handler;  // 0 = SIG_DFL, 1 = SIG_IGN
-    unsigned long flags;
-    std::uintptr_t restorer;
-    std::uint64_t mask;
-  };
-  for (int sig = 1; sig <= 64; ++sig) {
-    KernelSigaction old{};
-    if (::syscall(SYS_rt_sigaction, sig, nullptr, &old, sizeof old.mask) != 0) continue;
-    if (old.handler == 0 || old.handler == 1) continue;
-    KernelSigaction dfl{};
-    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
-  }
-  if (job->drop &&
-      (::syscall(SYS_setgroups, 0, nullptr) != 0 ||
-       ::syscall(SYS_setresgid, kUnprivilegedId, kUnprivilegedId, kUnprivilegedId) != 0 ||
-       ::syscall(SYS_setresuid, kUnprivilegedId, kUnprivilegedId, kUnprivilegedId) != 0)) {
-    child_fail(job, kStepDrop);
-  }
-  std::uint64_t none = 0;
-  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none);
-  ::execve(job->path, const_cast<char* const*>(job->argv), const_cast<char* const*>(job->envp));
-  child_fail(job, kStepExec);
-}
 
 // A sealed memfd holding `bytes`, positioned at its start: bubblewrap
 // read()s --args from the fd's current offset (the launcher uses pread).
@@ -359,9 +178,9 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   const char* const argv[] = {"bwrap", "--args", args_fd_str.c_str(), "--",
                               d::kLauncherInSandbox, nullptr};
   const char* const envp[] = {nullptr};
-  ExecJob job;
-  if (sources.size() > static_cast<std::size_t>(ExecJob::kMax) ||
-      plan->staged.size() > static_cast<std::size_t>(ExecJob::kMax)) {
+  d::ExecJob job;
+  if (sources.size() > static_cast<std::size_t>(d::ExecJob::kMax) ||
+      plan->staged.size() > static_cast<std::size_t>(d::ExecJob::kMax)) {
     return make_error(Errc::kInvalidArgument, "spawn: too many fds for bubblewrap");
   }
   job.count = static_cast<int>(sources.size());
@@ -381,32 +200,7 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
 
   pid_t pid = -1;
   int pidfd = -1;
-  int clone_errno = 0;
-  fork_thread().run([&] {
-    // High, distinct numbers first so the dup2 sequence cannot clobber a
-    // source that sits on a target number. Owned here: closed when the job
-    // ends, whatever the clone did.
-    std::vector<Fd> moved;
-    moved.reserve(static_cast<std::size_t>(job.count));
-    for (int i = 0; i < job.count; ++i) {
-      moved.emplace_back(::fcntl(sources[static_cast<std::size_t>(i)], F_DUPFD_CLOEXEC,
-                                 ExecJob::kMovedBase));
-      job.moved[i] = moved.back().get();
-    }
-    // No signal handler may run in the child while it shares our memory:
-    // all blocked across the clone (the child unblocks after resetting).
-    sigset_t all, old;
-    sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &old);
-    // CLONE_VM | CLONE_VFORK: no copy of the supervisor's page tables (a
-    // fork of a 200 MiB process costs milliseconds, this ~0.1 ms including
-    // the exec); CLONE_PIDFD: the pidfd exists before the pid could be
-    // reused by anyone.
-    pid = ::clone(exec_bwrap, fork_thread().child_stack_top(),
-                  CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &job, &pidfd);
-    clone_errno = errno;
-    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  });
+  int clone_errno = d::clone_bubblewrap(job, sources, &pid, &pidfd);
   if (pid < 0) return make_error(Errc::kFailed, "clone for bubblewrap failed", clone_errno);
   state->pid = pid;
   state->pidfd.reset(pidfd);
@@ -419,10 +213,10 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   bootstrap.reset();
   out->child.reset();
   err->child.reset();
-  if (job.failed_step != kStepNone) {
+  if (job.failed_step != d::kStepNone) {
     // The child gave up before bubblewrap ran; ~Worker reaps it.
-    std::string step = step_name(job.failed_step);
-    if (job.failed_step == kStepAttach) {
+    std::string step = d::step_name(job.failed_step);
+    if (job.failed_step == d::kStepAttach) {
       // The kernel attaches no mount of a file deleted since we opened it.
       step = "attaching " + plan->staged[static_cast<std::size_t>(job.failed_index)].what +
              (job.failed_errno == ENOENT ? " (deleted since it was opened)" : "");
