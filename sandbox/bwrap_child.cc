@@ -62,7 +62,9 @@ ForkThread& fork_thread() {
   return *t;
 }
 
-[[noreturn]] void child_fail(ExecJob* job, int step) {
+// In the child: what failed, for the parent to report, then out.
+[[noreturn]] __attribute__((no_sanitize("address", "undefined"))) void child_fail(ExecJob* job,
+                                                                                 int step) {
   job->failed_errno = errno;
   job->failed_step = step;
   ::_exit(125);
