@@ -176,6 +176,11 @@ class PolicyBuilder::Checker {
       path(bind, "read-only bind", PathKind::kBindSource);
       out.ro_binds.push_back(bind.value);
     }
+    if (w.ro_binds_.size() > sandbox::kMaxBinds) {
+      error(w.ro_binds_[sandbox::kMaxBinds].at, std::to_string(w.ro_binds_.size()) +
+                                                    " read-only binds; at most " +
+                                                    std::to_string(sandbox::kMaxBinds));
+    }
     if (w.tmpfs_) {
       range(*w.tmpfs_, "sandbox.tmpfs_size", kMinTmpfsBytes, kMaxTmpfsBytes, true);
       out.tmpfs_bytes = w.tmpfs_->value;

@@ -213,6 +213,24 @@ TEST_F(BuilderTest, ProgramMustBeExecutableByTheSandbox) {
                 (root ? "o" : "u") + "+x " + plain);
 }
 
+// Each bind is one fd and one mount on the way into the sandbox: bounded,
+// at the limit and one past it.
+TEST_F(BuilderTest, ReadOnlyBindsAtMost64) {
+  for (std::size_t n : {std::size_t{64}, std::size_t{65}}) {
+    PolicyBuilder b(builtin_api_catalog());
+    auto& w = b.worker("w").program(program);
+    for (std::size_t i = 0; i < n; ++i) w.ro_bind(texts);
+    auto p = b.try_build();
+    if (n == 64) {
+      EXPECT_TRUE(p) << messages(p.error());
+    } else {
+      ASSERT_FALSE(p);
+      ASSERT_EQ(p.error().size(), 1u) << messages(p.error());
+      EXPECT_EQ(p.error()[0].message, "65 read-only binds; at most 64");
+    }
+  }
+}
+
 TEST_F(BuilderTest, CatalogConstraintTypesIncludingSizes) {
   ApiCatalog catalog = builtin_api_catalog();
   catalog.add({.name = "kv.Store", .methods = {"Get", "Put"},

@@ -68,5 +68,18 @@ TEST(SpecBuilder, OutputsDefaultToInheritAndCanBeSet) {
   EXPECT_NE(bad.error().message.find("unknown Output value"), std::string::npos);
 }
 
+// Each bind is one fd and one mount on the way into the sandbox: bounded,
+// at the limit and one past it.
+TEST(SpecBuilder, AtMostKMaxBinds) {
+  SpecBuilder b;
+  b.name("w").program("/bin/true");
+  for (std::size_t i = 0; i < kMaxBinds; ++i) b.ro_bind("/usr", "/b" + std::to_string(i));
+  EXPECT_TRUE(b.build());
+  b.ro_bind("/usr", "/last");
+  auto over = b.build();
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().message, "invalid sandbox spec for w\n  ro_bind: 65 binds, at most 64");
+}
+
 }  // namespace
 }  // namespace capsa::sandbox

@@ -186,6 +186,19 @@ TEST_F(HostileTest, BindSourceRenamedAndReplacedBySymlinkAfterOpenIsBoundAsOpene
             std::vector<std::string>{"read_path open=ok text=bound from a private directory"});
 }
 
+// kMaxBinds binds, each from a private directory: every one becomes an fd
+// or a staged mount on the way in, and the last one is where it belongs.
+TEST_F(HostileTest, AsManyBindsAsTheLimitAllowStart) {
+  PrivateLayout layout;
+  SpecBuilder b = layout.spec("read_path", "/b63/motd");
+  for (std::size_t i = 0; i < kMaxBinds; ++i) b.ro_bind(layout.data(), "/b" + std::to_string(i));
+  auto spec = b.build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  Outcome out = run_spec(*spec);
+  EXPECT_EQ(out.reports,
+            std::vector<std::string>{"read_path open=ok text=bound from a private directory"});
+}
+
 // The file's own mode, for the uid the sandbox runs as, decides; spawn()
 // says so before anything starts.
 TEST_F(HostileTest, ProgramTheSandboxCannotExecuteIsRefusedAtSpawn) {
