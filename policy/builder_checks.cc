@@ -8,6 +8,7 @@
 
 #include "policy/builder.h"
 #include "policy/seccomp_profile.h"
+#include "sandbox/host_file.h"
 
 namespace capsa::policy {
 namespace {
@@ -89,7 +90,7 @@ class PolicyBuilder::Checker {
   }
 
   // Absolute, no NUL; with filesystem checks, also exists and has the type.
-  enum class PathKind { kExecutable, kAny, kDirectory };
+  enum class PathKind { kExecutable, kAny, kDirectory, kBindSource };
   void path(const Located<std::string>& p, std::string_view what, PathKind kind) {
     if (has_nul(p.value)) return error(p.at, std::string(what) + " contains a NUL byte");
     if (p.value.empty() || p.value.front() != '/') {
@@ -97,6 +98,16 @@ class PolicyBuilder::Checker {
                              " must be an absolute path (starting with /)");
     }
     if (!b_.options_.check_filesystem) return;
+    if (kind == PathKind::kExecutable || kind == PathKind::kBindSource) {
+      // What the sandbox gets from the host: the very checks spawn() makes
+      // on the file it opens (type, no symlink, the mode for the uid the
+      // sandbox runs as), with the same words (sandbox/host_file.h).
+      auto use = kind == PathKind::kExecutable ? sandbox::HostFileUse::kProgram
+                                               : sandbox::HostFileUse::kBindSource;
+      auto fd = sandbox::open_host_file(use, p.value, identity_);
+      if (!fd) error(p.at, fd.error().message);
+      return;
+    }
     std::error_code ec;
     auto st = std::filesystem::status(p.value, ec);
     if (ec || !std::filesystem::exists(st)) {
@@ -105,14 +116,6 @@ class PolicyBuilder::Checker {
     }
     if (kind == PathKind::kDirectory && !std::filesystem::is_directory(st)) {
       return error(p.at, std::string(what) + " " + p.value + " is not a directory");
-    }
-    if (kind == PathKind::kExecutable) {
-      using std::filesystem::perms;
-      bool exec = (st.permissions() & (perms::owner_exec | perms::group_exec | perms::others_exec)) !=
-                  perms::none;
-      if (!std::filesystem::is_regular_file(st) || !exec) {
-        error(p.at, std::string(what) + " " + p.value + " is not an executable regular file");
-      }
     }
   }
 
@@ -170,8 +173,13 @@ class PolicyBuilder::Checker {
 
   void sandbox(const WorkerBuilder& w, SandboxSettings& out) {
     for (const auto& bind : w.ro_binds_) {
-      path(bind, "read-only bind", PathKind::kAny);
+      path(bind, "read-only bind", PathKind::kBindSource);
       out.ro_binds.push_back(bind.value);
+    }
+    if (w.ro_binds_.size() > sandbox::kMaxBinds) {
+      error(w.ro_binds_[sandbox::kMaxBinds].at, std::to_string(w.ro_binds_.size()) +
+                                                    " read-only binds; at most " +
+                                                    std::to_string(sandbox::kMaxBinds));
     }
     if (w.tmpfs_) {
       range(*w.tmpfs_, "sandbox.tmpfs_size", kMinTmpfsBytes, kMaxTmpfsBytes, true);
@@ -374,6 +382,8 @@ class PolicyBuilder::Checker {
 
   const PolicyBuilder& b_;
   Diagnostics diags_;
+  // Who the sandbox would be if this process spawned it (65534 as root).
+  const sandbox::SandboxIdentity identity_ = sandbox::sandbox_identity();
 };
 
 Checked<Policy> PolicyBuilder::try_build() const { return Checker(*this).run(); }

@@ -2,6 +2,9 @@
 // policy reports all of its problems at once.
 #include "policy/builder.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "policy/builtin_apis.h"
@@ -189,13 +192,43 @@ TEST_F(BuilderTest, DirectoryRootMustBeADirectory) {
   EXPECT_TRUE(mentions(p.error(), "root " + program + " is not a directory")) << messages(p.error());
 }
 
-TEST_F(BuilderTest, ProgramMustBeExecutable) {
+// Executable for the uid the sandbox runs as (65534 when we are root, else
+// ours), the same check and words as spawn() (sandbox/host_file_test.cc has
+// every case).
+TEST_F(BuilderTest, ProgramMustBeExecutableByTheSandbox) {
   std::string plain = dir.write("plain", "data");
+  ASSERT_EQ(::chmod(plain.c_str(), 0644), 0);
   PolicyBuilder b(builtin_api_catalog());
   b.worker("w").program(plain);
   auto p = b.try_build();
   ASSERT_FALSE(p);
-  EXPECT_TRUE(mentions(p.error(), "is not an executable regular file")) << messages(p.error());
+  const bool root = ::geteuid() == 0;
+  std::string owner = std::to_string(::geteuid()) + ":" + std::to_string(::getegid());
+  ASSERT_EQ(p.error().size(), 1u) << messages(p.error());
+  EXPECT_EQ(p.error()[0].message,
+            "program " + plain + " (mode 0644, owner " + owner +
+                ") cannot be executed by the sandbox's uid " +
+                (root ? std::string("65534") : std::to_string(::geteuid())) + " (the \"" +
+                (root ? "other" : "owner") + "\" permission bits apply): chmod " +
+                (root ? "o" : "u") + "+x " + plain);
+}
+
+// Each bind is one fd and one mount on the way into the sandbox: bounded,
+// at the limit and one past it.
+TEST_F(BuilderTest, ReadOnlyBindsAtMost64) {
+  for (std::size_t n : {std::size_t{64}, std::size_t{65}}) {
+    PolicyBuilder b(builtin_api_catalog());
+    auto& w = b.worker("w").program(program);
+    for (std::size_t i = 0; i < n; ++i) w.ro_bind(texts);
+    auto p = b.try_build();
+    if (n == 64) {
+      EXPECT_TRUE(p) << messages(p.error());
+    } else {
+      ASSERT_FALSE(p);
+      ASSERT_EQ(p.error().size(), 1u) << messages(p.error());
+      EXPECT_EQ(p.error()[0].message, "65 read-only binds; at most 64");
+    }
+  }
 }
 
 TEST_F(BuilderTest, CatalogConstraintTypesIncludingSizes) {

@@ -236,6 +236,11 @@ int main() {
   // Non-dumpable: /proc/1/{mem,fd,environ} and ptrace are closed to the
   // worker even though it runs under the same uid.
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  // Nothing above fd 8 is ours (launcher_protocol.h): fd 9 is our own
+  // executable, through which bubblewrap exec'ed us, and whatever else
+  // bubblewrap may have left open. The worker child would close them too;
+  // pid 1 holds none either.
+  ::close_range(d::kStderrFd + 1, ~0u, 0);
   std::vector<std::uint8_t> raw;
   if (!read_config(&raw)) fail(Stage::kConfig, errno, "cannot read config fd");
   auto cfg = d::decode_config(raw);

@@ -77,7 +77,7 @@ std::vector<std::uint8_t> encode_config(const Spec& spec, const CompiledFilter& 
   put64(out, spec.limits.max_open_files);
   put64(out, spec.limits.max_file_size_bytes);
   put32(out, static_cast<std::uint32_t>(spec.on_violation));
-  put_str(out, spec.program);
+  put_str(out, kProgramInSandbox);
   put_list(out, spec.argv);
   std::vector<std::string> env;
   for (const auto& [k, v] : spec.env) env.push_back(k + "=" + v);

@@ -2,7 +2,8 @@
 // Internal to sandbox/: not a public header.
 //
 // Fds inside the sandbox when the launcher starts (bubblewrap passes
-// inherited fds through):
+// inherited fds through; the launcher closes any above 8 first, e.g. fd 9,
+// its own executable, through which bubblewrap exec'ed it):
 //   0 /dev/null, 1 and 2 the supervisor's stdout/stderr (bubblewrap's own
 //   error messages go there; the launcher writes nothing to them),
 //   3 the bootstrap port, 4 the config memfd (sealed), 5 the status socket,
@@ -16,7 +17,7 @@
 // overrun is a bug waiting for a caller):
 //   u32 magic, u32 version,
 //   u64 as, cpu, nproc, nofile, fsize, u32 violation action,
-//   string program, u32 n + n strings argv, u32 n + n strings env ("K=V"),
+//   string program (the path the launcher execs: kProgramInSandbox), u32 n + n strings argv, u32 n + n strings env ("K=V"),
 //   u32 n + n BPF instructions (u16 code, u8 jt, u8 jf, u32 k each),
 //   u32 exec_hi, u32 exec_lo (indices of the execve rule's two JEQs, or
 //   kNoExecRule for both when the spec allows execve unconditionally).
@@ -60,8 +61,11 @@ inline constexpr std::size_t kMaxFilterInstructions = 4096;
 // instruction, so no other rule can be patched by mistake.
 inline constexpr std::uint64_t kExecSentinel = 0x5ca5e1a7'3c0de9b1ull;
 inline constexpr std::uint32_t kNoExecRule = 0xffffffffu;
-// Where the launcher is bound inside the sandbox.
+// The launcher's path inside the sandbox: a symlink to /proc/self/fd/9,
+// bubblewrap's fd of the supervisor's O_PATH fd of it (mount_plan.h); and
+// where the program is bound, the one path the launcher execs.
 inline constexpr const char* kLauncherInSandbox = "/.capsa/launcher";
+inline constexpr const char* kProgramInSandbox = "/.capsa/program";
 
 enum class StatusType : std::uint32_t {
   kListener = 1,  // carries the seccomp listener fd (SCM_RIGHTS)

@@ -32,10 +32,10 @@ bool same_program(const std::vector<sock_filter>& a, const std::vector<sock_filt
   return true;
 }
 
-// Offset of the filter length: magic, version, 5 limits, action, program,
-// argv ("echo", "hi"), env ("K=V").
+// Offset of the filter length: magic, version, 5 limits, action, program
+// (always "/.capsa/program"), argv ("echo", "hi"), env ("K=V").
 std::size_t filter_offset() {
-  return 4 + 4 + 5 * 8 + 4 + (4 + 9) + (4 + 4 + 4 + 4 + 2) + (4 + 4 + 3);
+  return 4 + 4 + 5 * 8 + 4 + (4 + 15) + (4 + 4 + 4 + 4 + 2) + (4 + 4 + 3);
 }
 
 TEST(LauncherConfig, RoundTrips) {
@@ -43,7 +43,7 @@ TEST(LauncherConfig, RoundTrips) {
   auto bytes = encode_config(sample(), filter);
   auto c = decode_config(bytes);
   ASSERT_TRUE(c) << c.error().to_string();
-  EXPECT_EQ(c->program, "/bin/echo");
+  EXPECT_EQ(c->program, "/.capsa/program");  // the bound copy, not the host path
   EXPECT_EQ(c->argv, (std::vector<std::string>{"echo", "hi"}));
   EXPECT_EQ(c->env, std::vector<std::string>{"K=V"});
   EXPECT_EQ(c->limits.cpu_seconds, Limits{}.cpu_seconds);
@@ -65,7 +65,7 @@ TEST(LauncherConfig, RefusesEveryTruncationAndTrailingBytes) {
 TEST(LauncherConfig, RefusesHugeCountsAndBadAction) {
   auto bytes = encode_config(sample(), sample_filter());
   // The argv count sits after magic, version, 5 limits, action and program.
-  std::size_t argv_count = 4 + 4 + 5 * 8 + 4 + 4 + std::string("/bin/echo").size();
+  std::size_t argv_count = 4 + 4 + 5 * 8 + 4 + 4 + std::string("/.capsa/program").size();
   auto huge = bytes;
   huge[argv_count + 3] = 0x7f;
   EXPECT_FALSE(decode_config(huge));

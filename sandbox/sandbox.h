@@ -32,6 +32,7 @@
 
 #include "capabilities/error.h"
 #include "capabilities/fd.h"
+#include "sandbox/host_file.h"
 #include "sandbox/spec.h"
 
 namespace capsa::sandbox {
@@ -163,16 +164,20 @@ class Worker {
   struct State;  // private; defined in worker.cc
 
  private:
-  friend Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio);
+  friend Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap,
+                              StdioFds stdio);
   explicit Worker(std::unique_ptr<State> state) noexcept;
   std::unique_ptr<State> state_;
 };
 
 // Starts a worker. `bootstrap` (normally one end of make_channel()) becomes
-// fd 3 in the worker; it is consumed either way. Blocks until the worker
-// program has been exec'ed (a few milliseconds) or failed to start; start
-// failures are precise: "program not found in sandbox: /x/y", "seccomp
-// load failed: ...", "bubblewrap failed (exit 1): see its stderr".
+// fd 3 in the worker; it is consumed either way. Opens the spec's launcher,
+// program and ro_bind sources first (open_host_files(), host_file.h): the
+// program runs from /.capsa/program, each bind is at its destination.
+// Blocks until the worker program has been exec'ed (a few milliseconds) or
+// failed to start; start failures are precise: "program /x/y does not
+// exist", "seccomp load failed: ...", "bubblewrap failed (exit 1): see its
+// stderr".
 //
 // Thread-safety: spawn() may be called from any thread and that thread may
 // exit afterwards: the fork happens on an internal long-lived thread, so
@@ -183,5 +188,9 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap);
 // they are consumed either way. With an fd given, the spec's kPipe for that
 // stream is not made and its Worker::*_pipe() is invalid.
 Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio);
+// The same, with the host files opened beforehand (open_host_files(spec)):
+// the sandbox gets exactly those files, whatever became of their paths in
+// between. `files` stays the caller's and may serve further spawns.
+Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, StdioFds stdio = {});
 
 }  // namespace capsa::sandbox

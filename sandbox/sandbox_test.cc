@@ -131,7 +131,9 @@ TEST(Sandbox, MissingProgramIsAPreciseError) {
     ASSERT_TRUE(spec);
     auto w = spawn(*spec, std::move(ch.theirs));
     ASSERT_FALSE(w);
-    EXPECT_EQ(w.error().message, "program not found in sandbox: /usr/bin/capsa-no-such-program");
+    // The supervisor opens the program itself, before anything is started.
+    EXPECT_EQ(w.error().message, "program /usr/bin/capsa-no-such-program does not exist");
+    EXPECT_EQ(w.error().code, Errc::kNotFound);
   }
   EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
 }
@@ -451,9 +453,10 @@ TEST(Sandbox, WaitUnderKillReportsTheFatalViolation) {
 
 TEST(Sandbox, ExecOfTheWorkersOwnProgramIsAViolation) {
   // The launcher's exec is allowed by its pointer, not by the path: the
-  // same path from the worker's own memory is refused and reported.
+  // same path (where the program is bound) from the worker's own memory is
+  // refused and reported.
   auto ch = channel();
-  Worker w = start(base("reexec").args({"w", "reexec", worker_path()}), std::move(ch.theirs));
+  Worker w = start(base("reexec").args({"w", "reexec", "/.capsa/program"}), std::move(ch.theirs));
   std::vector<Violation> seen;
   auto st = w.wait([&](const Violation& v) { seen.push_back(v); });
   ASSERT_TRUE(st) << st.error().to_string();

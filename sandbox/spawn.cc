@@ -1,27 +1,22 @@
-// spawn(): bubblewrap's arguments, the fork on a long-lived thread, and the
-// start-up handshake with capsa-launcher.
+// spawn(): the host files, bubblewrap's arguments and fds, and the start-up
+// handshake with capsa-launcher (the fork itself: bwrap_child.h).
 #include <fcntl.h>
-#include <sched.h>
 #include <poll.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <csignal>
 #include <cstring>
-#include <functional>
-#include <mutex>
 #include <span>
-#include <thread>
 
 #include "capabilities/handle.h"
 #include "capabilities/sys.h"
+#include "sandbox/bwrap_child.h"
+#include "sandbox/host_file.h"
 #include "sandbox/launcher_protocol.h"
+#include "sandbox/mount_plan.h"
 #include "sandbox/seccomp_policy.h"
 #include "sandbox/status_channel.h"
 #include "sandbox/worker_state.h"
@@ -31,111 +26,9 @@ namespace {
 
 namespace d = detail;
 
-// The uid/gid bubblewrap runs as when the supervisor is root. Never the
-// sandbox as kernel uid 0: root's processes are exempt from RLIMIT_NPROC
-// (so a fork bomb would not be bounded) and a kernel escape would land as
-// root. The sandbox sees uid/gid 65534 inside in every case.
-constexpr uid_t kUnprivilegedId = 65534;
 // How long spawn() waits for the launcher's handshake. A bound, not a
 // timing: a healthy start takes milliseconds.
 constexpr int kStartTimeoutMs = 30'000;
-
-// The fork happens on one thread that lives as long as the process: the
-// parent-death signal of bubblewrap (PR_SET_PDEATHSIG) fires when the
-// *thread* that forked it exits, so forking on a caller's short-lived
-// thread would kill the sandbox when that thread ends. Jobs are tiny (one
-// clone), run one at a time; the thread also owns the stack the clone child
-// runs on.
-class ForkThread {
- public:
-  ForkThread() { std::thread([this] { loop(); }).detach(); }
-  void run(const std::function<void()>& job) {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return job_ == nullptr; });
-    job_ = &job;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return job_ != &job; });
-  }
-  // Only used from jobs (one at a time), so one stack is enough. The child
-  // runs a few raw syscalls and needs well under 1 KiB of it.
-  char* child_stack_top() noexcept { return stack_ + sizeof stack_; }
-
- private:
-  void loop() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [&] { return job_ != nullptr; });
-      (*job_)();
-      job_ = nullptr;
-      cv_.notify_all();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  const std::function<void()>* job_ = nullptr;
-  alignas(64) char stack_[64 * 1024];
-};
-
-ForkThread& fork_thread() {
-  // Deliberately never destroyed: the thread must outlive every worker.
-  static ForkThread* t = new ForkThread;
-  return *t;
-}
-
-// What the clone child needs, prepared by the parent: after the clone it
-// shares the parent's memory (CLONE_VM) and must not allocate, lock or
-// touch anything but this.
-struct ExecJob {
-  static constexpr int kMax = 8;
-  int count = 0;
-  int moved[kMax];    // sources, already dup'ed above the targets (close-on-exec)
-  int targets[kMax];  // the fd numbers bubblewrap gets them as
-  int keep_below = 0;  // everything >= this is closed
-  bool drop = false;   // setgroups(0) + setres[gu]id(65534) before exec
-  const char* path = nullptr;
-  const char* const* argv = nullptr;
-  const char* const* envp = nullptr;
-};
-
-// The child of clone(CLONE_VM | CLONE_VFORK): posix_spawn's technique. The
-// parent thread is suspended until this execs or exits, so the shared
-// memory is not racing; this only makes raw syscalls. Not instrumented: it
-// runs on the fork thread's private stack, which sanitizers do not know.
-__attribute__((no_sanitize("address", "undefined"))) int exec_bwrap(void* arg) {
-  const auto* job = static_cast<const ExecJob*>(arg);
-  for (int i = 0; i < job->count; ++i) {
-    if (job->moved[i] < 0 || ::dup2(job->moved[i], job->targets[i]) < 0) ::_exit(125);
-  }
-  ::close_range(static_cast<unsigned>(job->keep_below), ~0u, 0);
-  // Signal handlers are the parent's code, which must never run in this
-  // child (it shares the parent's memory). CLONE_VM without CLONE_SIGHAND
-  // gives the child its own copy of the dispositions: reset every handled
-  // one to the default before unblocking (exec would reset them anyway;
-  // ignored ones stay ignored, as across exec).
-  struct KernelSigaction {  // the kernel's struct sigaction on x86_64
-    std::uintptr_t handler;  // 0 = SIG_DFL, 1 = SIG_IGN
-    unsigned long flags;
-    std::uintptr_t restorer;
-    std::uint64_t mask;
-  };
-  for (int sig = 1; sig <= 64; ++sig) {
-    KernelSigaction old{};
-    if (::syscall(SYS_rt_sigaction, sig, nullptr, &old, sizeof old.mask) != 0) continue;
-    if (old.handler == 0 || old.handler == 1) continue;
-    KernelSigaction dfl{};
-    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
-  }
-  if (job->drop &&
-      (::syscall(SYS_setgroups, 0, nullptr) != 0 ||
-       ::syscall(SYS_setresgid, kUnprivilegedId, kUnprivilegedId, kUnprivilegedId) != 0 ||
-       ::syscall(SYS_setresuid, kUnprivilegedId, kUnprivilegedId, kUnprivilegedId) != 0)) {
-    ::_exit(125);
-  }
-  std::uint64_t none = 0;
-  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none);
-  ::execve(job->path, const_cast<char* const*>(job->argv), const_cast<char* const*>(job->envp));
-  ::_exit(125);
-}
 
 // A sealed memfd holding `bytes`, positioned at its start: bubblewrap
 // read()s --args from the fd's current offset (the launcher uses pread).
@@ -147,49 +40,21 @@ Result<Fd> sealed_memfd(std::string_view name, std::span<const std::byte> bytes)
   return fd;
 }
 
-bool under(std::string_view path, std::string_view dir) {
-  return path.starts_with(dir) && path.size() > dir.size() && path[dir.size()] == '/';
-}
-
-std::vector<std::string> bwrap_args(const Spec& spec) {
-  std::vector<std::string> a = {
-      "--die-with-parent", "--new-session", "--as-pid-1",
-      "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-      "--unshare-cgroup", "--uid", "65534", "--gid", "65534", "--hostname", "capsa",
-      "--cap-drop", "ALL", "--clearenv",
-      "--ro-bind", "/usr", "/usr"};
-  // Merged-/usr systems have /bin -> usr/bin etc.; older ones real dirs.
-  for (const char* p : {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"}) {
-    char target[256];
-    ssize_t n = ::readlink(p, target, sizeof target - 1);
-    if (n > 0) {
-      a.insert(a.end(), {"--symlink", std::string(target, static_cast<std::size_t>(n)), p});
-    } else {
-      a.insert(a.end(), {"--ro-bind-try", p, p});
-    }
-  }
-  a.insert(a.end(), {"--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
-                     "--proc", "/proc", "--dev", "/dev",
-                     "--size", std::to_string(spec.tmpfs_bytes), "--tmpfs", "/tmp",
-                     "--ro-bind", spec.launcher, d::kLauncherInSandbox});
-  bool system = false;
-  for (const char* dir : {"/usr", "/bin", "/sbin", "/lib", "/lib64"}) system |= under(spec.program, dir);
-  if (!system) a.insert(a.end(), {"--ro-bind", spec.program, spec.program});
-  for (const auto& b : spec.ro_binds) a.insert(a.end(), {"--ro-bind", b.source, b.dest});
-  // The root tmpfs bubblewrap builds would otherwise be writable.
-  // The command itself must follow on the real argv: bubblewrap takes only
-  // options from --args. It is a constant, so nothing from the spec is on argv.
-  a.insert(a.end(), {"--remount-ro", "/", "--chdir", "/"});
-  return a;
-}
-
 std::string start_error(const d::StatusRecord& r, const Spec& spec) {
   auto stage = static_cast<d::Stage>(r.stage);
   std::string err = r.err != 0 ? std::string(": ") + std::strerror(r.err) : "";
   switch (stage) {
+    // The program itself is bound (spawn() opened it): ENOENT from its exec
+    // means what it needs to start is missing in the sandbox.
     case d::Stage::kExec:
-      if (r.err == ENOENT) return "program not found in sandbox: " + spec.program;
-      if (r.err == EACCES) return "program not executable in sandbox: " + spec.program;
+      if (r.err == ENOENT) {
+        return "program " + spec.program + " cannot start in the sandbox: its interpreter "
+               "(#! line) or ELF loader is not there";
+      }
+      if (r.err == EACCES) {
+        return "program " + spec.program + " is not executable in the sandbox (a POSIX ACL, "
+               "a security module or a noexec mount)";
+      }
       return "exec of " + spec.program + " failed" + err;
     case d::Stage::kSeccompLoad: return std::string("seccomp load failed: ") + r.text + err;
     case d::Stage::kFilter: return std::string("seccomp filter build failed: ") + r.text;
@@ -241,8 +106,20 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap) {
 }
 
 Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
+  auto files = open_host_files(spec);
+  if (!files) return std::unexpected(std::move(files.error()));
+  return spawn(spec, *files, std::move(bootstrap), std::move(stdio));
+}
+
+Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, StdioFds stdio) {
   auto started = std::chrono::steady_clock::now();
   if (!bootstrap.valid()) return make_error(Errc::kInvalidArgument, "spawn: no bootstrap fd");
+  if (spec.ro_binds.size() > kMaxBinds) {
+    return make_error(Errc::kInvalidArgument, "spawn: more than kMaxBinds ro_binds");
+  }
+  const bool as_root = ::geteuid() == 0;
+  auto plan = d::plan_mounts(spec, files, as_root);
+  if (!plan) return std::unexpected(std::move(plan.error()));
   // Compiled once per distinct syscall set, then shared (seccomp_policy.h).
   auto filter = d::cached_filter(spec.extra_syscalls);
   if (!filter) return std::unexpected(std::move(filter.error()));
@@ -250,7 +127,7 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
   auto config = sealed_memfd("config", std::as_bytes(std::span(config_bytes)));
   if (!config) return std::unexpected(std::move(config.error()));
   std::string args_blob;
-  for (const auto& s : bwrap_args(spec)) args_blob.append(s).push_back('\0');
+  for (const auto& s : plan->args) args_blob.append(s).push_back('\0');
   auto args = sealed_memfd("bwrap-args", std::as_bytes(std::span(args_blob)));
   if (!args) return std::unexpected(std::move(args.error()));
   int sv[2];
@@ -284,59 +161,72 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
   state->stdout_pipe = std::move(out->ours);
   state->stderr_pipe = std::move(err->ours);
 
+  // The fds bubblewrap inherits, and nothing else: every one of ours is
+  // close-on-exec, and the child dup2()s these onto their numbers (clearing
+  // the flag) only in itself, then closes everything above them.
   static constexpr int kArgsFd = 6;
-  const int sources[] = {devnull->get(), bootstrap.get(),  config->get(),    status_child.get(),
-                         args->get(),    out->child.get(), err->child.get()};
-  const int targets[] = {0, d::kBootstrapFd, d::kConfigFd, d::kStatusFd,
-                         kArgsFd, d::kStdoutFd, d::kStderrFd};
-  static_assert(std::size(sources) <= ExecJob::kMax);
+  std::vector<int> sources = {devnull->get(), bootstrap.get(),  config->get(),
+                              status_child.get(), args->get(), out->child.get(),
+                              err->child.get(), files.launcher.get()};
+  std::vector<int> targets = {0, d::kBootstrapFd, d::kConfigFd, d::kStatusFd,
+                              kArgsFd, d::kStdoutFd, d::kStderrFd, d::kLauncherFd};
+  for (std::size_t i = 0; i < plan->passed.size(); ++i) {
+    sources.push_back(plan->passed[i]);
+    targets.push_back(d::kFirstBindFd + static_cast<int>(i));
+  }
   const std::string args_fd_str = std::to_string(kArgsFd);
   const char* const argv[] = {"bwrap", "--args", args_fd_str.c_str(), "--",
                               d::kLauncherInSandbox, nullptr};
   const char* const envp[] = {nullptr};
-  ExecJob job;
-  job.count = static_cast<int>(std::size(sources));
-  for (int i = 0; i < job.count; ++i) job.targets[i] = targets[i];
-  job.keep_below = d::kStderrFd + 1;
-  job.drop = ::geteuid() == 0;
+  d::ExecJob job;
+  if (sources.size() > static_cast<std::size_t>(d::ExecJob::kMax) ||
+      plan->staged.size() > static_cast<std::size_t>(d::ExecJob::kMax)) {
+    return make_error(Errc::kInvalidArgument, "spawn: too many fds for bubblewrap");
+  }
+  job.count = static_cast<int>(sources.size());
+  for (int i = 0; i < job.count; ++i) job.targets[i] = targets[static_cast<std::size_t>(i)];
+  job.keep_below = targets.back() + 1;
+  job.staged = static_cast<int>(plan->staged.size());
+  for (int i = 0; i < job.staged; ++i) {
+    const d::StagedMount& m = plan->staged[static_cast<std::size_t>(i)];
+    job.stage_tree[i] = m.tree.get();
+    job.stage_at[i] = m.at.c_str();
+    job.stage_dir[i] = m.dir;
+  }
+  job.drop = as_root;
   job.path = CAPSA_BWRAP_PATH;
   job.argv = argv;
   job.envp = envp;
 
   pid_t pid = -1;
   int pidfd = -1;
-  int clone_errno = 0;
-  fork_thread().run([&] {
-    // High, distinct numbers first so the dup2 sequence cannot clobber a
-    // source that sits on a target number.
-    for (int i = 0; i < job.count; ++i) job.moved[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, 64);
-    // No signal handler may run in the child while it shares our memory:
-    // all blocked across the clone (the child unblocks after resetting).
-    sigset_t all, old;
-    sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &old);
-    // CLONE_VM | CLONE_VFORK: no copy of the supervisor's page tables (a
-    // fork of a 200 MiB process costs milliseconds, this ~0.1 ms including
-    // the exec); CLONE_PIDFD: the pidfd exists before the pid could be
-    // reused by anyone.
-    pid = ::clone(exec_bwrap, fork_thread().child_stack_top(),
-                  CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &job, &pidfd);
-    clone_errno = errno;
-    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    for (int i = 0; i < job.count; ++i) {
-      if (job.moved[i] >= 0) ::close(job.moved[i]);
-    }
-  });
+  int clone_errno = d::clone_bubblewrap(job, sources, &pid, &pidfd);
   if (pid < 0) return make_error(Errc::kFailed, "clone for bubblewrap failed", clone_errno);
   state->pid = pid;
   state->pidfd.reset(pidfd);
   // From here on, dropping `worker` kills and reaps bubblewrap.
   Worker worker(std::move(state));
   Worker::State& s = *worker.state_;
+  // bubblewrap holds its copies now: ours go (the staged trees are attached
+  // in the child's namespace, or dissolved with their last fd if it failed).
   status_child.reset();
   bootstrap.reset();
   out->child.reset();
   err->child.reset();
+  if (job.failed_step != d::kStepNone) {
+    // The child gave up before bubblewrap ran; ~Worker reaps it.
+    std::string step = d::step_name(job.failed_step);
+    if (job.failed_step == d::kStepAttach) {
+      // The kernel attaches no mount of a file deleted since we opened it.
+      step = "attaching " + plan->staged[static_cast<std::size_t>(job.failed_index)].what +
+             (job.failed_errno == ENOENT ? " (deleted since it was opened)" : "");
+    }
+    return make_error(Errc::kFailed,
+                      "starting bubblewrap for " + spec.name + " failed: " + step + ": " +
+                          std::strerror(job.failed_errno),
+                      job.failed_errno);
+  }
+  plan->staged.clear();
   s.status = d::status_port(std::move(status));
 
   for (;;) {

@@ -45,6 +45,12 @@ std::string default_launcher_path() {
   return CAPSA_LAUNCHER_BUILD_PATH;
 }
 
+std::string default_argv0(std::string_view program) {
+  auto slash = program.rfind('/');
+  std::string_view name = slash == std::string_view::npos ? program : program.substr(slash + 1);
+  return std::string(name.empty() ? program : name);
+}
+
 SpecBuilder& SpecBuilder::name(std::string name) {
   spec_.name = std::move(name);
   return *this;
@@ -119,7 +125,7 @@ Result<Spec> SpecBuilder::build() const {
   if (!clean_absolute(s.program)) {
     errs.push_back("program: must be an absolute path without '.', '..' or NUL: " + s.program);
   }
-  if (s.argv.empty()) s.argv.push_back(s.program);
+  if (s.argv.empty()) s.argv.push_back(default_argv0(s.program));
   std::size_t bytes = 0;
   for (const auto& a : s.argv) {
     if (has_nul(a)) errs.push_back("argv: an argument contains NUL");
@@ -132,6 +138,10 @@ Result<Spec> SpecBuilder::build() const {
     bytes += k.size() + v.size() + 2;
   }
   if (bytes > kMaxArgBytes) errs.push_back("argv+env: more than kMaxArgBytes bytes");
+  if (s.ro_binds.size() > kMaxBinds) {
+    errs.push_back("ro_bind: " + std::to_string(s.ro_binds.size()) + " binds, at most " +
+                   std::to_string(kMaxBinds));
+  }
   for (const auto& b : s.ro_binds) {
     if (!clean_absolute(b.source) || !clean_absolute(b.dest)) {
       errs.push_back("ro_bind: paths must be absolute without '.', '..' or NUL: " + b.source +

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "capabilities/error.h"
@@ -79,16 +80,23 @@ struct Bind {
 
 struct Spec {
   std::string name;                  // worker name, used in every report
-  std::string program;               // absolute path, as seen inside the sandbox
-  std::vector<std::string> argv;     // argv[0] included; defaults to {program}
+  // Absolute path on the host. The supervisor opens it (never following a
+  // symlink there) and the sandbox runs it from /.capsa/program, which is
+  // also what /proc/self/exe and a script's $0 show inside.
+  std::string program;
+  // argv[0] included; defaults to {file name of program} (default_argv0).
+  // argv[0] is what the worker reads as its name: capsa does not put the
+  // host directory there.
+  std::vector<std::string> argv;
   std::map<std::string, std::string> env;  // the worker's whole environment
-  std::vector<Bind> ro_binds;        // extra read-only binds
+  std::vector<Bind> ro_binds;        // extra read-only binds, at most kMaxBinds
   std::uint64_t tmpfs_bytes = 64ull << 20;  // size cap of /tmp
   Limits limits;
   std::vector<std::string> extra_syscalls;  // names, added to the allowlist
   ViolationAction on_violation = ViolationAction::kErrno;
-  // The trusted launcher executable on the host (bound read-only into the
-  // sandbox). Empty = default_launcher_path().
+  // The trusted launcher executable on the host (opened by the supervisor;
+  // bubblewrap execs it through that fd, it is not mounted in the sandbox).
+  // Empty = default_launcher_path().
   std::string launcher;
   Output stdout_to = Output::kInherit;  // the worker's fd 1
   Output stderr_to = Output::kInherit;  // the worker's fd 2 (bubblewrap's own
@@ -99,14 +107,19 @@ struct Spec {
 // environment is trusted), else the path it was built at.
 std::string default_launcher_path();
 
+// The argv[0] a worker gets by default: the file name of `program`
+// ("/opt/plugins/wordcount" -> "wordcount"). Programs that print their name
+// or dispatch on it (busybox-style) keep working; the host directory stays
+// out of the sandbox.
+std::string default_argv0(std::string_view program);
+
 // Collects a spec and its errors. Every setter can be called in any order;
 // build() validates the whole and returns every problem in one error
 // (kInvalidArgument, one line per problem).
 class SpecBuilder {
  public:
   SpecBuilder& name(std::string name);
-  // Absolute path. If it is outside the system directories it is bound
-  // read-only at the same path automatically.
+  // Absolute host path; run from /.capsa/program in the sandbox (see Spec).
   SpecBuilder& program(std::string path);
   SpecBuilder& args(std::vector<std::string> argv);  // argv[0] included
   SpecBuilder& env(std::string key, std::string value);
@@ -123,7 +136,7 @@ class SpecBuilder {
   SpecBuilder& stderr_to(Output where);
 
   // Checks: name non-empty, printable, <= 64 bytes; program and bind paths
-  // absolute, no "..", no NUL; bind sources exist; dests not over the
+  // absolute, no "..", no NUL; bind sources exist, at most kMaxBinds; dests not over the
   // launcher's mount points (/proc, /dev, /tmp, /.capsa); env keys non-empty
   // with no '=' and no NUL; argv/env sizes bounded (kMaxArgBytes); tmpfs
   // size within [1 MiB, 16 GiB]; syscall names known to libseccomp.
@@ -133,6 +146,10 @@ class SpecBuilder {
   Spec spec_;
   std::vector<std::string> errors_;
 };
+
+// Read-only binds a spec may have: each is one fd or one mount on the way
+// into the sandbox, and spawn() prepares them in fixed-size tables.
+inline constexpr std::size_t kMaxBinds = 64;
 
 // Total bytes of argv + env the builder accepts. The launcher's
 // configuration travels in one memfd; this bounds what it must parse.

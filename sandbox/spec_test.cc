@@ -8,7 +8,7 @@ namespace {
 TEST(SpecBuilder, BuildsAValidSpecWithDefaults) {
   auto spec = SpecBuilder().name("w").program("/bin/true").build();
   ASSERT_TRUE(spec) << spec.error().to_string();
-  EXPECT_EQ(spec->argv, std::vector<std::string>{"/bin/true"});
+  EXPECT_EQ(spec->argv, std::vector<std::string>{"true"});  // the file name, no host directory
   EXPECT_TRUE(spec->env.empty());
   EXPECT_EQ(spec->on_violation, ViolationAction::kErrno);
   EXPECT_FALSE(spec->launcher.empty());
@@ -66,6 +66,19 @@ TEST(SpecBuilder, OutputsDefaultToInheritAndCanBeSet) {
   auto bad = SpecBuilder().name("w").program("/bin/true").stderr_to(static_cast<Output>(7)).build();
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("unknown Output value"), std::string::npos);
+}
+
+// Each bind is one fd and one mount on the way into the sandbox: bounded,
+// at the limit and one past it.
+TEST(SpecBuilder, AtMostKMaxBinds) {
+  SpecBuilder b;
+  b.name("w").program("/bin/true");
+  for (std::size_t i = 0; i < kMaxBinds; ++i) b.ro_bind("/usr", "/b" + std::to_string(i));
+  EXPECT_TRUE(b.build());
+  b.ro_bind("/usr", "/last");
+  auto over = b.build();
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().message, "invalid sandbox spec for w\n  ro_bind: 65 binds, at most 64");
 }
 
 }  // namespace

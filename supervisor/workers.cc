@@ -27,7 +27,7 @@ constexpr std::chrono::seconds kShutdownGrace{10};
 Result<sandbox::Spec> spec_for(const policy::WorkerProfile& p, const std::string& launcher) {
   sandbox::SpecBuilder b;
   b.name(p.name).program(p.program);
-  std::vector<std::string> argv{p.program};
+  std::vector<std::string> argv{sandbox::default_argv0(p.program)};
   argv.insert(argv.end(), p.args.begin(), p.args.end());
   b.args(std::move(argv));
   for (const auto& [k, v] : p.env) b.env(k, v);

@@ -2,6 +2,10 @@
 // example plugins in the real sandbox, their log lines and the audit log
 // checked. This is what `capsa run` does (supervisor/cli_run.cc), minus
 // the printing; the command line itself is tested in supervisor/.
+// Each runs twice: from the build tree, and from a checkout-like layout in
+// a 0700 directory of the supervisor's user (a clone under /root: the
+// launcher, the plugins and examples/ all inside it), which the sandbox's
+// uid cannot enter when the supervisor is root.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -17,6 +21,7 @@
 #include "policy/loader.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/supervisor_test_util.h"
+#include "tests/support/private_checkout.h"
 
 namespace capsa::supervisor {
 namespace {
@@ -31,12 +36,29 @@ std::string read_all(const fs::path& p) {
   return s.str();
 }
 
-class ExamplesTest : public ::testing::Test {
+enum class Layout { kBuildTree, kPrivateCheckout };
+
+std::string layout_name(const ::testing::TestParamInfo<Layout>& info) {
+  return info.param == Layout::kBuildTree ? "BuildTree" : "PrivateCheckout";
+}
+
+// The example plugins (workers/examples), next to this binary.
+const char* const kPlugins[] = {"wordcount", "asker", "counter", "hostile", "reader"};
+
+class ExamplesTest : public ::testing::TestWithParam<Layout> {
  protected:
-  // examples/ rebuilt from the flat copies next to this binary.
+  // examples/ rebuilt from the flat copies next to this binary; for the
+  // private checkout, inside it, with the plugins and the launcher.
   void SetUp() override {
     ASSERT_FALSE(tmp_.path().empty());
     examples_ = fs::path(tmp_.path()) / "examples";
+    plugins_ = test_bin_dir();
+    if (GetParam() == Layout::kPrivateCheckout) {
+      checkout_ = std::make_unique<capsa::testing::PrivateCheckout>(sandbox::default_launcher_path());
+      examples_ = checkout_->make_dir("examples");
+      plugins_ = checkout_->plugins();
+      for (const char* p : kPlugins) checkout_->add_program(test_bin_dir() + "/" + p);
+    }
     fs::create_directories(examples_ / "texts");
     for (const auto& e : fs::directory_iterator(test_bin_dir())) {
       const std::string name = e.path().filename().string();
@@ -53,9 +75,10 @@ class ExamplesTest : public ::testing::Test {
   void run(const std::string& policy_file) {
     SupervisorOptions o;
     o.audit_log_path = audit_path_;
+    if (checkout_) o.launcher = checkout_->launcher();
     log_.install(o);
     policy::LoadOptions load;
-    load.defines["bin"] = test_bin_dir();
+    load.defines["bin"] = plugins_;
     auto p = policy::load_policy_file((examples_ / policy_file).string(),
                                       Supervisor::api_catalog(o), load);
     ASSERT_TRUE(p) << policy::format_diagnostics(p.error());
@@ -69,13 +92,15 @@ class ExamplesTest : public ::testing::Test {
   WorkerView view(const std::string& name) const { return worker_view(*sup_, name); }
 
   TempDir tmp_;
+  std::unique_ptr<capsa::testing::PrivateCheckout> checkout_;  // kPrivateCheckout only
   fs::path examples_;
+  std::string plugins_;
   std::string audit_path_;
   LogCapture log_;
   std::unique_ptr<Supervisor> sup_;
 };
 
-TEST_F(ExamplesTest, WordcountLogsTheTopWordsOfTheSampleTexts) {
+TEST_P(ExamplesTest, WordcountLogsTheTopWordsOfTheSampleTexts) {
   run("wordcount.json");
   std::string got;
   for (const auto& l : said("wordcount")) got += l + "\n";
@@ -87,7 +112,7 @@ TEST_F(ExamplesTest, WordcountLogsTheTopWordsOfTheSampleTexts) {
   EXPECT_EQ(v.denials, 0u);
 }
 
-TEST_F(ExamplesTest, AskerAndCounterTalkOverTheirChannel) {
+TEST_P(ExamplesTest, AskerAndCounterTalkOverTheirChannel) {
   run("pair.json");
   auto asker = said("asker");
   auto counter = said("counter");
@@ -106,7 +131,7 @@ TEST_F(ExamplesTest, AskerAndCounterTalkOverTheirChannel) {
   EXPECT_EQ(count_lines_with(a, {"\"call_denied\""}), 0u);
 }
 
-TEST_F(ExamplesTest, HostileIsRefusedAtEveryStepAndEachRefusalIsAudited) {
+TEST_P(ExamplesTest, HostileIsRefusedAtEveryStepAndEachRefusalIsAudited) {
   run("hostile.json");
   const std::vector<std::string> expected = {
       "a read /etc/passwd: refused (ENOENT)",
@@ -132,7 +157,7 @@ TEST_F(ExamplesTest, HostileIsRefusedAtEveryStepAndEachRefusalIsAudited) {
   EXPECT_EQ(count_lines_with(a, {"\"worker_killed\"", "\"reason\":\"bad message\""}), 1u);
 }
 
-TEST_F(ExamplesTest, ReaderStopsWhenItsFileIsRevoked) {
+TEST_P(ExamplesTest, ReaderStopsWhenItsFileIsRevoked) {
   int lines_read = 0;
   GrantId file = 0;
   log_.on_line = [&](const std::string& w, const std::string& text) {
@@ -151,6 +176,10 @@ TEST_F(ExamplesTest, ReaderStopsWhenItsFileIsRevoked) {
   EXPECT_EQ(view("reader").exit->code, 0);
   EXPECT_EQ(count_lines_with(audit_lines(audit_path_), {"\"revoked\"", "examples test"}), 1u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Layouts, ExamplesTest,
+                         ::testing::Values(Layout::kBuildTree, Layout::kPrivateCheckout),
+                         layout_name);
 
 }  // namespace
 }  // namespace capsa::supervisor

@@ -1,7 +1,11 @@
 // The supervisor end to end with real sandboxed workers (bubblewrap,
 // seccomp, the launcher): it_worker.cc uses the worker SDK and reports
 // through its log grant; the test asserts those lines, the grant table,
-// the exit statuses and the audit log. Runs as root and as uid 65534.
+// the exit statuses and the audit log. Runs as root and as uid 65534, with
+// the launcher, the worker and the served directory where an operator may
+// keep them: inside a 0700 directory of the supervisor's user
+// (tests/support/private_checkout.h), which the sandbox's uid cannot enter
+// when the supervisor is root.
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
@@ -27,6 +31,7 @@ extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 #include "supervisor/supervisor.h"
 #include "supervisor/supervisor_test_util.h"
 #include "tests/support/fd_count.h"
+#include "tests/support/private_checkout.h"
 
 namespace capsa::supervisor {
 namespace {
@@ -47,8 +52,8 @@ class IntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_FALSE(tmp_.path().empty());
-    root_ = tmp_.path() + "/root";
-    ASSERT_EQ(::mkdir(root_.c_str(), 0755), 0);
+    it_worker_ = checkout_.add_program(test_bin_dir() + "/it_worker");
+    root_ = checkout_.make_dir("served");
     ASSERT_EQ(::mkdir((root_ + "/sub").c_str(), 0755), 0);
     std::ofstream(root_ + "/a.txt") << "alpha beta gamma\n";
     ASSERT_EQ(::symlink("/etc", (root_ + "/link-out").c_str()), 0);
@@ -58,7 +63,7 @@ class IntegrationTest : public ::testing::Test {
 
   policy::WorkerBuilder& worker(policy::PolicyBuilder& b, const std::string& name,
                                 const std::string& mode, const std::string& arg = "") {
-    auto& w = b.worker(name).program(test_bin_dir() + "/it_worker").arg(mode);
+    auto& w = b.worker(name).program(it_worker_).arg(mode);
     if (!arg.empty()) w.arg(arg);
     w.grant("log", "log.Sink").all_rights();
     w.grant("dir", "fs.Directory").all_rights().constraint("root", root_);
@@ -69,6 +74,7 @@ class IntegrationTest : public ::testing::Test {
   void make(const std::function<void(policy::PolicyBuilder&)>& fill) {
     SupervisorOptions o;
     o.audit_log_path = audit_path_;
+    o.launcher = checkout_.launcher();
     log_.install(o);
     sup_ = make_supervisor(std::move(o), fill);
     ASSERT_NE(sup_, nullptr);
@@ -92,7 +98,9 @@ class IntegrationTest : public ::testing::Test {
   std::vector<std::string> audit() { return audit_lines(audit_path_); }
 
   TempDir tmp_;
-  std::string root_;
+  capsa::testing::PrivateCheckout checkout_{sandbox::default_launcher_path()};
+  std::string it_worker_;  // the private copy
+  std::string root_;       // the served directory, in the checkout
   std::string audit_path_;
   LogCapture log_;
   std::unique_ptr<Supervisor> sup_;
@@ -123,7 +131,7 @@ TEST_F(IntegrationTest, UngrantedNameIsNotFoundAndAudited) {
 
 TEST_F(IntegrationTest, MethodOutsideRightsIsDeniedAndAudited) {
   make([&](auto& b) {
-    auto& w = b.worker("w").program(test_bin_dir() + "/it_worker").arg("outside-rights");
+    auto& w = b.worker("w").program(it_worker_).arg("outside-rights");
     w.grant("log", "log.Sink").all_rights();
     w.grant("dir", "fs.Directory").right("Stat").constraint("root", root_);
   });
@@ -236,7 +244,7 @@ TEST_F(IntegrationTest, BadMessageKillsTheWorkerAndIsAudited) {
 
 TEST_F(IntegrationTest, AFloodingWorkerIsOverloadedWhileAnotherIsServed) {
   make([&](auto& b) {
-    auto& f = b.worker("flooder").program(test_bin_dir() + "/it_worker").arg("flood");
+    auto& f = b.worker("flooder").program(it_worker_).arg("flood");
     f.grant("log", "log.Sink").all_rights().rate(100);
     worker(b, "steady", "calls", "500");
   });

@@ -46,14 +46,17 @@ SpecBuilder hostile_spec(std::string_view attack, std::vector<std::string> args)
   return b;
 }
 
-Result<Running> start(const Spec& spec, StdioFds stdio) {
+namespace {
+
+Result<Running> start_with(const Spec& spec, const HostFiles* files, StdioFds stdio) {
   auto channel = make_channel();
   if (!channel) {
     ADD_FAILURE() << "make_channel: " << channel.error().to_string();
     return std::unexpected(channel.error());
   }
   auto [ours, theirs] = std::move(*channel);
-  auto worker = spawn(spec, theirs.release_fd(), std::move(stdio));
+  auto worker = files != nullptr ? spawn(spec, *files, theirs.release_fd(), std::move(stdio))
+                                 : spawn(spec, theirs.release_fd(), std::move(stdio));
   if (!worker) {
     ADD_FAILURE() << "spawn " << spec.name << ": " << worker.error().to_string();
     return std::unexpected(worker.error());
@@ -63,6 +66,23 @@ Result<Running> start(const Spec& spec, StdioFds stdio) {
     return std::unexpected(nb.error());
   }
   return Running{std::move(*worker), std::move(ours)};
+}
+
+}  // namespace
+
+Result<Running> start(const Spec& spec, StdioFds stdio) {
+  return start_with(spec, nullptr, std::move(stdio));
+}
+
+Result<Running> start(const Spec& spec, const HostFiles& files) {
+  return start_with(spec, &files, StdioFds{});
+}
+
+void answer_ping(const std::string& report, Port& port) {
+  if (report != "hello ready") return;
+  static constexpr char kPing[] = "ping";
+  auto sent = port.send(std::as_bytes(std::span(kPing, 4)));
+  EXPECT_TRUE(sent) << sent.error().to_string();
 }
 
 namespace {
@@ -175,13 +195,7 @@ Outcome run_attack(std::string_view attack, std::vector<std::string> args,
 void expect_still_serves() {
   auto spec = hostile_spec("hello").build();
   ASSERT_TRUE(spec) << spec.error().to_string();
-  Outcome out = run_spec(*spec, [](const std::string& report, Port& port) {
-    if (report == "hello ready") {
-      static constexpr char kPing[] = "ping";
-      auto sent = port.send(std::as_bytes(std::span(kPing, 4)));
-      EXPECT_TRUE(sent) << sent.error().to_string();
-    }
-  });
+  Outcome out = run_spec(*spec, answer_ping);
   EXPECT_EQ(out.reports, (std::vector<std::string>{"hello ready", "pong"}));
   EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
   EXPECT_EQ(out.status.code, 0) << out.status.to_string();

@@ -57,6 +57,13 @@ struct Running {
 // returns an error) when the spawn fails.
 Result<Running> start(const Spec& spec, StdioFds stdio = {});
 
+// The same with the host files opened beforehand (sandbox::open_host_files):
+// the sandbox gets those, whatever happened to their paths since.
+Result<Running> start(const Spec& spec, const HostFiles& files);
+
+// Answers the well-behaved worker's "hello ready" with "ping".
+void answer_ping(const std::string& report, Port& port);
+
 // Services `run` until the sandbox has exited and been reaped.
 Outcome finish(Running& run, const OnReport& on_report = {});
 

@@ -47,5 +47,6 @@ extern const AttackEntry kNetAttacks[];
 extern const AttackEntry kKernelAttacks[];
 extern const AttackEntry kProcessAttacks[];
 extern const AttackEntry kLimitAttacks[];
+extern const AttackEntry kViewAttacks[];
 
 }  // namespace hostile

@@ -60,7 +60,8 @@ const AttackEntry kBasic[] = {
 };
 
 const AttackEntry* const kTables[] = {kBasic,          kFsAttacks,      kNetAttacks,
-                                      kKernelAttacks,  kProcessAttacks, kLimitAttacks};
+                                      kKernelAttacks,  kProcessAttacks, kLimitAttacks,
+                                      kViewAttacks};
 
 }  // namespace
 }  // namespace hostile

@@ -1,0 +1,64 @@
+// capsa::sandbox — how the host files of a spec reach the sandbox: the
+// bubblewrap options, and the fds and mounts they refer to. Internal to
+// sandbox/ (spawn.cc). docs/SANDBOX.md, "What is bound, and how", says why.
+//
+// bubblewrap (0.8) looks every bind source up by name, after it has entered
+// the sandbox's user namespace as the sandbox's uid; its --ro-bind-fd is no
+// exception (it realpath()s /proc/self/fd/N, then binds that name and
+// checks that the mount is the fd's inode). So:
+//   - the launcher is not bound at all: bubblewrap execs it through
+//     /.capsa/launcher, a symlink to /proc/self/fd/9, where fd 9 is the
+//     supervisor's O_PATH fd of it (a magic link: no directory is searched);
+//   - as root, the program and every ro_bind source are copied as mounts
+//     from the supervisor's own fds (open_tree(OPEN_TREE_CLONE)), and the
+//     clone child attaches them under a tmpfs on /tmp in a mount namespace
+//     of its own, before it drops to uid 65534; bubblewrap then binds them
+//     from there, a path that uid 65534 can resolve;
+//   - otherwise (no CAP_SYS_ADMIN: an unprivileged supervisor), they are
+//     passed with --ro-bind-fd: bubblewrap resolves the fd's current name as
+//     the caller's uid, which could open it in the first place, and refuses
+//     to start when the mount is not the fd's inode (a file renamed away is
+//     still found under its new name; a deleted one is refused).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "capabilities/error.h"
+#include "capabilities/fd.h"
+#include "sandbox/host_file.h"
+#include "sandbox/launcher_protocol.h"
+#include "sandbox/spec.h"
+
+namespace capsa::sandbox::detail {
+
+// The launcher's fd in bubblewrap (exec'ed through the symlink
+// kLauncherInSandbox, launcher_protocol.h; the program is bound at
+// kProgramInSandbox).
+inline constexpr int kLauncherFd = 9;
+// Without staging: the program is fd 10 in bubblewrap, ro_binds 11, 12, ...
+inline constexpr int kFirstBindFd = 10;
+// The root of the staging tmpfs (mounted over the host's /tmp, in the clone
+// child's private mount namespace only; bubblewrap reads nothing else there).
+inline constexpr const char* kStageDir = "/tmp";
+
+// A mount the clone child attaches before it starts bubblewrap.
+struct StagedMount {
+  Fd tree;           // a detached copy of the mount at the supervisor's fd
+  std::string at;    // its mount point under kStageDir
+  bool dir = false;
+  std::string what;  // the host path it was opened at, for errors
+};
+
+struct MountPlan {
+  std::vector<StagedMount> staged;  // as root: the program, then each ro_bind
+  std::vector<int> passed;          // otherwise: fds (borrowed from HostFiles) that
+                                    // bubblewrap gets as kFirstBindFd + i
+  std::vector<std::string> args;    // bubblewrap's options, launcher and binds included
+};
+
+// `stage`: try the root way (falls back to passing fds when the kernel says
+// EPERM, e.g. a root without CAP_SYS_ADMIN in a container).
+Result<MountPlan> plan_mounts(const Spec& spec, const HostFiles& files, bool stage);
+
+}  // namespace capsa::sandbox::detail

@@ -1,0 +1,241 @@
+// Workers kept where only their operator can look (a 0700 home, a private
+// service dir), and the paths to them changed under the supervisor's feet.
+// The launcher, the program and a bind source live in a private layout
+// owned by whoever runs the test: as root, uid 65534 (the sandbox) cannot
+// enter any of its directories; in the unprivileged pass the sandbox has the
+// test's own identity. Each case asserts the exact verdict; the fixture then
+// checks that nothing leaked and a plain worker still starts.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/sandbox/fixture.h"
+
+namespace capsa::sandbox::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool root() { return ::geteuid() == 0; }
+
+// <tmp 0700>/capsa/{build/sandbox/capsa-launcher, plugins/hostile_worker,
+// data/motd}, every directory 0700 except data/ (0755: a bind source the
+// sandbox may read once it is bound; its parents stay closed).
+class PrivateLayout {
+ public:
+  PrivateLayout() {
+    char tmpl[] = "/tmp/capsa-private-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) std::abort();
+    top_ = tmpl;
+    for (const char* d : {"/capsa", "/capsa/build", "/capsa/build/sandbox", "/capsa/plugins"}) {
+      if (::mkdir((top_ + d).c_str(), 0700) != 0) std::abort();
+    }
+    if (::mkdir((top_ + "/capsa/data").c_str(), 0755) != 0) std::abort();
+    std::ofstream(data() + "/motd") << "bound from a private directory\n";
+    if (::chmod((data() + "/motd").c_str(), 0644) != 0) std::abort();
+    copy(default_launcher_path(), launcher());
+    copy(helper_path("hostile_worker"), program());
+  }
+  ~PrivateLayout() {
+    std::error_code ec;
+    fs::remove_all(top_, ec);
+  }
+  std::string launcher_dir() const { return top_ + "/capsa/build/sandbox"; }
+  std::string launcher() const { return launcher_dir() + "/capsa-launcher"; }
+  std::string program_dir() const { return top_ + "/capsa/plugins"; }
+  std::string program() const { return program_dir() + "/hostile_worker"; }
+  std::string data() const { return top_ + "/capsa/data"; }
+
+  // hostile_worker <attack> [arg] from this layout, argv[0] as the
+  // supervisor gives it (default_argv0).
+  SpecBuilder spec(const std::string& attack, const std::string& arg = "") const {
+    std::vector<std::string> argv{default_argv0(program()), attack};
+    if (!arg.empty()) argv.push_back(arg);
+    SpecBuilder b;
+    b.name("private-" + attack).program(program()).launcher(launcher()).args(argv).limits(
+        small_limits());
+    return b;
+  }
+
+ private:
+  static void copy(const std::string& from, const std::string& to) {
+    fs::copy_file(from, to);
+    if (::chmod(to.c_str(), 0755) != 0) std::abort();
+  }
+  std::string top_;
+};
+
+Outcome run_hello(const Spec& spec, const HostFiles* files = nullptr) {
+  auto running = files != nullptr ? start(spec, *files) : start(spec);
+  if (!running) return Outcome{};
+  return finish(*running, answer_ping);
+}
+
+const std::vector<std::string> kHelloPong = {"hello ready", "pong"};
+
+// The issue's failure: "bwrap: Can't find source path ...: Permission
+// denied" for every worker as root. Also what the worker learns of the
+// host: the launcher is exec'ed through its fd and mounted nowhere; the
+// program is at /.capsa/program (its host path shows only as the root field
+// of that one mount: a bind mount's root is the file's path within its
+// filesystem, whatever way it was bound); argv[0] is its file name.
+TEST_F(HostileTest, WorkerStartsFromAPrivateLayoutAndSeesNoLauncherPath) {
+  PrivateLayout layout;
+  auto spec = layout.spec("host_view", layout.launcher_dir() + ":" + layout.program_dir()).build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  Outcome out = run_spec(*spec);
+  EXPECT_EQ(out.reports,
+            std::vector<std::string>{
+                "host_view launcher_lines=0 program_mounts=/.capsa/program exe=/.capsa/program "
+                "argv0=hostile_worker launcher=/proc/self/fd/9 launcher_open=ENOENT "
+                "proc1_exe=EACCES"});
+  EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
+  EXPECT_EQ(out.status.code, 0);
+  EXPECT_TRUE(out.violations.empty());
+}
+
+TEST_F(HostileTest, BindFromAPrivateDirectoryIsReadableAtItsDestination) {
+  PrivateLayout layout;
+  auto spec = layout.spec("read_path", "/data/motd").ro_bind(layout.data(), "/data").build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  Outcome out = run_spec(*spec);
+  EXPECT_EQ(out.reports,
+            std::vector<std::string>{"read_path open=ok text=bound from a private directory"});
+}
+
+// Between the supervisor's open and the spawn, the program is renamed away
+// and a symlink to another program put at its path: the sandbox runs the
+// file that was opened (as root: a mount copied from our fd; otherwise
+// bubblewrap binds the fd's current name and checks it is that inode).
+TEST_F(HostileTest, ProgramRenamedAndReplacedBySymlinkAfterOpenRunsAsOpened) {
+  PrivateLayout layout;
+  auto spec = layout.spec("hello").build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  auto files = open_host_files(*spec);
+  ASSERT_TRUE(files) << files.error().to_string();
+  fs::rename(layout.program(), layout.program() + ".old");
+  fs::create_symlink("/usr/bin/true", layout.program());
+  Outcome out = run_hello(*spec, &*files);
+  EXPECT_EQ(out.reports, kHelloPong) << "the symlink was followed";
+  EXPECT_EQ(out.status.code, 0) << out.status.to_string();
+}
+
+// The same with the opened file deleted: nothing is started. As root the
+// kernel attaches no mount of a deleted file; an unprivileged supervisor's
+// bubblewrap finds no name for the fd and refuses rather than bind what the
+// name now is.
+TEST_F(HostileTest, ProgramDeletedAndReplacedBySymlinkAfterOpenIsRefused) {
+  PrivateLayout layout;
+  auto spec = layout.spec("hello").build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  auto files = open_host_files(*spec);
+  ASSERT_TRUE(files) << files.error().to_string();
+  fs::remove(layout.program());
+  fs::create_symlink("/usr/bin/true", layout.program());
+  auto channel = make_channel();
+  ASSERT_TRUE(channel);
+  auto w = spawn(*spec, *files, channel->second.release_fd());
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().message,
+            root() ? "starting bubblewrap for private-hello failed: attaching " +
+                         layout.program() + " (deleted since it was opened): No such file or "
+                         "directory"
+                   : std::string("bubblewrap failed (exit 1) before the launcher reported for "
+                                 "private-hello: see its stderr"));
+}
+
+// Between `capsa check` (or any earlier look) and the spawn, the program is
+// replaced by a symlink: spawn() opens the path itself and refuses it.
+TEST_F(HostileTest, ProgramSwappedForASymlinkBeforeSpawnIsRefused) {
+  PrivateLayout layout;
+  auto spec = layout.spec("hello").build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  ASSERT_TRUE(open_host_files(*spec));  // what a check saw: fine
+  fs::rename(layout.program(), layout.program() + ".old");
+  fs::create_symlink(layout.program() + ".old", layout.program());
+  auto channel = make_channel();
+  ASSERT_TRUE(channel);
+  auto w = spawn(*spec, channel->second.release_fd());
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().message, "program " + layout.program() + " is a symbolic link (to " +
+                                   layout.program() + ".old); name the file itself: a link there "
+                                   "is never followed");
+}
+
+// A bind source swapped for a symlink after it was opened: the directory
+// that was opened is what the worker reads.
+TEST_F(HostileTest, BindSourceRenamedAndReplacedBySymlinkAfterOpenIsBoundAsOpened) {
+  PrivateLayout layout;
+  auto spec = layout.spec("read_path", "/data/motd").ro_bind(layout.data(), "/data").build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  auto files = open_host_files(*spec);
+  ASSERT_TRUE(files) << files.error().to_string();
+  fs::rename(layout.data(), layout.data() + ".old");
+  fs::create_symlink("/etc", layout.data());
+  auto running = start(*spec, *files);
+  ASSERT_TRUE(running);
+  Outcome out = finish(*running);
+  EXPECT_EQ(out.reports,
+            std::vector<std::string>{"read_path open=ok text=bound from a private directory"});
+}
+
+// kMaxBinds binds, each from a private directory: every one becomes an fd
+// or a staged mount on the way in, and the last one is where it belongs.
+TEST_F(HostileTest, AsManyBindsAsTheLimitAllowStart) {
+  PrivateLayout layout;
+  SpecBuilder b = layout.spec("read_path", "/b63/motd");
+  for (std::size_t i = 0; i < kMaxBinds; ++i) b.ro_bind(layout.data(), "/b" + std::to_string(i));
+  auto spec = b.build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  Outcome out = run_spec(*spec);
+  EXPECT_EQ(out.reports,
+            std::vector<std::string>{"read_path open=ok text=bound from a private directory"});
+}
+
+// The file's own mode, for the uid the sandbox runs as, decides; spawn()
+// says so before anything starts.
+TEST_F(HostileTest, ProgramTheSandboxCannotExecuteIsRefusedAtSpawn) {
+  PrivateLayout layout;
+  const mode_t mode = root() ? 0700 : 0600;
+  ASSERT_EQ(::chmod(layout.program().c_str(), mode), 0);
+  auto spec = layout.spec("hello").build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  auto channel = make_channel();
+  ASSERT_TRUE(channel);
+  auto w = spawn(*spec, channel->second.release_fd());
+  ASSERT_FALSE(w);
+  const std::string me = std::to_string(::geteuid());
+  EXPECT_EQ(w.error().message,
+            "program " + layout.program() + " (mode 0" + (root() ? "700" : "600") + ", owner " +
+                me + ":" + std::to_string(::getegid()) +
+                ") cannot be executed by the sandbox's uid " + (root() ? "65534" : me) +
+                " (the \"" + (root() ? "other" : "owner") + "\" permission bits apply): chmod " +
+                (root() ? "o" : "u") + "+x " + layout.program());
+}
+
+// The same for the launcher, which bubblewrap execs as the sandbox's uid.
+TEST_F(HostileTest, LauncherTheSandboxCannotExecuteIsRefusedAtSpawn) {
+  if (!root()) GTEST_SKIP() << "unprivileged, the launcher is the caller's own (owner x)";
+  PrivateLayout layout;
+  ASSERT_EQ(::chmod(layout.launcher().c_str(), 0750), 0);
+  auto spec = layout.spec("hello").build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  auto channel = make_channel();
+  ASSERT_TRUE(channel);
+  auto w = spawn(*spec, channel->second.release_fd());
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().message,
+            "launcher " + layout.launcher() + " (mode 0750, owner 0:0) cannot be executed by the "
+            "sandbox's uid 65534 (the \"other\" permission bits apply): chmod o+x " +
+                layout.launcher());
+}
+
+}  // namespace
+}  // namespace capsa::sandbox::testing

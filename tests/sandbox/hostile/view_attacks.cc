@@ -1,0 +1,104 @@
+// capsa hostile worker — what the sandbox tells its worker about the host's
+// filesystem layout: the mount table, its own executable and name, the
+// launcher, and a bound path read back.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "tests/sandbox/hostile/hostile.h"
+
+namespace hostile {
+namespace {
+
+std::string read_all(const char* path) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+// readlink() as text, or the errno name.
+std::string link_of(const char* path) {
+  char buf[4096];
+  ssize_t n = ::readlink(path, buf, sizeof buf - 1);
+  if (n < 0) return outcome(-1, errno);
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// `arg` is "LAUNCHER_DIR:PROGRAM_DIR", two host directories. Reports how
+// many lines of /proc/self/mountinfo mention the launcher's directory, and
+// the mount points of the lines that mention the program's (a bind mount's
+// fourth field is its root: the bound file's path within its filesystem);
+// where /proc/self/exe and argv[0] say the worker is; what /.capsa/launcher
+// points at and whether it opens; whether pid 1's executable is readable.
+int host_view(const char* arg) {
+  std::string both = arg != nullptr ? arg : ":";
+  std::string launcher_dir = both.substr(0, both.find(':'));
+  std::string program_dir = both.substr(both.find(':') + 1);
+  std::string mounts = read_all("/proc/self/mountinfo");
+  int launcher_lines = 0;
+  std::string program_mounts;
+  std::size_t at = 0;
+  while (at < mounts.size()) {
+    std::size_t end = mounts.find('\n', at);
+    if (end == std::string::npos) end = mounts.size();
+    std::string line = mounts.substr(at, end - at);
+    at = end + 1;
+    if (!launcher_dir.empty() && line.find(launcher_dir) != std::string::npos) ++launcher_lines;
+    if (!program_dir.empty() && line.find(program_dir) != std::string::npos) {
+      // Fields: id parent major:minor root mount-point ...
+      std::size_t f = 0;
+      for (int skip = 0; skip < 4 && f != std::string::npos; ++skip) f = line.find(' ', f + 1);
+      std::size_t g = f == std::string::npos ? f : line.find(' ', f + 1);
+      if (!program_mounts.empty()) program_mounts += ",";
+      program_mounts += f == std::string::npos ? "?" : line.substr(f + 1, g - f - 1);
+    }
+  }
+  std::string cmdline = read_all("/proc/self/cmdline");
+  std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
+  int lfd = ::open("/.capsa/launcher", O_RDONLY | O_CLOEXEC);
+  int lerr = errno;
+  if (lfd >= 0) ::close(lfd);
+  char target[256];
+  ssize_t p1 = ::readlink("/proc/1/exe", target, sizeof target);
+  int p1err = errno;
+  report("host_view launcher_lines=%d program_mounts=%s exe=%s argv0=%s launcher=%s "
+         "launcher_open=%s proc1_exe=%s",
+         launcher_lines, program_mounts.empty() ? "none" : program_mounts.c_str(),
+         link_of("/proc/self/exe").c_str(), argv0.c_str(), link_of("/.capsa/launcher").c_str(),
+         outcome(lfd, lerr), p1 >= 0 ? "readable" : outcome(-1, p1err));
+  return 0;
+}
+
+// Reads the first line of the file at `arg` (a bound path) and reports it.
+int read_path(const char* arg) {
+  int fd = ::open(arg != nullptr ? arg : "/", O_RDONLY | O_CLOEXEC);
+  int err = errno;
+  if (fd < 0) {
+    report("read_path open=%s", outcome(fd, err));
+    return 0;
+  }
+  char buf[128] = {};
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n > 0) buf[std::strcspn(buf, "\n")] = '\0';
+  report("read_path open=ok text=%s", n > 0 ? buf : "");
+  return 0;
+}
+
+}  // namespace
+
+const AttackEntry kViewAttacks[] = {
+    {"host_view", host_view},
+    {"read_path", read_path},
+    {nullptr, nullptr},
+};
+
+}  // namespace hostile
