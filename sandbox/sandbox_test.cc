@@ -21,21 +21,14 @@
 #include <thread>
 
 #include "tests/support/fd_count.h"
+#include "tests/support/test_programs.h"
 
 namespace capsa::sandbox {
 namespace {
 
 using testing::FdLeakCheck;
 
-std::string bin_dir() {
-  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR")) return d;
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string self(buf, static_cast<std::size_t>(n > 0 ? n : 0));
-  return self.substr(0, self.rfind('/'));
-}
-
-std::string worker_path() { return bin_dir() + "/sandbox_test_worker"; }
+std::string worker_path() { return testing::test_program("sandbox_test_worker"); }
 
 struct Channel {
   Fd ours;

@@ -21,17 +21,13 @@
 #include <gtest/gtest.h>
 
 #include "sandbox/sandbox.h"
+#include "tests/support/test_programs.h"
 #include "workers/examples/testdata/plugin_host.h"
 
 namespace capsa::examples::testing {
 namespace {
 
 using Lines = std::vector<std::string>;
-
-std::string bin_dir() {
-  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR"); d != nullptr && *d != '\0') return d;
-  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
-}
 
 Lines split_lines(const std::string& text) {
   Lines out;
@@ -82,7 +78,7 @@ class Sandboxed {
  public:
   Sandboxed(const std::string& name, std::vector<std::string> args, const sandbox::Limits& limits,
             Port bootstrap) {
-    std::string program = bin_dir() + "/" + name;
+    std::string program = capsa::testing::test_program(name);
     args.insert(args.begin(), name);
     auto spec = sandbox::SpecBuilder()
                     .name(name)

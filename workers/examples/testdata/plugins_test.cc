@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "capabilities/interface_registry.h"
+#include "tests/support/temp_dir.h"
 #include "workers/examples/asker/texts.h"
 #include "workers/examples/testdata/plugin_host.h"
 #include "workers/examples/wordcount/count.h"
@@ -41,25 +42,7 @@ PluginResult run(PluginHost& host, const char* name, const std::vector<std::stri
   return finish_plugin(std::move(*p));
 }
 
-// A fresh folder under /tmp, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/capsa-plugins-XXXXXX";
-    if (::mkdtemp(tmpl) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream(path_ / name, std::ios::binary) << text;
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using capsa::testing::TempDir;
 
 // Rights bit of a method ordinal (capsa_bootstrap.fbs): fs.Directory is
 // Open 0, OpenFile 1, List 2, Stat 3.
@@ -85,13 +68,12 @@ TEST(WordcountPlugin, LogsTheExpectedReportForTheSampleTexts) {
 
 TEST(WordcountPlugin, CountsOnlyRegularTxtFiles) {
   TempDir dir;
-  ASSERT_FALSE(dir.path().empty());
   dir.write("a.txt", "Ports, not paths. Ports!");
   dir.write("empty.txt", "");
   dir.write("notes.md", "paths paths paths paths");     // not .txt
   dir.write("b.txt.bak", "paths paths paths paths");    // not .txt either
-  std::filesystem::create_directory(dir.path() / "sub.txt");  // a directory
-  std::filesystem::create_symlink("a.txt", dir.path() / "link.txt");  // listed as a symlink
+  dir.mkdir("sub.txt");                                   // a directory
+  std::filesystem::create_symlink("a.txt", dir.file("link.txt"));  // listed as a symlink
   PluginHost host;
   host.add_directory("docs", dir.path());
   host.add_log("log");
