@@ -14,30 +14,14 @@
 #include "sandbox/sandbox.h"
 #include "sandbox/sandbox_test_util.h"
 #include "tests/support/fd_count.h"
+#include "tests/support/read_fd.h"
 
 namespace capsa::sandbox {
 namespace {
 
 using testing::FdLeakCheck;
+using testing::read_to_eof;
 using namespace sandbox_test;
-
-std::string read_to_eof(const Fd& fd) {
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n > 0) {
-      out.append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0) {
-      return out;
-    } else if (errno == EAGAIN) {
-      pollfd p{fd.get(), POLLIN, 0};
-      if (::poll(&p, 1, -1) < 0 && errno != EINTR) return out + "<poll failed>";
-    } else if (errno != EINTR) {
-      return out + "<read failed>";
-    }
-  }
-}
 
 std::string dev_ino_rdev(int fd) {
   struct stat st {};
