@@ -23,6 +23,12 @@ using testing::FdLeakCheck;
 using testing::read_to_eof;
 using namespace sandbox_test;
 
+// The worker in "stdio write" mode with both outputs to `output`: it
+// reports what its fds 1 and 2 are, then writes one line to each.
+SpecBuilder writer(Output output) {
+  return base("stdio").args({"w", "stdio", "write"}).stdout_to(output).stderr_to(output);
+}
+
 std::string dev_ino_rdev(int fd) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return "closed";
@@ -37,17 +43,14 @@ TEST(Sandbox, OutputsAreInheritedByDefault) {
   EXPECT_FALSE(w.stderr_pipe().valid());
   // The very objects behind our own fds 1 and 2 (a pipe, a file or a tty).
   EXPECT_EQ(receive(ch.ours), "fd1=" + dev_ino_rdev(1) + " fd2=" + dev_ino_rdev(2) + " ");
-  ExitStatus st = ended(w);
-  EXPECT_EQ(st.kind, ExitKind::kExited) << st.to_string();
+  expect_exits_normally(w);
 }
 
 TEST(Sandbox, NullOutputsAreDevNull) {
   FdLeakCheck leaks;
   {
     auto ch = channel();
-    Worker w = start(base("stdio").args({"w", "stdio", "write"}).stdout_to(Output::kNull)
-                         .stderr_to(Output::kNull),
-                     std::move(ch.theirs));
+    Worker w = start(writer(Output::kNull), std::move(ch.theirs));
     EXPECT_FALSE(w.stdout_pipe().valid());
     struct stat null {};
     ASSERT_EQ(::stat("/dev/null", &null), 0);
@@ -59,8 +62,7 @@ TEST(Sandbox, NullOutputsAreDevNull) {
       EXPECT_EQ(std::stoull(rdev), null.st_rdev) << fd << " in " << report;
     }
     EXPECT_EQ(receive(ch.ours), "written");
-    ExitStatus st = ended(w);
-    EXPECT_EQ(st.kind, ExitKind::kExited) << st.to_string();
+    expect_exits_normally(w);
   }
   EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
 }
@@ -69,9 +71,7 @@ TEST(Sandbox, PipedOutputsCarryExactlyTheWorkersBytesThenEof) {
   FdLeakCheck leaks;
   {
     auto ch = channel();
-    Worker w = start(base("stdio").args({"w", "stdio", "write"}).stdout_to(Output::kPipe)
-                         .stderr_to(Output::kPipe),
-                     std::move(ch.theirs));
+    Worker w = start(writer(Output::kPipe), std::move(ch.theirs));
     ASSERT_TRUE(w.stdout_pipe().valid());
     ASSERT_TRUE(w.stderr_pipe().valid());
     EXPECT_NE(::fcntl(w.stdout_pipe().get(), F_GETFL) & O_NONBLOCK, 0);
@@ -83,8 +83,7 @@ TEST(Sandbox, PipedOutputsCarryExactlyTheWorkersBytesThenEof) {
     // launcher (pid 1) holds no copy.
     EXPECT_EQ(read_to_eof(w.stdout_pipe()), "to stdout\n");
     EXPECT_EQ(read_to_eof(w.stderr_pipe()), "to stderr\n");
-    ExitStatus st = ended(w);
-    EXPECT_EQ(st.kind, ExitKind::kExited) << st.to_string();
+    expect_exits_normally(w);
     // The read end can be moved out, e.g. into an event loop.
     Fd out = w.take_stdout_pipe();
     EXPECT_TRUE(out.valid());
@@ -106,8 +105,7 @@ TEST(Sandbox, PipedOutputsHangUpWhenTheWorkerClosesThemNotWhenTheSandboxEnds) {
     EXPECT_NE(p.revents & POLLHUP, 0);
   }
   ASSERT_EQ(::send(ch.ours.get(), "bye", 3, 0), 3);
-  ExitStatus st = ended(w);
-  EXPECT_EQ(st.kind, ExitKind::kExited) << st.to_string();
+  expect_exits_normally(w);
 }
 
 TEST(Sandbox, GivenFdsBecomeTheWorkersOutputsAndOverrideTheSpec) {

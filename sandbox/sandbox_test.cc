@@ -71,8 +71,7 @@ TEST(Sandbox, OrdinaryProgramFeaturesWorkUnderTheDefaultFilter) {
   auto ch = channel();
   Worker w = start(base("ports"), std::move(ch.theirs));
   EXPECT_EQ(receive(ch.ours), "ports ok");
-  ExitStatus st = ended(w);
-  EXPECT_EQ(st.kind, ExitKind::kExited) << st.to_string();
+  expect_exits_normally(w);
 }
 
 TEST(Sandbox, MissingProgramIsAPreciseError) {

@@ -66,4 +66,10 @@ inline ExitStatus ended(Worker& w) {
   return *st;
 }
 
+// Waits for `w` and expects a normal exit (any code).
+inline void expect_exits_normally(Worker& w) {
+  ExitStatus st = ended(w);
+  EXPECT_EQ(st.kind, ExitKind::kExited) << st.to_string();
+}
+
 }  // namespace capsa::sandbox::sandbox_test

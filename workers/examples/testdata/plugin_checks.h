@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "workers/examples/testdata/plugin_host.h"
+
 namespace capsa::examples::testing {
 
 using Lines = std::vector<std::string>;
@@ -17,6 +19,13 @@ inline Lines split_lines(const std::string& text) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) out.push_back(line);
   return out;
+}
+
+// The grants examples/hostile.json gives: "log", and "texts" with Stat only
+// (fs.Directory ordinal 3), so that the plugin's List is denied.
+inline void add_hostile_grants(PluginHost& host) {
+  host.add_log("log");
+  host.add_directory("texts", CAPSA_EXAMPLE_TEXTS_DIR, right_of(3));
 }
 
 // The hostile plugin's stdout (7 lines) for steps c, d and e, which depend on

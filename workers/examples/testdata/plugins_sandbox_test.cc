@@ -153,8 +153,7 @@ TEST(PluginsInTheSandbox, AskerAndCounterTalkOverTheirChannel) {
 
 TEST(PluginsInTheSandbox, HostileGetsTheSandboxVerdicts) {
   PluginHost host;
-  host.add_log("log");
-  host.add_directory("texts", CAPSA_EXAMPLE_TEXTS_DIR, right_of(3));  // Stat only
+  add_hostile_grants(host);
   Sandboxed w("hostile", {}, policy_limits(64, 16), host.start());
   ASSERT_TRUE(w.started());
   auto e = w.wait();

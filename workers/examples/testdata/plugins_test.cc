@@ -189,8 +189,7 @@ TEST(PairPlugins, CounterExitsWhenTheAskerNeverCalls) {
 // c, d and e depend on capabilities alone and must come out exactly so.
 TEST(HostilePlugin, EveryAttemptIsReportedAndRefusedByTheServingSide) {
   PluginHost host;
-  host.add_log("log");
-  host.add_directory("texts", CAPSA_EXAMPLE_TEXTS_DIR, kStat);
+  add_hostile_grants(host);
   auto r = run(host, "hostile");
   EXPECT_EQ(exit_code(r), 0) << r.err;  // this host closes the port, it does not kill
   auto out = split_lines(r.out);
