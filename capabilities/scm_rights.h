@@ -1,8 +1,9 @@
 // capsa — one fd in an SCM_RIGHTS control message, for the raw senders that
-// do not go through Port: the raw baselines of bench/port and the sandbox
-// test worker. (Port::send builds its own, for up to kMaxHandlesPerMessage
-// owned fds.) Header-only and allocation-free, so programs that link nothing
-// of capsa can use it.
+// do not go through Port: the in-sandbox launcher's status record (after the
+// fork, where nothing may allocate), the raw baselines of bench/port and the
+// sandbox test worker. (Port::send builds its own, for up to
+// kMaxHandlesPerMessage owned fds.) Header-only and allocation-free, so
+// programs that link nothing of capsa can use it.
 #pragma once
 
 #include <sys/socket.h>
