@@ -174,6 +174,8 @@ struct SelfSendCase {
   const char* reason;  // in the error message
 };
 
+void PrintTo(const SelfSendCase& c, std::ostream* os) { *os << c.name; }
+
 class PortSelfSend : public ::testing::TestWithParam<SelfSendCase> {};
 
 TEST_P(PortSelfSend, IsRefused) {

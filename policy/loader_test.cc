@@ -132,6 +132,8 @@ constexpr OneError kOneError[] = {
     {"Null", "\"cpu_seconds\": 5", "\"cpu_seconds\": null", "null", "null is not allowed"},
 };
 
+void PrintTo(const OneError& c, std::ostream* os) { *os << c.name; }
+
 class LoaderOneError : public LoaderTest, public ::testing::WithParamInterface<OneError> {};
 
 TEST_P(LoaderOneError, IsReportedAloneAtTheValueAtFault) {

@@ -1,8 +1,9 @@
 // Random mutations of the example policies never crash, hang or grow the
 // loader without bound: each result is either a Policy or a list of
 // diagnostics, each of a known class and positioned inside the text it
-// blames (an operator must be able to find every error). Deterministic (fixed seeds), so a failure reproduces; run
-// it in the CAPSA_SANITIZE build to catch memory errors, not only crashes.
+// blames (an operator must be able to find every error). Deterministic
+// (fixed seeds), so a failure reproduces; run it in the CAPSA_SANITIZE build
+// to catch memory errors, not only crashes.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -106,7 +107,7 @@ std::string misplaced(const Diagnostic& d, std::string_view file, std::string_vi
   return {};
 }
 
-// Checks every diagnostic of a rejected text; counts them by position check.
+// Checks every diagnostic of a rejected text (fatal on the first bad one).
 void expect_positioned(const Diagnostics& diags, std::string_view file, std::string_view text) {
   ASSERT_FALSE(diags.empty()) << "rejected without a reason:\n" << text;
   for (const Diagnostic& d : diags) {
