@@ -90,22 +90,59 @@ TEST_F(LoaderTest, ValidPolicyLoads) {
   EXPECT_EQ(fds.leaked(), 0);
 }
 
-TEST_F(LoaderTest, UnknownField) {
-  std::string t = replace(kValid, "\"limits\": {", "\"limts\": {");
-  expect_one(t, "\"limts\"", "unknown field \"limts\" in Worker; allowed: ");
-  t = replace(kValid, "\"cpu_seconds\": 5", "\"cpu\": 5");
-  expect_one(t, "\"cpu\"", "unknown field \"cpu\" in Limits; allowed: calls_in_flight, cpu_seconds");
+// One change to kValid, one error: its message at the value at fault.
+struct OneError {
+  const char* name;
+  std::string_view from, to;  // replace the first `from` in kValid by `to`
+  std::string_view at;        // the diagnostic is at the first `at` of the result
+  std::string_view fragment;  // and contains this
+};
+
+constexpr OneError kOneError[] = {
+    {"UnknownField", "\"limits\": {", "\"limts\": {", "\"limts\"", "unknown field \"limts\" in Worker; allowed: "},
+    {"UnknownNestedField", "\"cpu_seconds\": 5", "\"cpu\": 5", "\"cpu\"",
+     "unknown field \"cpu\" in Limits; allowed: calls_in_flight, cpu_seconds"},
+    {"UnknownApi", "\"api\": \"log.Sink\"", "\"api\": \"log.Sunk\"", "\"log.Sunk\"",
+     "unknown API \"log.Sunk\"; known: demo.WordCount, fs.Directory"},
+    {"MethodNotInApi", "[\"Open\", \"List\"]", "[\"Open\", \"Delete\"]", "\"Delete\"",
+     "method \"Delete\" is not in fs.Directory; its methods: Open, OpenFile, List, Stat"},
+    {"RelativeProgram", "\"${bin}/wc\" }", "\"bin/wc\" }", "\"bin/wc\"", "program \"bin/wc\" must be an absolute path"},
+    {"BindPathDoesNotExist", "\"limits\":", "\"sandbox\": { \"ro_binds\": [\"/nonexistent/x\"] }, \"limits\":",
+     "\"/nonexistent/x\"", "read-only bind /nonexistent/x does not exist"},
+    {"CpuLimitOutOfRange", "\"cpu_seconds\": 5", "\"cpu_seconds\": 100000", "100000",
+     "limits.cpu_seconds = 100000 is out of range; allowed 1..86400"},
+    {"MemoryLimitOutOfRange", "\"64M\"", "\"8M\"", "\"8M\"", "limits.memory = 8388608 is out of range; allowed 16M..64G"},
+    {"NegativeLimit", "\"cpu_seconds\": 5", "\"cpu_seconds\": -5", "-5", "cpu_seconds must be an integer >= 0"},
+    {"LimitOver64Bits", "\"cpu_seconds\": 5", "\"cpu_seconds\": 99999999999999999999", "9999",
+     "cpu_seconds must be an integer >= 0 (at most 2^64-1)"},
+    {"ChannelNamesUnknownWorker", "\"server\": \"counter\"", "\"server\": \"countr\"", "\"countr\"",
+     "channel \"wordcount\" names unknown worker \"countr\"; workers: asker, counter"},
+    {"UnreadableSeccompProfile", "\"limits\":",
+     "\"sandbox\": { \"seccomp_profile\": \"/nonexistent/p.json\" }, \"limits\":", "\"/nonexistent/p.json\"",
+     "seccomp profile /nonexistent/p.json: No such file or directory"},
+    {"UndefinedVariable", "\"${bin}/wc\" }", "\"${prefix}/wc\" }", "\"${prefix}/wc\"",
+     "undefined variable ${prefix} in \"${prefix}/wc\"; define it with --define prefix=VALUE"},
+    {"ConstraintOfWrongType", "\"read_only\": true", "\"read_only\": \"yes\"", "\"yes\"",
+     "constraint read_only of fs.Directory must be a boolean"},
+    {"UnknownEnumName", "\"limits\":", "\"on_bad_message\": \"explode\", \"limits\":", "\"explode\"",
+     "on_bad_message must be one of: reply_error, close_port, kill"},
+    {"NumberForString", "\"${bin}/wc\" }", "42 }", "42", "program must be a string, found a number"},
+    {"StringForArray", "\"rights\": [\"*\"]", "\"rights\": \"*\"", "\"*\"", "rights must be an array, found a string"},
+    {"NumberInStringArray", "\"rights\": [\"*\"]", "\"rights\": [7]", "7]", "rights must be a string, found a number"},
+    {"Null", "\"cpu_seconds\": 5", "\"cpu_seconds\": null", "null", "null is not allowed"},
+};
+
+void PrintTo(const OneError& c, std::ostream* os) { *os << c.name; }
+
+class LoaderOneError : public LoaderTest, public ::testing::WithParamInterface<OneError> {};
+
+TEST_P(LoaderOneError, IsReportedAloneAtTheValueAtFault) {
+  const OneError& c = GetParam();
+  expect_one(replace(kValid, c.from, c.to), c.at, c.fragment);
 }
 
-TEST_F(LoaderTest, UnknownApi) {
-  std::string t = replace(kValid, "\"api\": \"log.Sink\"", "\"api\": \"log.Sunk\"");
-  expect_one(t, "\"log.Sunk\"", "unknown API \"log.Sunk\"; known: demo.WordCount, fs.Directory");
-}
-
-TEST_F(LoaderTest, MethodNotInApi) {
-  std::string t = replace(kValid, "[\"Open\", \"List\"]", "[\"Open\", \"Delete\"]");
-  expect_one(t, "\"Delete\"", "method \"Delete\" is not in fs.Directory; its methods: Open, OpenFile, List, Stat");
-}
+INSTANTIATE_TEST_SUITE_P(Policy, LoaderOneError, ::testing::ValuesIn(kOneError),
+                         [](const ::testing::TestParamInfo<OneError>& p) { return p.param.name; });
 
 TEST_F(LoaderTest, DuplicateWorkerName) {
   std::string t = replace(kValid, "\"name\": \"counter\"", "\"name\": \"asker\"");
@@ -130,40 +167,9 @@ TEST_F(LoaderTest, DuplicateGrantName) {
   EXPECT_EQ(p.error().size(), 1u);
 }
 
-TEST_F(LoaderTest, RelativeProgram) {
-  std::string t = replace(kValid, "\"${bin}/wc\" }", "\"bin/wc\" }");
-  expect_one(t, "\"bin/wc\"", "program \"bin/wc\" must be an absolute path");
-}
-
 TEST_F(LoaderTest, MissingProgram) {
   std::string t = replace(kValid, "\"${bin}/wc\" }", "\"${bin}/nothere\" }");
   expect_one(t, "\"${bin}/nothere\"", "program " + bin + "/nothere does not exist");
-}
-
-TEST_F(LoaderTest, BindPathDoesNotExist) {
-  std::string t = replace(kValid, "\"limits\":", "\"sandbox\": { \"ro_binds\": [\"/nonexistent/x\"] }, \"limits\":");
-  expect_one(t, "\"/nonexistent/x\"", "read-only bind /nonexistent/x does not exist");
-}
-
-TEST_F(LoaderTest, LimitOutOfRange) {
-  std::string t = replace(kValid, "\"cpu_seconds\": 5", "\"cpu_seconds\": 100000");
-  expect_one(t, "100000", "limits.cpu_seconds = 100000 is out of range; allowed 1..86400");
-  t = replace(kValid, "\"64M\"", "\"8M\"");
-  expect_one(t, "\"8M\"", "limits.memory = 8388608 is out of range; allowed 16M..64G");
-  t = replace(kValid, "\"cpu_seconds\": 5", "\"cpu_seconds\": -5");
-  expect_one(t, "-5", "cpu_seconds must be an integer >= 0");
-  t = replace(kValid, "\"cpu_seconds\": 5", "\"cpu_seconds\": 99999999999999999999");
-  expect_one(t, "9999", "cpu_seconds must be an integer >= 0 (at most 2^64-1)");
-}
-
-TEST_F(LoaderTest, ChannelNamesUnknownWorker) {
-  std::string t = replace(kValid, "\"server\": \"counter\"", "\"server\": \"countr\"");
-  expect_one(t, "\"countr\"", "channel \"wordcount\" names unknown worker \"countr\"; workers: asker, counter");
-}
-
-TEST_F(LoaderTest, UnreadableSeccompProfile) {
-  std::string t = replace(kValid, "\"limits\":", "\"sandbox\": { \"seccomp_profile\": \"/nonexistent/p.json\" }, \"limits\":");
-  expect_one(t, "\"/nonexistent/p.json\"", "seccomp profile /nonexistent/p.json: No such file or directory");
 }
 
 TEST_F(LoaderTest, MalformedSeccompProfileNamesItsOwnPosition) {
@@ -193,31 +199,11 @@ TEST_F(LoaderTest, SeccompProfileImportsAllowedNames) {
   EXPECT_EQ(p->workers[0].sandbox.extra_syscalls(), (std::vector<std::string>{"futex", "getrandom", "uname"}));
 }
 
-TEST_F(LoaderTest, UndefinedVariable) {
-  std::string t = replace(kValid, "\"${bin}/wc\" }", "\"${prefix}/wc\" }");
-  expect_one(t, "\"${prefix}/wc\"", "undefined variable ${prefix} in \"${prefix}/wc\"; define it with --define prefix=VALUE");
-}
-
 TEST_F(LoaderTest, DollarDollarIsALiteralDollar) {
   std::string t = replace(kValid, "\"${bin}/wc\" }", "\"${bin}/wc\", \"args\": [\"$${HOME}\", \"a$b\"] }");
   auto p = load(t);
   ASSERT_TRUE(p) << format_diagnostics(p.error());
   EXPECT_EQ(p->workers[1].args, (std::vector<std::string>{"${HOME}", "a$b"}));
-}
-
-TEST_F(LoaderTest, WrongTypesAndEnumNames) {
-  std::string t = replace(kValid, "\"read_only\": true", "\"read_only\": \"yes\"");
-  expect_one(t, "\"yes\"", "constraint read_only of fs.Directory must be a boolean");
-  t = replace(kValid, "\"limits\":", "\"on_bad_message\": \"explode\", \"limits\":");
-  expect_one(t, "\"explode\"", "on_bad_message must be one of: reply_error, close_port, kill");
-  t = replace(kValid, "\"${bin}/wc\" }", "42 }");
-  expect_one(t, "42", "program must be a string, found a number");
-  t = replace(kValid, "\"rights\": [\"*\"]", "\"rights\": \"*\"");
-  expect_one(t, "\"*\"", "rights must be an array, found a string");
-  t = replace(kValid, "\"rights\": [\"*\"]", "\"rights\": [7]");
-  expect_one(t, "7]", "rights must be a string, found a number");
-  t = replace(kValid, "\"cpu_seconds\": 5", "\"cpu_seconds\": null");
-  expect_one(t, "null", "null is not allowed");
 }
 
 TEST_F(LoaderTest, SyntaxErrorIsTheOnlyErrorWithItsPosition) {

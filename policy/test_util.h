@@ -1,31 +1,18 @@
-// Helpers for policy tests: a scratch directory with placeholder programs,
-// and finding where a snippet sits in a policy text (to assert line:column).
+// Helpers for policy tests: finding where a snippet sits in a policy text
+// (to assert line:column), and a scratch directory.
 #pragma once
 
 #include <string>
 #include <string_view>
 
 #include "policy/diagnostic.h"
+#include "tests/support/temp_dir.h"
 
 namespace capsa::policy::testing {
 
-// A fresh directory under $TMPDIR, removed with its contents on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  // Writes `name` (relative) with `content`; returns its absolute path.
-  std::string write(const std::string& name, std::string_view content) const;
-  // Writes an executable placeholder script; returns its absolute path.
-  std::string executable(const std::string& name) const;
-  std::string mkdir(const std::string& name) const;
-
- private:
-  std::string path_;
-};
+// The shared scratch directory (tests/support/temp_dir.h), named here too
+// because policy and CLI tests know it as policy::testing::TempDir.
+using TempDir = capsa::testing::TempDir;
 
 // "file:line:col" of the first occurrence of `needle` in `text` (1-based,
 // bytes), as the reader counts. Aborts if absent (a broken test).

@@ -50,6 +50,7 @@
 #include <cstring>
 #include <vector>
 
+#include "capabilities/scm_rights.h"
 #include "sandbox/launcher_protocol.h"
 
 namespace {
@@ -64,16 +65,8 @@ void send_record(const StatusRecord& rec, int fd_to_pass) {
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  if (fd_to_pass >= 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd_to_pass, sizeof(int));
-  }
+  capsa::OneFdControl control;
+  if (fd_to_pass >= 0) control.attach(msg, fd_to_pass);
   while (::sendmsg(d::kStatusFd, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
   }
 }

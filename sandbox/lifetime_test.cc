@@ -13,15 +13,11 @@
 #include <iterator>
 #include <string>
 
+#include "tests/support/test_programs.h"
+
 namespace {
 
-std::string bin_dir() {
-  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR")) return d;
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string self(buf, static_cast<std::size_t>(n > 0 ? n : 0));
-  return self.substr(0, self.rfind('/'));
-}
+using capsa::testing::test_program;
 
 // Processes whose environment holds CAPSA_MARKER=<marker>.
 int count_marked(const std::string& marker) {
@@ -38,6 +34,18 @@ int count_marked(const std::string& marker) {
   return n;
 }
 
+// The kernel tears a sandbox down asynchronously: the processes still marked
+// once they are all gone or 30 s passed (a generous bound, so that a stuck
+// process fails the test instead of hanging it).
+int marked_after_teardown(const std::string& marker) {
+  int left = count_marked(marker);
+  for (int i = 0; i < 3000 && left != 0; ++i) {
+    ::usleep(10'000);
+    left = count_marked(marker);
+  }
+  return left;
+}
+
 struct Helper {
   pid_t pid;
   FILE* out;
@@ -46,8 +54,8 @@ struct Helper {
 Helper run_helper(const std::string& mode, const std::string& marker) {
   int p[2];
   EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
-  std::string helper = bin_dir() + "/sandbox_test_supervisor";
-  std::string worker = bin_dir() + "/sandbox_test_worker";
+  std::string helper = test_program("sandbox_test_supervisor");
+  std::string worker = test_program("sandbox_test_worker");
   pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(p[1], 1);
@@ -75,15 +83,7 @@ TEST(Lifetime, SigkilledSupervisorLeavesNoWorkerNorDescendant) {
   ASSERT_EQ(::kill(h.pid, SIGKILL), 0);
   ASSERT_EQ(::waitpid(h.pid, nullptr, 0), h.pid);
   std::fclose(h.out);
-  // The kernel tears the sandbox down asynchronously; wait for it, with a
-  // generous bound so a stuck process fails the test instead of hanging it.
-  int left = 0;
-  for (int i = 0; i < 3000; ++i) {
-    left = count_marked(marker);
-    if (left == 0) break;
-    ::usleep(10'000);
-  }
-  EXPECT_EQ(left, 0) << "sandbox processes survived their supervisor";
+  EXPECT_EQ(marked_after_teardown(marker), 0) << "sandbox processes survived their supervisor";
 }
 
 TEST(Lifetime, SpawningThreadExitDoesNotKillTheWorker) {
@@ -95,13 +95,7 @@ TEST(Lifetime, SpawningThreadExitDoesNotKillTheWorker) {
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   std::fclose(h.out);
   // The helper exited normally (its Worker's destructor killed the sandbox).
-  int left = 0;
-  for (int i = 0; i < 3000; ++i) {
-    left = count_marked(marker);
-    if (left == 0) break;
-    ::usleep(10'000);
-  }
-  EXPECT_EQ(left, 0);
+  EXPECT_EQ(marked_after_teardown(marker), 0);
 }
 
 }  // namespace

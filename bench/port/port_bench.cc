@@ -35,6 +35,7 @@
 #include "bench_generated.h"
 #include "capabilities/client.h"
 #include "capabilities/interface_registry.h"
+#include "capabilities/scm_rights.h"
 #include "capabilities/server.h"
 
 namespace {
@@ -71,22 +72,34 @@ void seqpacket_pair(int sv[2]) {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) die("socketpair");
 }
 
+// Forks the raw peer of a baseline: the child closes our end sv[0], runs
+// `peer(sv[1])` and exits with what it returns; the parent closes sv[1].
+// Nothing here is inside a timed region.
+template <typename Peer>
+pid_t fork_raw_peer(int sv[2], Peer peer) {
+  pid_t pid = ::fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    ::close(sv[0]);
+    _exit(peer(sv[1]));
+  }
+  ::close(sv[1]);
+  return pid;
+}
+
 // --- raw baselines ---------------------------------------------------------
 
 double raw_round_trip(long n) {
   int sv[2];
   seqpacket_pair(sv);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(sv[0]);
+  pid_t pid = fork_raw_peer(sv, [](int peer) {
     char buf[kData];
     for (;;) {
-      ssize_t r = ::read(sv[1], buf, sizeof buf);
-      if (r <= 0) _exit(0);
-      if (::write(sv[1], buf, static_cast<std::size_t>(r)) != r) _exit(1);
+      ssize_t r = ::read(peer, buf, sizeof buf);
+      if (r <= 0) return 0;
+      if (::write(peer, buf, static_cast<std::size_t>(r)) != r) return 1;
     }
-  }
-  ::close(sv[1]);
+  });
   char buf[kData] = {};
   auto t0 = Clock::now();
   for (long i = 0; i < n; ++i) {
@@ -102,17 +115,14 @@ double raw_round_trip(long n) {
 double raw_one_way(long n) {
   int sv[2];
   seqpacket_pair(sv);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(sv[0]);
+  pid_t pid = fork_raw_peer(sv, [n](int peer) {
     char buf[kData];
     for (long i = 0; i < n; ++i) {
-      if (::read(sv[1], buf, sizeof buf) <= 0) _exit(1);
+      if (::read(peer, buf, sizeof buf) <= 0) return 1;
     }
     char ack = 1;
-    _exit(::write(sv[1], &ack, 1) == 1 ? 0 : 1);
-  }
-  ::close(sv[1]);
+    return ::write(peer, &ack, 1) == 1 ? 0 : 1;
+  });
   char buf[kData] = {};
   auto t0 = Clock::now();
   for (long i = 0; i < n; ++i) {
@@ -129,9 +139,7 @@ double raw_transfer(long n) {
   int sv[2], cargo[2];
   seqpacket_pair(sv);
   seqpacket_pair(cargo);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(sv[0]);
+  pid_t pid = fork_raw_peer(sv, [n](int peer) {
     for (long i = 0; i < n; ++i) {
       char buf[8];
       iovec iov{buf, sizeof buf};
@@ -141,31 +149,24 @@ double raw_transfer(long n) {
       msg.msg_iovlen = 1;
       msg.msg_control = control;
       msg.msg_controllen = sizeof control;
-      if (::recvmsg(sv[1], &msg, MSG_CMSG_CLOEXEC) <= 0) _exit(1);
+      if (::recvmsg(peer, &msg, MSG_CMSG_CLOEXEC) <= 0) return 1;
       int fd = -1;
       std::memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof fd);
       ::close(fd);
     }
     char ack = 1;
-    _exit(::write(sv[1], &ack, 1) == 1 ? 0 : 1);
-  }
-  ::close(sv[1]);
+    return ::write(peer, &ack, 1) == 1 ? 0 : 1;
+  });
   char buf[8] = {};
+  OneFdControl control;
   auto t0 = Clock::now();
   for (long i = 0; i < n; ++i) {
     int fd = ::dup(cargo[0]);
     iovec iov{buf, sizeof buf};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    control.attach(msg, fd);
     if (::sendmsg(sv[0], &msg, MSG_NOSIGNAL) != 8) die("sendmsg");
     ::close(fd);
   }

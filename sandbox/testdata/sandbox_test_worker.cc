@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "capabilities/scm_rights.h"
+
 namespace {
 
 void say(const std::string& s) { (void)::send(3, s.data(), s.size(), MSG_NOSIGNAL); }
@@ -75,17 +77,11 @@ int main(int argc, char** argv) {
          ::fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) == 0;
     char byte = 'm';
     iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &mfd, sizeof mfd);
+    capsa::OneFdControl control;
+    control.attach(msg, mfd);
     ok = ok && ::sendmsg(sv[0], &msg, 0) == 1 && ::recvmsg(sv[1], &msg, MSG_CMSG_CLOEXEC) == 1;
     int ep = ::epoll_create1(EPOLL_CLOEXEC);
     int ev = ::eventfd(0, EFD_CLOEXEC);

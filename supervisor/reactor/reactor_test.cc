@@ -273,11 +273,50 @@ TEST(Reactor, PostFromManyThreadsKeepsEachThreadsOrder) {
   }
 }
 
+// stop() from another thread while run() is under way: the stopper waits
+// until a posted task proves the loop is running, so the stop cannot land
+// before run() starts (that case is the next test). A watchdog turns a lost
+// wake-up into a failure instead of a hang.
 TEST(Reactor, StopFromAnotherThreadEndsRun) {
   auto reactor = make();
-  std::thread stopper([&] { reactor->stop(); });
+  std::promise<void> running;
+  reactor->post([&] { running.set_value(); });
+  bool watchdog_fired = false;
+  ASSERT_TRUE(reactor->add_timer(10s, [&] {
+                        watchdog_fired = true;
+                        reactor->stop();
+                      }).has_value());
+  std::thread stopper([&, seen = running.get_future()] {
+    seen.wait();
+    reactor->stop();
+  });
   ASSERT_TRUE(reactor->run().has_value());
   stopper.join();
+  EXPECT_FALSE(watchdog_fired) << "stop() from another thread did not wake the loop";
+}
+
+// The documented other half: a stop() with no run() under way ends the next
+// run() at once, and only that one.
+TEST(Reactor, StopBeforeRunEndsTheNextRunOnly) {
+  auto reactor = make();
+  std::thread stopper([&] { reactor->stop(); });
+  stopper.join();
+  bool watchdog_fired = false;
+  auto watchdog = reactor->add_timer(10s, [&] {
+    watchdog_fired = true;
+    reactor->stop();
+  });
+  ASSERT_TRUE(watchdog.has_value());
+  ASSERT_TRUE(reactor->run().has_value());
+  EXPECT_FALSE(watchdog_fired);
+  // The stop was used up: the next run() serves until its own stop.
+  int ran = 0;
+  reactor->post([&] { ++ran; });
+  reactor->post([&] { reactor->stop(); });
+  ASSERT_TRUE(reactor->run().has_value());
+  EXPECT_EQ(ran, 1);
+  EXPECT_FALSE(watchdog_fired);
+  reactor->unwatch(*watchdog);
 }
 
 }  // namespace

@@ -58,9 +58,7 @@ TEST_P(DefenceInDepth, KernelStillRefuses) {
   auto spec = b.build();
   ASSERT_TRUE(spec) << spec.error().to_string();
   Outcome out = run_spec(*spec);
-  EXPECT_EQ(out.reports, std::vector<std::string>{c.report});
-  EXPECT_EQ(syscall_names(out.violations), std::vector<std::string>{});
-  EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
+  expect_verdict(out, c.report);
 }
 
 INSTANTIATE_TEST_SUITE_P(Hostile, DefenceInDepth, ::testing::ValuesIn(kDepth),

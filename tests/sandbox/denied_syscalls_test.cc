@@ -81,9 +81,7 @@ TEST_P(DeniedSyscall, ReportedWithExactVerdict) {
     EXPECT_GT(v.pid, 0);
   }
   if (action == ViolationAction::kErrno) {
-    EXPECT_EQ(out.reports, std::vector<std::string>{c.errno_report});
-    EXPECT_EQ(syscall_names(out.violations), c.syscalls);
-    EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
+    expect_verdict(out, c.errno_report, c.syscalls);
     EXPECT_EQ(out.status.code, 0);
   } else {
     EXPECT_EQ(out.reports, std::vector<std::string>{});

@@ -13,18 +13,11 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/test_programs.h"
+
 namespace capsa::sandbox::testing {
 
-std::string helper_path(std::string_view name) {
-  if (const char* dir = std::getenv("CAPSA_TEST_BIN_DIR"); dir != nullptr && *dir != '\0') {
-    return std::string(dir) + "/" + std::string(name);
-  }
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return std::string(name);
-  std::string path(self, static_cast<std::size_t>(n));
-  return path.substr(0, path.rfind('/') + 1) + std::string(name);
-}
+std::string helper_path(std::string_view name) { return capsa::testing::test_program(name); }
 
 Limits small_limits() {
   Limits l;
@@ -226,6 +219,12 @@ std::vector<std::string> syscall_names(const std::vector<Violation>& violations)
   std::vector<std::string> names;
   for (const auto& v : violations) names.push_back(v.syscall);
   return names;
+}
+
+void expect_verdict(const Outcome& out, const std::string& report, const std::vector<std::string>& syscalls) {
+  EXPECT_EQ(out.reports, std::vector<std::string>{report});
+  EXPECT_EQ(syscall_names(out.violations), syscalls);
+  EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
 }
 
 namespace {

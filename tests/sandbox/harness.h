@@ -82,6 +82,12 @@ std::map<std::string, std::string> parse_report(std::string_view report);
 // Names of the syscalls in `violations`, in order.
 std::vector<std::string> syscall_names(const std::vector<Violation>& violations);
 
+// The verdict of an attack the worker survived: exactly the one report
+// `report`, exactly the violations `syscalls` (names, in order; none by
+// default) and a normal exit, not a kill or a limit. Uses gtest assertions.
+void expect_verdict(const Outcome& out, const std::string& report,
+                    const std::vector<std::string>& syscalls = {});
+
 // Pids whose parent is this process (any thread of it).
 std::vector<int> child_pids();
 

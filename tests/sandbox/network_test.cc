@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,6 +17,7 @@
 
 #include "capabilities/sys.h"
 #include "tests/sandbox/fixture.h"
+#include "tests/support/temp_dir.h"
 
 namespace capsa::sandbox::testing {
 namespace {
@@ -57,53 +57,41 @@ std::string unique_name() { return "capsa-hostile-" + std::to_string(std::random
 class HostUnixSocket : public HostileTestP<bool> {
  protected:
   bool allowed() const { return GetParam(); }
-  Outcome attack(const char* attack, const std::string& target) {
+  // Runs `attack` against `target` and checks the verdict: with the default
+  // filter EPERM and two reported violations; with both calls allowed, the
+  // kernel's answer (`allowed_result`) and none. Either way nothing reached
+  // the host's `listener`.
+  void expect_unreachable(const char* attack, const std::string& target, const std::string& allowed_result,
+                          const Fd& listener) {
     SpecBuilder b = hostile_spec(attack, {target});
     if (allowed()) b.allow_syscall("socket").allow_syscall("connect");
     auto spec = b.build();
-    if (!spec) {
-      ADD_FAILURE() << spec.error().to_string();
-      return Outcome{};
+    ASSERT_TRUE(spec) << spec.error().to_string();
+    Outcome out = run_spec(*spec);
+    if (allowed()) {
+      EXPECT_EQ(out.reports, std::vector<std::string>{std::string(attack) + " " + allowed_result});
+      EXPECT_TRUE(out.violations.empty());
+    } else {
+      EXPECT_EQ(out.reports, std::vector<std::string>{std::string(attack) + " socket=EPERM connect=EPERM"});
+      EXPECT_EQ(syscall_names(out.violations), (std::vector<std::string>{"socket", "connect"}));
     }
-    return run_spec(*spec);
-  }
-  void expect_denied(const Outcome& out, const std::string& attack) {
-    EXPECT_EQ(out.reports, std::vector<std::string>{attack + " socket=EPERM connect=EPERM"});
-    EXPECT_EQ(syscall_names(out.violations), (std::vector<std::string>{"socket", "connect"}));
+    expect_no_connection(listener);
   }
 };
 
 TEST_P(HostUnixSocket, PathIsNotReachable) {
-  char dir_template[] = "/tmp/capsa-unix-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir_template), nullptr);
-  std::string path = std::string(dir_template) + "/host.sock";
-  {
-    auto listener = listen_unix(path, false);
-    ASSERT_TRUE(listener) << listener.error().to_string();
-    Outcome out = attack("unix_path", path);
-    if (allowed()) {
-      EXPECT_EQ(out.reports, std::vector<std::string>{"unix_path socket=ok connect=ENOENT"});
-      EXPECT_TRUE(out.violations.empty());
-    } else {
-      expect_denied(out, "unix_path");
-    }
-    expect_no_connection(*listener);
-  }
-  std::filesystem::remove_all(dir_template);
+  capsa::testing::TempDir dir("capsa-unix");
+  std::string path = dir.file("host.sock");
+  auto listener = listen_unix(path, false);
+  ASSERT_TRUE(listener) << listener.error().to_string();
+  expect_unreachable("unix_path", path, "socket=ok connect=ENOENT", *listener);
 }
 
 TEST_P(HostUnixSocket, AbstractNameIsNotReachable) {
   std::string name = unique_name();
   auto listener = listen_unix(name, true);
   ASSERT_TRUE(listener) << listener.error().to_string();
-  Outcome out = attack("unix_abstract", name);
-  if (allowed()) {
-    EXPECT_EQ(out.reports, std::vector<std::string>{"unix_abstract socket=ok connect=ECONNREFUSED"});
-    EXPECT_TRUE(out.violations.empty());
-  } else {
-    expect_denied(out, "unix_abstract");
-  }
-  expect_no_connection(*listener);
+  expect_unreachable("unix_abstract", name, "socket=ok connect=ECONNREFUSED", *listener);
 }
 
 INSTANTIATE_TEST_SUITE_P(Hostile, HostUnixSocket, ::testing::Bool(), [](const auto& p) {

@@ -4,12 +4,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "tests/support/fd_count.h"
+#include "tests/support/result_matchers.h"
+#include "tests/support/temp_dir.h"
 #include "workers/sdk/builtins.h"
 #include "workers/sdk/context.h"
 #include "fs_directory_generated.h"
@@ -18,17 +19,17 @@
 namespace capsa::worker::testing {
 namespace {
 
+using capsa::testing::ErrorIs;
+using capsa::testing::IsOk;
+
 class SdkTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/capsa-sdk-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    std::ofstream(root_ / "a.txt") << "hello capsa";
-    std::filesystem::create_directory(root_ / "sub");
+  SdkTest() {
+    root_dir_.write("a.txt", "hello capsa");
+    root_dir_.mkdir("sub");
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
-  std::filesystem::path root_;
+  capsa::testing::TempDir root_dir_{"capsa-sdk"};
+  const std::string& root_ = root_dir_.path();
 };
 
 TEST_F(SdkTest, GetDirectoryListOpenFileAndRead) {
@@ -67,9 +68,7 @@ TEST_F(SdkTest, GetDirectoryListOpenFileAndRead) {
     ASSERT_TRUE(first && rest);
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(first->data()), first->size()), "hello ");
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(rest->data()), rest->size()), "capsa");
-    auto bad = file->read(0);
-    ASSERT_FALSE(bad);
-    EXPECT_EQ(bad.error().code, Errc::kInvalidArgument);
+    EXPECT_THAT(file->read(0), ErrorIs(Errc::kInvalidArgument));
   }
   EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
 }
@@ -93,35 +92,18 @@ TEST_F(SdkTest, ExactErrorsForMissingWrongAndUnknownGrantsThenStillServes) {
     TestSupervisor sup(root_);
     auto ctx = Context::from_port(sup.take_worker_end());
     ASSERT_TRUE(ctx);
-    auto missing = ctx->get("nope", "fs.Directory");
-    ASSERT_FALSE(missing);
-    EXPECT_EQ(missing.error().code, Errc::kNotFound);
-    EXPECT_EQ(missing.error().message, "no grant named nope");
-
-    auto wrong = Directory::get(*ctx, "logs");
-    ASSERT_FALSE(wrong);
-    EXPECT_EQ(wrong.error().code, Errc::kNotFound);
-    EXPECT_EQ(wrong.error().message, "grant logs is log.Sink, not fs.Directory");
-
-    auto alien = ctx->get("alien", "x.Unknown");
-    ASSERT_FALSE(alien);
-    EXPECT_EQ(alien.error().code, Errc::kNotFound);
-    EXPECT_EQ(alien.error().message,
-              "grant alien is interface x.Unknown, which this worker SDK does not know");
-
-    auto portless = ctx->get("portless", "fs.Directory");
-    ASSERT_FALSE(portless);
-    EXPECT_EQ(portless.error().code, Errc::kBadMessage);
-    EXPECT_EQ(portless.error().message, "bootstrap reply for portless carries no port");
+    EXPECT_THAT(ctx->get("nope", "fs.Directory"), ErrorIs(Errc::kNotFound, "no grant named nope"));
+    EXPECT_THAT(Directory::get(*ctx, "logs"),
+                ErrorIs(Errc::kNotFound, "grant logs is log.Sink, not fs.Directory"));
+    EXPECT_THAT(ctx->get("alien", "x.Unknown"),
+                ErrorIs(Errc::kNotFound, "grant alien is interface x.Unknown, which this worker SDK does not know"));
+    EXPECT_THAT(ctx->get("portless", "fs.Directory"),
+                ErrorIs(Errc::kBadMessage, "bootstrap reply for portless carries no port"));
 
     auto outside = Directory::get(*ctx, "docs");
     ASSERT_TRUE(outside);
-    auto esc = outside->open_file("../etc/passwd");
-    ASSERT_FALSE(esc);
-    EXPECT_EQ(esc.error().code, Errc::kDenied);
-    auto nofile = outside->open_file("missing.txt");
-    ASSERT_FALSE(nofile);
-    EXPECT_EQ(nofile.error().code, Errc::kNotFound);
+    EXPECT_THAT(outside->open_file("../etc/passwd"), ErrorIs(Errc::kDenied));
+    EXPECT_THAT(outside->open_file("missing.txt"), ErrorIs(Errc::kNotFound));
     // Still serving after every refusal.
     EXPECT_TRUE(outside->open_file("a.txt"));
     EXPECT_EQ(outside->capability().state(), CapabilityState::kLive);
@@ -136,10 +118,8 @@ TEST_F(SdkTest, MethodOutsideRightsIsDeniedLocallyAndOthersWork) {
   auto ro = Directory::get(*ctx, "ro_docs");
   ASSERT_TRUE(ro);
   EXPECT_FALSE(ro->capability().allows("OpenFile"));
-  auto denied = ro->open_file("a.txt");
-  ASSERT_FALSE(denied);
-  EXPECT_EQ(denied.error().code, Errc::kDenied);
-  EXPECT_EQ(denied.error().message, "method OpenFile is not in the rights of grant ro_docs");
+  EXPECT_THAT(ro->open_file("a.txt"),
+              ErrorIs(Errc::kDenied, "method OpenFile is not in the rights of grant ro_docs"));
   EXPECT_TRUE(ro->list(""));
 }
 
@@ -158,15 +138,11 @@ TEST_F(SdkTest, RevokedMidCallFailsWithRevokedAndRunsTheCallbackOnce) {
       seen = s;
     });
     ASSERT_TRUE(log->write(LogSink::Level::kInfo, "first line"));
-    auto r = log->write(LogSink::Level::kInfo, "revoke-me");
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, Errc::kRevoked);
+    EXPECT_THAT(log->write(LogSink::Level::kInfo, "revoke-me"), ErrorIs(Errc::kRevoked));
     EXPECT_EQ(log->capability().state(), CapabilityState::kRevoked);
     EXPECT_EQ(callbacks, 1);
     EXPECT_EQ(seen, CapabilityState::kRevoked);
-    auto after = log->write(LogSink::Level::kInfo, "after");
-    ASSERT_FALSE(after);
-    EXPECT_EQ(after.error().code, Errc::kRevoked);
+    EXPECT_THAT(log->write(LogSink::Level::kInfo, "after"), ErrorIs(Errc::kRevoked));
     EXPECT_EQ(callbacks, 1);
     EXPECT_EQ(sup.log_lines(), (std::vector<std::string>{"first line", "revoke-me"}));
     // The bootstrap still serves.
@@ -185,9 +161,7 @@ TEST_F(SdkTest, RevokeWhileIdleIsObservableAfterTheFact) {
   sup.revoke_all();
   // No call in flight: the state is read from the port (POLLHUP).
   EXPECT_EQ(docs->capability().state(), CapabilityState::kRevoked);
-  auto r = docs->list("");
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, Errc::kRevoked);
+  EXPECT_THAT(docs->list(""), ErrorIs(Errc::kRevoked));
 }
 
 TEST_F(SdkTest, AsyncSubmitCompletesFromOnReadable) {
@@ -233,10 +207,8 @@ TEST_F(SdkTest, AttenuateNarrowsRights) {
     auto docs2 = ctx->get("docs", "fs.Directory");
     ASSERT_TRUE(docs2);
     std::string_view bogus[] = {"Delete"};
-    auto bad = ctx->attenuate(std::move(*docs2), bogus);
-    ASSERT_FALSE(bad);
-    EXPECT_EQ(bad.error().code, Errc::kNotFound);
-    EXPECT_EQ(bad.error().message, "fs.Directory has no method Delete");
+    EXPECT_THAT(ctx->attenuate(std::move(*docs2), bogus),
+                ErrorIs(Errc::kNotFound, "fs.Directory has no method Delete"));
   }
   EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
 }
@@ -266,10 +238,8 @@ TEST(SdkDirectory, ListReplyWhoseEntriesShareOneLongNameIsRefused) {
     ASSERT_TRUE(cap);
     auto dir = Directory::wrap(std::move(*cap));
     ASSERT_TRUE(dir);
-    auto listing = dir->list("");
-    ASSERT_FALSE(listing);
-    EXPECT_EQ(listing.error().code, Errc::kBadMessage);
-    EXPECT_EQ(listing.error().message, "fs.Directory.List reply names more bytes than it holds");
+    EXPECT_THAT(dir->list(""),
+                ErrorIs(Errc::kBadMessage, "fs.Directory.List reply names more bytes than it holds"));
     dir = std::unexpected(Error{});  // closes the client end: the server's run() returns
     serving.join();
   }
@@ -281,16 +251,11 @@ TEST(SdkContext, FromFdRefusesAnFdThatIsNotAPortAndClosesIt) {
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
   ::close(p[1]);
-  auto ctx = Context::from_fd(p[0]);
-  ASSERT_FALSE(ctx);
-  EXPECT_EQ(ctx.error().code, Errc::kInvalidArgument);
-  EXPECT_NE(ctx.error().message.find("is not a capsa port"), std::string::npos)
-      << ctx.error().message;
+  EXPECT_THAT(Context::from_fd(p[0]),
+              ErrorIs(Errc::kInvalidArgument, ::testing::HasSubstr("is not a capsa port")));
   EXPECT_EQ(::fcntl(p[0], F_GETFD), -1) << "the refused fd was closed";
   EXPECT_EQ(leaks.leaked(), 0);
-  auto none = Context::from_fd(999);
-  ASSERT_FALSE(none);
-  EXPECT_EQ(none.error().code, Errc::kInvalidArgument);
+  EXPECT_THAT(Context::from_fd(999), ErrorIs(Errc::kInvalidArgument));
 }
 
 }  // namespace

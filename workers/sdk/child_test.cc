@@ -4,24 +4,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
-
 #include <gtest/gtest.h>
 
 #include "tests/support/fd_count.h"
+#include "tests/support/temp_dir.h"
 #include "workers/sdk/testdata/test_peer.h"
 
 namespace capsa::worker::testing {
 namespace {
 
 TEST(SdkChild, WorkerProcessUsesTheSdkOnFd3) {
-  char tmpl[] = "/tmp/capsa-sdk-child-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  std::filesystem::path root = tmpl;
-  std::ofstream(root / "a.txt") << "hello capsa";
+  capsa::testing::TempDir root("capsa-sdk-child");
+  root.write("a.txt", "hello capsa");
   capsa::testing::FdLeakCheck leaks;
   {
-    TestSupervisor sup(root);
+    TestSupervisor sup(root.path());
     Port worker_end = sup.take_worker_end();
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
@@ -46,7 +43,6 @@ TEST(SdkChild, WorkerProcessUsesTheSdkOnFd3) {
     EXPECT_EQ(sup.log_lines(), (std::vector<std::string>{"child read: hello capsa"}));
   }  // the child's exit closed its ports, so every service thread has ended
   EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
-  std::filesystem::remove_all(root);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "demo_word_count_generated.h"
 #include "workers/examples/asker/texts.h"
 #include "workers/sdk/builtins.h"
+#include "workers/sdk/plugin.h"
 
 namespace {
 
@@ -32,11 +33,7 @@ using capsa::Error;
 using capsa::Result;
 using namespace capsa::worker;
 
-int fail(std::string_view what, const Error& e) {
-  std::fprintf(stderr, "asker: %.*s: %s\n", static_cast<int>(what.size()), what.data(),
-               e.to_string().c_str());
-  return 1;
-}
+constexpr Plugin kPlugin{"asker"};
 
 std::string describe(const demo::CountReply& r) {
   return std::to_string(r.words()) + " words, " + std::to_string(r.lines()) + " lines, " +
@@ -66,24 +63,20 @@ Result<capsa::Message> count_blob(Capability& wc, std::string_view text) {
 }  // namespace
 
 int main(int argc, char**) {
-  if (argc != 1) {
-    std::fprintf(stderr, "usage: asker   (takes no arguments)\n");
-    return 2;
-  }
-  auto ctx = Context::from_fd();
-  if (!ctx) return fail("bootstrap port (fd 3)", ctx.error());
-  auto log = LogSink::get(*ctx, "log");
-  if (!log) return fail("grant \"log\"", log.error());
-  auto wc = ctx->get("wordcount", capsa::interfaces::kWordCount);
-  if (!wc) return fail("channel \"wordcount\"", wc.error());
+  if (argc != 1) return kPlugin.usage("asker   (takes no arguments)");
+  auto start = kPlugin.start();
+  if (!start) return kExitFailed;
+  auto& [ctx, log] = *start;
+  auto wc = ctx.get("wordcount", capsa::interfaces::kWordCount);
+  if (!wc) return kPlugin.fail("channel \"wordcount\"", wc.error());
 
-  if (auto r = log->write(LogSink::Level::kInfo,
+  if (auto r = log.write(LogSink::Level::kInfo,
                           "\"wordcount\" came from the bootstrap Get as a demo.WordCount port "
                           "(socket inode " + std::to_string(capsa::socket_inode(wc->fd())) +
                               "); the Count calls below go over that port, not through the "
                               "bootstrap port");
       !r) {
-    return fail("log", r.error());
+    return kPlugin.fail("log", r.error());
   }
 
   namespace texts = capsa::examples::asker;
@@ -97,17 +90,17 @@ int main(int argc, char**) {
   for (const auto& ask : asks) {
     ++n;
     auto reply = ask.as_blob ? count_blob(*wc, ask.text) : count_inline(*wc, ask.text);
-    if (!reply) return fail("Count #" + std::to_string(n), reply.error());
+    if (!reply) return kPlugin.fail("Count #" + std::to_string(n), reply.error());
     std::string line = "answer " + std::to_string(n) + " (" +
                        (ask.as_blob ? "sealed blob" : "inline text") + ", " +
                        std::to_string(ask.text.size()) +
                        " bytes sent): " + describe(*reply->payload_as<demo::CountReply>());
-    if (auto r = log->write(LogSink::Level::kInfo, line); !r) return fail("log", r.error());
+    if (auto r = log.write(LogSink::Level::kInfo, line); !r) return kPlugin.fail("log", r.error());
   }
-  if (auto r = log->write(LogSink::Level::kInfo,
+  if (auto r = log.write(LogSink::Level::kInfo,
                           "done: " + std::to_string(n) + " answers; closing the channel");
       !r) {
-    return fail("log", r.error());
+    return kPlugin.fail("log", r.error());
   }
-  return 0;  // the channel end closes with the process: the counter sees it and exits
+  return kExitOk;  // the channel end closes with the process: the counter sees it and exits
 }

@@ -23,6 +23,7 @@
 #include "demo_word_count_generated.h"
 #include "workers/examples/wordcount/count.h"
 #include "workers/sdk/builtins.h"
+#include "workers/sdk/plugin.h"
 
 namespace {
 
@@ -35,18 +36,12 @@ using namespace capsa::worker;
 // space; a bigger blob is answered `bad message` without being mapped.
 constexpr std::size_t kMaxBlobBytes = 16u << 20;
 
-int fail(std::string_view what, const Error& e) {
-  std::fprintf(stderr, "counter: %.*s: %s\n", static_cast<int>(what.size()), what.data(),
-               e.to_string().c_str());
-  return 1;
-}
+constexpr Plugin kPlugin{"counter"};
 
 // Logs a line; a refused log write is reported on stderr and does not stop
 // the service (the asker is still owed its answers).
 void say(LogSink& log, std::string_view line) {
-  if (auto r = log.write(LogSink::Level::kInfo, line); !r) {
-    std::fprintf(stderr, "counter: log: %s\n", r.error().to_string().c_str());
-  }
+  if (auto r = log.write(LogSink::Level::kInfo, line); !r) kPlugin.fail("log", r.error());
 }
 
 std::string describe(const capsa::examples::TextStats& s) {
@@ -57,30 +52,26 @@ std::string describe(const capsa::examples::TextStats& s) {
 }  // namespace
 
 int main(int argc, char**) {
-  if (argc != 1) {
-    std::fprintf(stderr, "usage: counter   (takes no arguments)\n");
-    return 2;
-  }
-  auto ctx = Context::from_fd();
-  if (!ctx) return fail("bootstrap port (fd 3)", ctx.error());
-  auto log = LogSink::get(*ctx, "log");
-  if (!log) return fail("grant \"log\"", log.error());
-  auto channel = ctx->get("wordcount", capsa::interfaces::kWordCount);
-  if (!channel) return fail("channel \"wordcount\"", channel.error());
+  if (argc != 1) return kPlugin.usage("counter   (takes no arguments)");
+  auto start = kPlugin.start();
+  if (!start) return kExitFailed;
+  auto& [ctx, log] = *start;
+  auto channel = ctx.get("wordcount", capsa::interfaces::kWordCount);
+  if (!channel) return kPlugin.fail("channel \"wordcount\"", channel.error());
 
   // A channel end is handed out like any capability, but this side serves
   // it: take the raw port out of the client-side wrapper.
   capsa::Port port = channel->release();
-  say(*log, "serving demo.WordCount on the \"wordcount\" port from the bootstrap Get "
+  say(log, "serving demo.WordCount on the \"wordcount\" port from the bootstrap Get "
             "(socket inode " + std::to_string(port.inode()) +
                 "); requests arrive on that port, not through the bootstrap port");
 
   capsa::ServerOptions options;  // a bad request closes the port (Mojo's rule)
   options.report = [&](const Error& e, const capsa::EnvelopeInfo&) {
-    say(*log, "refused a request: " + e.to_string());
+    say(log, "refused a request: " + e.to_string());
   };
-  auto server = ctx->serve(std::move(port), capsa::interfaces::kWordCount, std::move(options));
-  if (!server) return fail("serve demo.WordCount", server.error());
+  auto server = ctx.serve(std::move(port), capsa::interfaces::kWordCount, std::move(options));
+  if (!server) return kPlugin.fail("serve demo.WordCount", server.error());
 
   std::uint64_t served = 0;
   auto handler = [&](capsa::Message& request, capsa::Reply& reply) -> Result<void> {
@@ -106,16 +97,16 @@ int main(int argc, char**) {
           std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
       how = "sealed blob";
     }
-    say(*log, "served Count #" + std::to_string(++served) + " (" + how + "): " + describe(stats));
+    say(log, "served Count #" + std::to_string(++served) + " (" + how + "): " + describe(stats));
     auto& fbb = reply.builder();
     fbb.Finish(demo::CreateCountReply(fbb, stats.words, stats.lines, stats.bytes));
     return {};
   };
-  if (auto r = (*server)->on("Count", handler); !r) return fail("serve demo.WordCount", r.error());
+  if (auto r = (*server)->on("Count", handler); !r) return kPlugin.fail("serve demo.WordCount", r.error());
 
   // Serves until the asker closes its end (ok) or the port breaks.
-  if (auto r = (*server)->run(); !r) return fail("the \"wordcount\" channel", r.error());
-  say(*log, "the asker closed the channel after " + std::to_string(served) +
+  if (auto r = (*server)->run(); !r) return kPlugin.fail("the \"wordcount\" channel", r.error());
+  say(log, "the asker closed the channel after " + std::to_string(served) +
                 " requests; exiting");
-  return 0;
+  return kExitOk;
 }

@@ -39,6 +39,7 @@
 #include "capabilities/interfaces/builtin.h"
 #include "fs_directory_generated.h"
 #include "workers/sdk/builtins.h"
+#include "workers/sdk/plugin.h"
 
 namespace {
 
@@ -162,25 +163,16 @@ void send_malformed(Context& ctx, Reporter& out) {
 }  // namespace
 
 int main(int argc, char**) {
-  if (argc != 1) {
-    std::fprintf(stderr, "usage: hostile   (takes no arguments)\n");
-    return 2;
-  }
-  auto ctx = Context::from_fd();
-  if (!ctx) {
-    std::fprintf(stderr, "hostile: bootstrap port (fd 3): %s\n", ctx.error().to_string().c_str());
-    return 1;
-  }
-  auto log = LogSink::get(*ctx, "log");
-  if (!log) {
-    std::fprintf(stderr, "hostile: grant \"log\": %s\n", log.error().to_string().c_str());
-    return 1;
-  }
-  Reporter out(std::move(*log));
+  constexpr Plugin kPlugin{"hostile"};
+  if (argc != 1) return kPlugin.usage("hostile   (takes no arguments)");
+  auto start = kPlugin.start();
+  if (!start) return kExitFailed;
+  auto& [ctx, log] = *start;
+  Reporter out(std::move(log));
   read_passwd(out);
   open_socket(out);
-  get_ungranted(*ctx, out);
-  call_outside_rights(*ctx, out);
-  send_malformed(*ctx, out);
-  return 0;
+  get_ungranted(ctx, out);
+  call_outside_rights(ctx, out);
+  send_malformed(ctx, out);
+  return kExitOk;
 }

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "workers/sdk/builtins.h"
+#include "workers/sdk/plugin.h"
 
 using namespace capsa;
 using namespace capsa::worker;
@@ -29,11 +30,7 @@ namespace {
 constexpr auto kPause = std::chrono::milliseconds(300);
 constexpr int kMaxLines = 200;
 
-int fail(std::string_view what, const Error& e) {
-  std::fprintf(stderr, "reader: %.*s: %s\n", static_cast<int>(what.size()), what.data(),
-               e.to_string().c_str());
-  return 1;
-}
+constexpr Plugin kPlugin{"reader"};
 
 }  // namespace
 
@@ -45,18 +42,16 @@ int main(int argc, char** argv) {
     if (flag == "--file") file = argv[i + 1];
   }
   if (texts.empty() || file.empty()) {
-    std::fprintf(stderr, "usage: reader --texts NAME --file FILE\n");
-    return 2;
+    return kPlugin.usage("reader --texts NAME --file FILE");
   }
-  auto ctx = Context::from_fd();
-  if (!ctx) return fail("bootstrap", ctx.error());
-  auto log = LogSink::get(*ctx, "log");
-  if (!log) return fail("log", log.error());
-  auto dir = Directory::get(*ctx, texts);
-  if (!dir) return fail(texts, dir.error());
-  auto f = dir->open(*ctx, file);
-  if (!f) return fail(file, f.error());
-  (void)log->write(LogSink::Level::kInfo, "reading " + file + " through an fs.File capability");
+  auto start = kPlugin.start();
+  if (!start) return kExitFailed;
+  auto& [ctx, log] = *start;
+  auto dir = Directory::get(ctx, texts);
+  if (!dir) return kPlugin.fail(texts, dir.error());
+  auto f = dir->open(ctx, file);
+  if (!f) return kPlugin.fail(file, f.error());
+  (void)log.write(LogSink::Level::kInfo, "reading " + file + " through an fs.File capability");
 
   std::string pending;  // bytes read but not yet logged (no newline yet)
   std::int64_t offset = 0;
@@ -64,12 +59,12 @@ int main(int argc, char** argv) {
     auto chunk = f->read(256, offset);
     if (!chunk) {
       if (chunk.error().code == Errc::kRevoked) {
-        (void)log->write(LogSink::Level::kWarning,
+        (void)log.write(LogSink::Level::kWarning,
                          "the file capability was revoked (" + chunk.error().message +
                              "); stopping");
-        return 0;
+        return kExitOk;
       }
-      return fail("read", chunk.error());
+      return kPlugin.fail("read", chunk.error());
     }
     if (chunk->empty()) {  // end of file: from the top again
       offset = 0;
@@ -81,12 +76,12 @@ int main(int argc, char** argv) {
       std::string line = pending.substr(0, nl);
       pending.erase(0, nl + 1);
       if (line.empty()) continue;
-      (void)log->write(LogSink::Level::kInfo, "line: " + line.substr(0, 100));
+      (void)log.write(LogSink::Level::kInfo, "line: " + line.substr(0, 100));
       ++lines;
       std::this_thread::sleep_for(kPause);
     }
   }
-  (void)log->write(LogSink::Level::kInfo, "read " + std::to_string(kMaxLines) +
+  (void)log.write(LogSink::Level::kInfo, "read " + std::to_string(kMaxLines) +
                                               " lines without being revoked; stopping");
-  return 1;
+  return kExitFailed;
 }

@@ -17,6 +17,7 @@
 #include "capabilities/sys.h"
 #include "capsa_bootstrap_generated.h"
 #include "fs_directory_generated.h"
+#include "workers/sdk/testdata/list_reply.h"
 
 namespace capsa::examples::testing {
 
@@ -50,13 +51,6 @@ Result<void> plain_name(std::string_view p) {
     return make_error(Errc::kDenied, "path " + std::string(p) + " is not a plain name in the root");
   }
   return {};
-}
-
-fs::EntryType entry_type(const std::filesystem::directory_entry& e) {
-  if (e.is_symlink()) return fs::EntryType::Symlink;
-  if (e.is_regular_file()) return fs::EntryType::Regular;
-  if (e.is_directory()) return fs::EntryType::Directory;
-  return fs::EntryType::Other;
 }
 
 }  // namespace
@@ -210,17 +204,7 @@ void PluginHost::add_directory_handlers(Server& s, std::filesystem::path root) {
   (void)s.on("List", [root](Message& m, Reply& reply) -> Result<void> {
     auto path = sv(m.payload_as<fs::ListRequest>()->path());
     if (!is_root(path)) return make_error(Errc::kNotFound, "only the root is listed here");
-    std::vector<std::filesystem::directory_entry> es;
-    for (const auto& e : std::filesystem::directory_iterator(root)) es.push_back(e);
-    std::sort(es.begin(), es.end());
-    auto& fbb = reply.builder();
-    std::vector<flatbuffers::Offset<fs::Entry>> v;
-    for (const auto& e : es) {
-      auto type = entry_type(e);
-      std::uint64_t size = type == fs::EntryType::Regular ? e.file_size() : 0;
-      v.push_back(fs::CreateEntry(fbb, fbb.CreateString(e.path().filename().string()), type, size));
-    }
-    fbb.Finish(fs::CreateListReply(fbb, fbb.CreateVector(v), false));
+    worker::testing::finish_list_reply(reply.builder(), root);
     return {};
   });
   (void)s.on("OpenFile", [root](Message& m, Reply& reply) -> Result<void> {

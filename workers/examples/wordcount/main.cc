@@ -24,6 +24,7 @@
 #include "capabilities/sys.h"
 #include "workers/examples/wordcount/count.h"
 #include "workers/sdk/builtins.h"
+#include "workers/sdk/plugin.h"
 
 namespace {
 
@@ -38,11 +39,7 @@ using namespace capsa::worker;
 // (128 MiB of address space) and the whole text is held while counted.
 constexpr std::size_t kMaxTextBytes = 16u << 20;
 
-int fail(std::string_view what, const Error& e) {
-  std::fprintf(stderr, "wordcount: %.*s: %s\n", static_cast<int>(what.size()), what.data(),
-               e.to_string().c_str());
-  return 1;
-}
+constexpr Plugin kPlugin{"wordcount"};
 
 // Reads `fd` to its end. The file is the host's and may grow while we read
 // it: past kMaxTextBytes we stop and fail instead of trusting the size the
@@ -67,58 +64,56 @@ Result<std::string> read_text(const Fd& fd, std::string_view name) {
 
 int main(int argc, char** argv) {
   if (argc != 3 || std::string_view(argv[1]) != "--texts") {
-    std::fprintf(stderr, "usage: wordcount --texts GRANT   (GRANT: an fs.Directory grant)\n");
-    return 2;
+    return kPlugin.usage("wordcount --texts GRANT   (GRANT: an fs.Directory grant)");
   }
   const std::string texts_grant = argv[2];
 
-  auto ctx = Context::from_fd();
-  if (!ctx) return fail("bootstrap port (fd 3)", ctx.error());
-  auto log = LogSink::get(*ctx, "log");
-  if (!log) return fail("grant \"log\"", log.error());
-  auto texts = Directory::get(*ctx, texts_grant);
-  if (!texts) return fail("grant \"" + texts_grant + "\"", texts.error());
+  auto start = kPlugin.start();
+  if (!start) return kExitFailed;
+  auto& [ctx, log] = *start;
+  auto texts = Directory::get(ctx, texts_grant);
+  if (!texts) return kPlugin.fail("grant \"" + texts_grant + "\"", texts.error());
 
   // "." is the grant's root.
   auto listing = texts->list(".");
-  if (!listing) return fail("List of \"" + texts_grant + "\"", listing.error());
+  if (!listing) return kPlugin.fail("List of \"" + texts_grant + "\"", listing.error());
 
   capsa::examples::WordFrequencies freq;
   std::size_t files = 0;
   for (const auto& entry : listing->entries) {
     if (entry.type != EntryType::kRegular || !entry.name.ends_with(".txt")) continue;
     if (entry.size > kMaxTextBytes) {
-      if (auto r = log->write(LogSink::Level::kWarning,
+      if (auto r = log.write(LogSink::Level::kWarning,
                               "skipped " + entry.name + ": " + std::to_string(entry.size) +
                                   " bytes, over the " + std::to_string(kMaxTextBytes) +
                                   "-byte limit");
           !r) {
-        return fail("log", r.error());
+        return kPlugin.fail("log", r.error());
       }
       continue;
     }
     // OpenFile hands over a read-only fd: the reads below do not go
     // through the supervisor (fast, but not revocable once handed over).
     auto fd = texts->open_file(entry.name);
-    if (!fd) return fail("OpenFile " + entry.name, fd.error());
+    if (!fd) return kPlugin.fail("OpenFile " + entry.name, fd.error());
     auto text = read_text(*fd, entry.name);
-    if (!text) return fail("read " + entry.name, text.error());
+    if (!text) return kPlugin.fail("read " + entry.name, text.error());
     freq.add_text(*text);
     ++files;
   }
   if (listing->truncated) {
     // No paging in fs.Directory.List yet: say so rather than report a
     // partial count as if it were whole.
-    if (auto r = log->write(LogSink::Level::kWarning,
+    if (auto r = log.write(LogSink::Level::kWarning,
                             "the listing was truncated: files after the first " +
                                 std::to_string(listing->entries.size()) + " entries not counted");
         !r) {
-      return fail("log", r.error());
+      return kPlugin.fail("log", r.error());
     }
   }
 
   for (const auto& line : capsa::examples::report_lines(freq, files)) {
-    if (auto r = log->write(LogSink::Level::kInfo, line); !r) return fail("log", r.error());
+    if (auto r = log.write(LogSink::Level::kInfo, line); !r) return kPlugin.fail("log", r.error());
   }
-  return 0;
+  return kExitOk;
 }

@@ -14,6 +14,7 @@
 #include "capsa_bootstrap_generated.h"
 #include "fs_directory_generated.h"
 #include "fs_file_generated.h"
+#include "workers/sdk/testdata/list_reply.h"
 
 namespace capsa::worker::testing {
 
@@ -204,18 +205,7 @@ void TestSupervisor::add_handlers(Server& s, const std::string& interface, int o
     (void)s.on("List", [this](Message& m, Reply& reply) -> Result<void> {
       auto path = sv(m.payload_as<fs::ListRequest>()->path());
       if (!path.empty()) return make_error(Errc::kNotFound, "only the root is listed here");
-      std::vector<std::filesystem::directory_entry> es;
-      for (const auto& e : std::filesystem::directory_iterator(root_)) es.push_back(e);
-      std::sort(es.begin(), es.end());
-      auto& fbb = reply.builder();
-      std::vector<flatbuffers::Offset<fs::Entry>> v;
-      for (const auto& e : es) {
-        bool reg = e.is_regular_file();
-        v.push_back(fs::CreateEntry(fbb, fbb.CreateString(e.path().filename().string()),
-                                    reg ? fs::EntryType::Regular : fs::EntryType::Directory,
-                                    reg ? e.file_size() : 0));
-      }
-      fbb.Finish(fs::CreateListReply(fbb, fbb.CreateVector(v), false));
+      finish_list_reply(reply.builder(), root_);
       return {};
     });
   } else if (interface == interfaces::kFile) {
