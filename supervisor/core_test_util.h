@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -18,6 +17,7 @@
 #include "capabilities/interface_registry.h"
 #include "echo_bfbs.h"
 #include "supervisor/grant_table.h"
+#include "tests/support/temp_dir.h"
 
 namespace capsa::supervisor::testing {
 
@@ -98,9 +98,8 @@ class HoldingService final : public ServiceObject {
 class CoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/capsa-core-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
     ASSERT_TRUE(registry_.load(schemas::echo_bfbs()));
     echo_ = registry_.find("capsa.test.Echo");
     ASSERT_NE(echo_, nullptr);
@@ -123,7 +122,6 @@ class CoreTest : public ::testing::Test {
   void TearDown() override {
     held_.calls.clear();  // answered `failed` while the table still stands
     table_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   // Mints an Echo grant for the worker and returns its id and the
@@ -160,6 +158,7 @@ class CoreTest : public ::testing::Test {
   }
 
   static constexpr std::size_t kEndedKept = 4;
+  capsa::testing::TempDir tmp_;
   std::string dir_;
   InterfaceRegistry registry_;
   const Interface* echo_ = nullptr;

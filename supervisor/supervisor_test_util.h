@@ -12,7 +12,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <deque>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -29,16 +28,12 @@
 #include "echo_generated.h"
 #include "policy/builder.h"
 #include "supervisor/supervisor.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_programs.h"
 
 namespace capsa::supervisor::testing {
 
-// The folder of the test binary and its helper programs. A suite run as
-// uid 65534 from a copy (capsa_add_sandbox_test) is told it through
-// CAPSA_TEST_BIN_DIR.
-inline std::string test_bin_dir() {
-  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR"); d != nullptr && *d != '\0') return d;
-  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
-}
+using capsa::testing::test_bin_dir;  // where the helper programs are
 
 // A supervisor for the policy `fill` builds against `options`' APIs.
 // Fails the test and returns nullptr if the policy or the supervisor
@@ -157,22 +152,7 @@ inline WorkerView worker_view(const Supervisor& s, const std::string& name) {
   return {};
 }
 
-// A temporary directory, removed with its content.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/capsa-sup-test-XXXXXX";
-    const char* d = ::mkdtemp(tmpl);
-    path_ = d != nullptr ? d : "";
-  }
-  ~TempDir() {
-    if (!path_.empty()) (void)std::system(("rm -rf '" + path_ + "'").c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using capsa::testing::TempDir;  // a scratch directory, removed with its tree
 
 // capsa.Bootstrap through a raw Client (the SDK refuses interfaces it does
 // not know, such as the test Echo).
