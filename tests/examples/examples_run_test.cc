@@ -42,6 +42,10 @@ std::string layout_name(const ::testing::TestParamInfo<Layout>& info) {
   return info.param == Layout::kBuildTree ? "BuildTree" : "PrivateCheckout";
 }
 
+void PrintTo(Layout layout, std::ostream* os) {
+  *os << (layout == Layout::kBuildTree ? "build tree" : "private checkout");
+}
+
 // The example plugins (workers/examples), next to this binary.
 const char* const kPlugins[] = {"wordcount", "asker", "counter", "hostile", "reader"};
 
