@@ -77,15 +77,14 @@ void build_list_reply(flatbuffers::FlatBufferBuilder& fbb, const Listing& listin
   fbb.Finish(fs::CreateListReply(fbb, vec, listing.truncated || count < listing.entries.size()));
 }
 
-void DirectoryService::handle(Call call) {
-  const std::string& name = call.method().name;
-  if (name == "Open") return open(std::move(call));
-  if (name == "OpenFile") return open_file(std::move(call));
-  if (name == "List") return list(std::move(call));
-  if (name == "Stat") return stat(std::move(call));
-  // The supervisor validated the method against fs.Directory; one the
-  // schema has and this service lacks is our bug, answered, not a crash.
-  call.fail(Errc::kFailed, "fs.Directory." + name + " is not implemented");
+const MethodTable<DirectoryService, 4>& DirectoryService::methods() {
+  static constexpr MethodTable<DirectoryService, 4> kTable{
+      interfaces::kDirectory,
+      {{{0, "Open", &DirectoryService::open},
+        {1, "OpenFile", &DirectoryService::open_file},
+        {2, "List", &DirectoryService::list},
+        {3, "Stat", &DirectoryService::stat}}}};
+  return kTable;
 }
 
 void DirectoryService::open(Call call) {

@@ -62,14 +62,12 @@ std::unique_ptr<ServiceObject> FileService::clone() const {
   return std::unique_ptr<ServiceObject>(new FileService(file_, std::make_shared<Cursor>()));
 }
 
-void FileService::handle(Call call) {
-  const std::string& name = call.method().name;
-  if (name == "Read") return read(std::move(call));
-  if (name == "Seek") return seek(std::move(call));
-  if (name == "Stat") return stat(std::move(call));
-  // The supervisor validated the method against fs.File; a method the
-  // schema has and this service lacks is our bug, answered, not a crash.
-  call.fail(Errc::kFailed, "fs.File." + name + " is not implemented");
+const MethodTable<FileService, 3>& FileService::methods() {
+  static constexpr MethodTable<FileService, 3> kTable{interfaces::kFile,
+                                                     {{{0, "Read", &FileService::read},
+                                                       {1, "Seek", &FileService::seek},
+                                                       {2, "Stat", &FileService::stat}}}};
+  return kTable;
 }
 
 void FileService::read(Call call) {
