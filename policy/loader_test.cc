@@ -207,7 +207,7 @@ TEST_F(LoaderTest, DollarDollarIsALiteralDollar) {
 }
 
 // Every model value loads from its own name: the names agree with the
-// schema's (the values are static_asserted in schema_check.cc).
+// schema's (the values are static_asserted in policy/model.cc).
 TEST_F(LoaderTest, EachBadMessageActionLoadsFromItsName) {
   for (BadMessageAction a :
        {BadMessageAction::kReplyError, BadMessageAction::kClosePort, BadMessageAction::kKill}) {

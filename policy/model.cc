@@ -10,8 +10,8 @@ namespace {
 
 // The loader turns a policy's enum name into the schema's value and casts
 // it to the model's enum (schema_check.h: bad_message_action_value), so the
-// two enums must agree value by value. Checked at compile time: each switch is
-// exhaustive under -Wswitch -Werror (a value added to either enum without
+// two enums must agree value by value. Checked at compile time: each switch
+// is exhaustive under -Wswitch -Werror (a value added to either enum without
 // its counterpart does not build), and the round trips pin every value.
 namespace fbs = capsa::policy::schema;
 

@@ -26,7 +26,7 @@ void check_against_schema(const json::Value& root, const std::string& file, Diag
 std::optional<std::uint64_t> to_unsigned(const json::Value& v, bool allow_size);
 
 // The value of a BadMessageAction name in policy.fbs, for the loader, which
-// casts it to policy::BadMessageAction (model.h): schema_check.cc
+// casts it to policy::BadMessageAction (model.h): policy/model.cc
 // static_asserts that the two enums agree value by value.
 std::optional<std::uint8_t> bad_message_action_value(const std::string& name);
 
