@@ -40,13 +40,12 @@ Result<ReadResult> read_at(const Fd& file, std::int64_t offset, std::uint32_t ma
   out.data.resize(want);
   std::size_t got = 0;
   while (got < want) {
-    auto n = sys("pread", "fs.File", [&] {
-      return ::pread(file.get(), out.data.data() + got, want - got,
-                     static_cast<off_t>(offset + static_cast<std::int64_t>(got)));
-    });
-    if (!n) return std::unexpected(std::move(n.error()));
-    if (*n == 0) break;
-    got += static_cast<std::size_t>(*n);
+    CAPSA_ASSIGN_OR_RETURN(const ssize_t n, sys("pread", "fs.File", [&] {
+                             return ::pread(file.get(), out.data.data() + got, want - got,
+                                            static_cast<off_t>(offset + static_cast<std::int64_t>(got)));
+                           }));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
   }
   out.eof = got <= max_bytes;
   out.data.resize(out.eof ? got : max_bytes);
