@@ -15,14 +15,12 @@
 namespace capsa::testing {
 
 inline sandbox::Limits sandbox_test_limits() {
-  sandbox::Limits l;
-  l.address_space_bytes = 1ull << 30;
-  l.cpu_seconds = 30;
-  l.wall_seconds = 60;
-  l.max_processes = 64;
-  l.max_open_files = 256;
-  l.max_file_size_bytes = 16ull << 20;
-  return l;
+  return {.address_space_bytes = 1ull << 30,
+          .cpu_seconds = 30,
+          .wall_seconds = 60,
+          .max_processes = 64,
+          .max_open_files = 256,
+          .max_file_size_bytes = 16ull << 20};
 }
 
 }  // namespace capsa::testing

@@ -78,8 +78,8 @@ class MethodTable {
     }
   }
 
-  std::string_view interface() const noexcept { return interface_; }
-  const Entries& entries() const noexcept { return entries_; }
+  constexpr std::string_view interface() const noexcept { return interface_; }
+  constexpr const Entries& entries() const noexcept { return entries_; }
 
   // Runs the handler of the call's ordinal. An ordinal past the table or on
   // a gap is one the supervisor's validator accepted from a schema this
