@@ -161,6 +161,20 @@ TEST_F(DispatchTest, CheckRefusesAnEntryOnAGapAndAGapOnAMethod) {
                                            {{{0, "Echo", &EchoLike::echo}, {1, {}, nullptr}}}};
   EXPECT_EQ(refusal(kHole, *echo_),
             "method table of capsa.test.Echo: Put (ordinal 1) has no handler");
+
+  // Half an entry, either half, is refused even where the schema has a gap.
+  constexpr MethodTable<EchoLike, 4> kNameOnly{kEcho,
+                                               {{{0, "Echo", &EchoLike::echo},
+                                                 {1, "Put", &EchoLike::put},
+                                                 {2, "Tree", &EchoLike::tree},
+                                                 {3, "Retired", nullptr}}}};
+  EXPECT_EQ(refusal(kNameOnly, *echo_),
+            "method table of capsa.test.Echo: ordinal 3 needs both a name and a handler, or "
+            "neither (a gap)");
+  constexpr MethodTable<EchoLike, 1> kHandlerOnly{kEcho, {{{0, {}, &EchoLike::echo}}}};
+  EXPECT_EQ(refusal(kHandlerOnly, *echo_),
+            "method table of capsa.test.Echo: ordinal 0 needs both a name and a handler, or "
+            "neither (a gap)");
 }
 
 TEST_F(DispatchTest, CheckRefusesAnotherInterface) {
