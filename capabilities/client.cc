@@ -33,8 +33,7 @@ Result<std::uint64_t> Client::submit(std::uint32_t ordinal, std::span<const std:
   }
   const std::uint64_t id = next_id_++;
   Header h{MessageKind::kCall, id, ordinal, m->request.type_hash, Errc::kFailed, {}};
-  auto sent = send_message(port_, encoder_, h, payload, std::move(handles));
-  if (!sent) return std::unexpected(std::move(sent.error()));
+  CAPSA_TRY(send_message(port_, encoder_, h, payload, std::move(handles)));
   pending_.push_back(Pending{id, ordinal, std::move(done)});
   return id;
 }
@@ -122,14 +121,14 @@ void Client::set_peer_closed_error(Errc code, std::string text) {
 Result<Message> Client::call(std::uint32_t ordinal, std::span<const std::uint8_t> payload,
                              std::vector<Handle> handles) {
   std::optional<Result<Message>> result;
-  auto id = submit(ordinal, payload, std::move(handles),
-                   [&result](Result<Message> r) { result.emplace(std::move(r)); });
-  if (!id) return std::unexpected(std::move(id.error()));
+  CAPSA_ASSIGN_OR_RETURN(const std::uint64_t id,
+                         submit(ordinal, payload, std::move(handles),
+                                [&result](Result<Message> r) { result.emplace(std::move(r)); }));
   // The completion refers to `result` in this frame: every return that
   // leaves the call uncompleted must forget it first, or a later
   // on_readable() or fail_all() would write into a dead frame.
   auto give_up = [&](Error error) -> Result<Message> {
-    std::erase_if(pending_, [&](const Pending& p) { return p.id == *id; });
+    std::erase_if(pending_, [&](const Pending& p) { return p.id == id; });
     return std::unexpected(std::move(error));
   };
   while (!result) {

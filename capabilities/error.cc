@@ -31,4 +31,18 @@ std::string Error::to_string() const {
   return out;
 }
 
+Error Error::with_context(std::string_view context) const& {
+  return Error(*this).with_context(context);
+}
+
+Error Error::with_context(std::string_view context) && {
+  std::string prefixed(context);
+  if (!message.empty()) {
+    prefixed += ": ";
+    prefixed += message;
+  }
+  message = std::move(prefixed);
+  return std::move(*this);
+}
+
 }  // namespace capsa

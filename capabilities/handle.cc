@@ -134,21 +134,20 @@ Result<Fd> make_blob(std::span<const std::byte> data, std::string_view name) {
   if (!fd) return fd;
   std::size_t done = 0;
   while (done < data.size()) {
-    auto n = sys("write", label, [&] { return ::write(fd->get(), data.data() + done, data.size() - done); });
-    if (!n) return std::unexpected(n.error());
-    done += static_cast<std::size_t>(*n);
+    CAPSA_ASSIGN_OR_RETURN(
+        const auto n,
+        sys("write", label, [&] { return ::write(fd->get(), data.data() + done, data.size() - done); }));
+    done += static_cast<std::size_t>(n);
   }
-  auto sealed = sys("fcntl", "F_ADD_SEALS " + label,
-                    [&] { return ::fcntl(fd->get(), F_ADD_SEALS, kBlobSeals | F_SEAL_SEAL); });
-  if (!sealed) return std::unexpected(sealed.error());
+  CAPSA_TRY(sys("fcntl", "F_ADD_SEALS " + label,
+                [&] { return ::fcntl(fd->get(), F_ADD_SEALS, kBlobSeals | F_SEAL_SEAL); }));
   return fd;
 }
 
 Result<BlobView> BlobView::map(const Fd& blob, std::size_t max_bytes) {
-  if (auto ok = check_handle_kind(blob, HandleKind::kBlob); !ok) return std::unexpected(ok.error());
+  CAPSA_TRY(check_handle_kind(blob, HandleKind::kBlob));
   struct stat st {};
-  auto rc = sys("fstat", "blob", [&] { return ::fstat(blob.get(), &st); });
-  if (!rc) return std::unexpected(rc.error());
+  CAPSA_TRY(sys("fstat", "blob", [&] { return ::fstat(blob.get(), &st); }));
   auto size = static_cast<std::size_t>(st.st_size);
   // A sparse memfd of many GiB costs its sender nothing; reading it would
   // cost us. Refused before mapping.

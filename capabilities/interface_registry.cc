@@ -69,9 +69,7 @@ Result<TableInfo> table_info(const reflection::Object* obj) {
   t.object = obj;
   t.name = obj->name()->str();
   t.type_hash = payload_type_hash(t.name);
-  auto fields = handle_fields_of(*obj);
-  if (!fields) return std::unexpected(std::move(fields.error()));
-  t.handle_fields = std::move(*fields);
+  CAPSA_ASSIGN_OR_RETURN(t.handle_fields, handle_fields_of(*obj));
   return t;
 }
 
@@ -134,13 +132,12 @@ Result<std::unique_ptr<Interface>> InterfaceLoader::load(const reflection::Servi
   if (svc.calls() != nullptr) {
     for (const reflection::RPCCall* call : *svc.calls()) {
       std::string where = name + "." + call->name()->str();
-      auto ordinal = parse_ordinal(*call, where);
-      if (!ordinal) return std::unexpected(std::move(ordinal.error()));
+      CAPSA_ASSIGN_OR_RETURN(const auto ordinal, parse_ordinal(*call, where));
       auto req = table_info(call->request());
       if (!req) return load_error(where + ": " + req.error().message);
       auto rep = table_info(call->response());
       if (!rep) return load_error(where + ": " + rep.error().message);
-      methods.push_back(Method{call->name()->str(), *ordinal, std::move(*req), std::move(*rep)});
+      methods.push_back(Method{call->name()->str(), ordinal, std::move(*req), std::move(*rep)});
     }
   }
   if (methods.empty()) return load_error(name + " has no methods");
@@ -187,15 +184,14 @@ Result<void> InterfaceRegistry::load(std::span<const std::uint8_t> bfbs) {
   if (schema->services() == nullptr || schema->services()->size() == 0) {
     return load_error("the binary schema defines no rpc_service");
   }
-  if (auto ok = check_no_nested_handles(*schema); !ok) return ok;
+  CAPSA_TRY(check_no_nested_handles(*schema));
   std::vector<std::unique_ptr<Interface>> loaded;
   for (const reflection::Service* svc : *schema->services()) {
-    auto iface = InterfaceLoader::load(*svc, *schema);
-    if (!iface) return std::unexpected(std::move(iface.error()));
-    if (find((*iface)->name()) != nullptr) {
-      return load_error("interface " + std::string((*iface)->name()) + " is already loaded");
+    CAPSA_ASSIGN_OR_RETURN(auto iface, InterfaceLoader::load(*svc, *schema));
+    if (find(iface->name()) != nullptr) {
+      return load_error("interface " + std::string(iface->name()) + " is already loaded");
     }
-    loaded.push_back(std::move(*iface));
+    loaded.push_back(std::move(iface));
   }
   buffers_.push_back(std::move(buf));
   for (auto& i : loaded) interfaces_.push_back(std::move(i));

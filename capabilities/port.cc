@@ -34,11 +34,10 @@ Port::Port(Fd fd, std::uint64_t peer_inode)
     : fd_(std::move(fd)), inode_(socket_inode(fd_)), peer_inode_(peer_inode) {}
 
 Result<void> Port::set_nonblocking(bool on) {
-  auto flags = sys("fcntl", "F_GETFL", [&] { return ::fcntl(fd_.get(), F_GETFL); });
-  if (!flags) return std::unexpected(flags.error());
-  int want = on ? (*flags | O_NONBLOCK) : (*flags & ~O_NONBLOCK);
-  auto rc = sys("fcntl", "F_SETFL", [&] { return ::fcntl(fd_.get(), F_SETFL, want); });
-  if (!rc) return std::unexpected(rc.error());
+  CAPSA_ASSIGN_OR_RETURN(const int flags,
+                         sys("fcntl", "F_GETFL", [&] { return ::fcntl(fd_.get(), F_GETFL); }));
+  const int want = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  CAPSA_TRY(sys("fcntl", "F_SETFL", [&] { return ::fcntl(fd_.get(), F_SETFL, want); }));
   return {};
 }
 
@@ -104,7 +103,7 @@ Result<void> Port::send(std::span<const std::byte> bytes, std::vector<Fd> fds) {
       peer_closed_ = true;
       return make_error(Errc::kClosed, "the peer of this port is closed");
     }
-    return std::unexpected(rc.error());
+    return std::unexpected(std::move(rc).error());
   }
   // SEQPACKET sends whole packets or fails; a short count would be a kernel bug.
   if (static_cast<std::size_t>(*rc) != bytes.size()) {
@@ -147,7 +146,7 @@ Result<Packet> Port::receive() {
       peer_closed_ = true;
       return make_error(Errc::kClosed, "the peer of this port is closed");
     }
-    return std::unexpected(rc.error());
+    return std::unexpected(std::move(rc).error());
   }
   // Own every fd that arrived before looking at anything else, so that each
   // return below closes them.
@@ -194,9 +193,8 @@ Result<bool> Port::wait_readable(int timeout_ms) {
   // poll() ignores fd -1: without this a given-away port would wait forever.
   if (!fd_.valid()) return make_error(Errc::kClosed, "wait on a port that was given away");
   pollfd p{fd_.get(), POLLIN, 0};
-  auto rc = sys("poll", "port", [&] { return ::poll(&p, 1, timeout_ms); });
-  if (!rc) return std::unexpected(rc.error());
-  return *rc > 0;
+  CAPSA_ASSIGN_OR_RETURN(const int ready, sys("poll", "port", [&] { return ::poll(&p, 1, timeout_ms); }));
+  return ready > 0;
 }
 
 bool Port::peer_closed() {
@@ -210,9 +208,8 @@ bool Port::peer_closed() {
 
 Result<std::pair<Port, Port>> make_channel() {
   int sv[2];
-  auto rc = sys("socketpair", "AF_UNIX SOCK_SEQPACKET",
-                [&] { return ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv); });
-  if (!rc) return std::unexpected(rc.error());
+  CAPSA_TRY(sys("socketpair", "AF_UNIX SOCK_SEQPACKET",
+                [&] { return ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv); }));
   Fd a(sv[0]);
   Fd b(sv[1]);
   std::uint64_t ia = socket_inode(a);

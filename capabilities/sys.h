@@ -35,9 +35,8 @@ auto sys(std::string_view call, std::string_view context, F&& f)
 // Same, for calls that return a new fd: the fd is owned before returning.
 template <typename F>
 Result<Fd> sys_fd(std::string_view call, std::string_view context, F&& f) {
-  auto rc = sys(call, context, std::forward<F>(f));
-  if (!rc) return std::unexpected(std::move(rc.error()));
-  return Fd(static_cast<int>(*rc));
+  CAPSA_ASSIGN_OR_RETURN(auto rc, sys(call, context, std::forward<F>(f)));
+  return Fd(static_cast<int>(rc));
 }
 
 }  // namespace capsa

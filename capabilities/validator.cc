@@ -159,7 +159,7 @@ Result<Message> validate(Packet packet, const Interface& iface, const ValidateOp
   const Method* method = iface.method(env.method());
   Message msg;
   if (kind == MessageKind::kError) {
-    if (auto ok = check_error_envelope(env); !ok) return std::unexpected(std::move(ok.error()));
+    CAPSA_TRY(check_error_envelope(env));
     if (!packet.fds.empty()) return bad("an error message carries fds");
     const auto* text = env.error_text();
     auto code = static_cast<Errc>(env.error_code());
@@ -211,9 +211,7 @@ Result<Message> validate(Packet packet, const Interface& iface, const ValidateOp
   }
   if (!table.handle_fields.empty() || declared_count != 0) {
     const flatbuffers::Table& root = *flatbuffers::GetAnyRoot(payload->data());
-    if (auto ok = check_references(table, root, declared, iface, *method); !ok) {
-      return std::unexpected(std::move(ok.error()));
-    }
+    CAPSA_TRY(check_references(table, root, declared, iface, *method));
   }
 
   // 6. An fd for each declared handle, of the declared kind.

@@ -51,6 +51,10 @@ struct Limits {
   void set(LimitKind kind, std::uint64_t value) noexcept;
 };
 
+// RLIMIT_FSIZE of every worker: the largest file it can write (in its
+// /tmp); SIGXFSZ past it. Not settable by a policy (yet): one value for all.
+inline constexpr std::uint64_t kFileSizeLimitBytes = 16ull << 20;
+
 // Range of the private /tmp tmpfs (a sandbox setting, not an rlimit).
 inline constexpr std::uint64_t kDefaultTmpfsBytes = 16ull << 20;
 inline constexpr std::uint64_t kMinTmpfsBytes = 64ull << 10;

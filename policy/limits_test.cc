@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+#include <string>
+
 namespace capsa::policy {
 namespace {
 
@@ -43,6 +47,43 @@ TEST(Limits, DefaultsAreInsideTheirRanges) {
   }
   EXPECT_EQ(limit_spec(LimitKind::kMessageBytes).default_value, 65536u);
   EXPECT_EQ(limit_spec(LimitKind::kMessageBytes).max, 16u << 20);
+}
+
+// docs/POLICY.md has the one table of limits; its defaults and ranges are
+// these, so the page cannot drift from the code.
+std::string policy_md() {
+  std::ifstream in(std::string(CAPSA_DOCS_DIR) + "/POLICY.md");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string table_row(const std::string& doc, const std::string& first_cell) {
+  const std::string start = "\n| " + first_cell;
+  auto at = doc.find(start);
+  if (at == std::string::npos) return "";
+  return doc.substr(at + 1, doc.find('\n', at + 1) - at - 1);
+}
+
+TEST(Limits, PolicyMdTableStatesEachDefaultAndRange) {
+  const std::string doc = policy_md();
+  ASSERT_FALSE(doc.empty()) << CAPSA_DOCS_DIR "/POLICY.md";
+  for (const LimitSpec& s : limit_specs()) {
+    auto text = [&](std::uint64_t v) { return s.is_size ? format_size(v) : std::to_string(v); };
+    const std::string row =
+        table_row(doc, "`" + std::string(s.name) + "`" + (s.is_size ? " (size)" : ""));
+    ASSERT_FALSE(row.empty()) << s.name << " has no row";
+    EXPECT_NE(row.find("| `" + text(s.default_value) + "` | " + text(s.min) + ".." + text(s.max) +
+                       " |"),
+              std::string::npos)
+        << row;
+  }
+  EXPECT_NE(table_row(doc, "`sandbox.tmpfs_size` (size)")
+                .find("| `" + format_size(kDefaultTmpfsBytes) + "` | " + format_size(kMinTmpfsBytes) +
+                      ".." + format_size(kMaxTmpfsBytes) + " |"),
+            std::string::npos);
+  EXPECT_NE(table_row(doc, "file size (not settable)").find("| `" + format_size(kFileSizeLimitBytes) + "` |"),
+            std::string::npos);
 }
 
 }  // namespace

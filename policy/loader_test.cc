@@ -206,6 +206,18 @@ TEST_F(LoaderTest, DollarDollarIsALiteralDollar) {
   EXPECT_EQ(p->workers[1].args, (std::vector<std::string>{"${HOME}", "a$b"}));
 }
 
+// Every model value loads from its own name: the names agree with the
+// schema's (the values are static_asserted in policy/model.cc).
+TEST_F(LoaderTest, EachBadMessageActionLoadsFromItsName) {
+  for (BadMessageAction a :
+       {BadMessageAction::kReplyError, BadMessageAction::kClosePort, BadMessageAction::kKill}) {
+    const std::string name(to_string(a));
+    auto p = load(replace(kValid, "\"limits\":", "\"on_bad_message\": \"" + name + "\", \"limits\":"));
+    ASSERT_TRUE(p) << name << ": " << format_diagnostics(p.error());
+    EXPECT_EQ(p->workers[0].on_bad_message, a) << name;
+  }
+}
+
 TEST_F(LoaderTest, SyntaxErrorIsTheOnlyErrorWithItsPosition) {
   std::string t = replace(kValid, "\"log.Sink\",", "\"log.Sink\" ");
   auto p = load(t);

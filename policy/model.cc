@@ -1,8 +1,51 @@
 #include "policy/model.h"
 
 #include <algorithm>
+#include <cstdint>
+
+#include "policy_generated.h"  // the C++ enums flatc generates from policy.fbs
 
 namespace capsa::policy {
+namespace {
+
+// The loader turns a policy's enum name into the schema's value and casts
+// it to the model's enum (schema_check.h: bad_message_action_value), so the
+// two enums must agree value by value. Checked at compile time: each switch
+// is exhaustive under -Wswitch -Werror (a value added to either enum without
+// its counterpart does not build), and the round trips pin every value.
+namespace fbs = capsa::policy::schema;
+
+constexpr fbs::BadMessageAction to_schema(BadMessageAction a) {
+  switch (a) {
+    case BadMessageAction::kReplyError: return fbs::BadMessageAction::reply_error;
+    case BadMessageAction::kClosePort: return fbs::BadMessageAction::close_port;
+    case BadMessageAction::kKill: return fbs::BadMessageAction::kill;
+  }
+  return fbs::BadMessageAction::kill;  // unreachable for a valid enumerator
+}
+
+constexpr BadMessageAction to_model(fbs::BadMessageAction a) {
+  switch (a) {
+    case fbs::BadMessageAction::reply_error: return BadMessageAction::kReplyError;
+    case fbs::BadMessageAction::close_port: return BadMessageAction::kClosePort;
+    case fbs::BadMessageAction::kill: return BadMessageAction::kKill;
+  }
+  return BadMessageAction::kKill;  // unreachable for a valid enumerator
+}
+
+constexpr bool same_value(BadMessageAction model) {
+  return static_cast<std::uint8_t>(to_schema(model)) == static_cast<std::uint8_t>(model) &&
+         to_model(to_schema(model)) == model;
+}
+
+static_assert(same_value(BadMessageAction::kReplyError));
+static_assert(same_value(BadMessageAction::kClosePort));
+static_assert(same_value(BadMessageAction::kKill));
+static_assert(static_cast<int>(fbs::BadMessageAction::MIN) == 0 &&
+                  static_cast<int>(fbs::BadMessageAction::MAX) == 2,
+              "policy.fbs BadMessageAction has values the model does not");
+
+}  // namespace
 
 std::string to_string(const ConstraintValue& v) {
   if (const bool* b = std::get_if<bool>(&v)) return *b ? "true" : "false";

@@ -25,8 +25,9 @@ void check_against_schema(const json::Value& root, const std::string& file, Diag
 // or exponent, or (if `allow_size`) a "64M"-style string. nullopt otherwise.
 std::optional<std::uint64_t> to_unsigned(const json::Value& v, bool allow_size);
 
-// The names of the schema's BadMessageAction values, in enum order, for the
-// loader (the enum in policy/model.h follows the same order).
+// The value of a BadMessageAction name in policy.fbs, for the loader, which
+// casts it to policy::BadMessageAction (model.h): policy/model.cc
+// static_asserts that the two enums agree value by value.
 std::optional<std::uint8_t> bad_message_action_value(const std::string& name);
 
 }  // namespace capsa::policy

@@ -134,9 +134,7 @@ Result<Fd> open_host_file(HostFileUse use, const std::string& path, const Sandbo
     return std::unexpected(std::move(e));
   }
   struct stat st {};
-  if (auto rc = sys("fstat", path, [&] { return ::fstat(fd->get(), &st); }); !rc) {
-    return std::unexpected(std::move(rc.error()));
-  }
+  CAPSA_TRY(sys("fstat", path, [&] { return ::fstat(fd->get(), &st); }));
   if (S_ISLNK(st.st_mode)) {
     char target[4096];
     ssize_t n = ::readlinkat(fd->get(), "", target, sizeof target - 1);
@@ -150,8 +148,7 @@ Result<Fd> open_host_file(HostFileUse use, const std::string& path, const Sandbo
       return std::unexpected(
           problem(Errc::kInvalidArgument, use, path, "is neither a directory nor a regular file"));
     }
-    auto ok = check_bits(use, path, st, S_ISDIR(st.st_mode) ? 1u : 4u, id, false);
-    if (!ok) return std::unexpected(std::move(ok.error()));
+    CAPSA_TRY(check_bits(use, path, st, S_ISDIR(st.st_mode) ? 1u : 4u, id, false));
     return fd;
   }
   if (!S_ISREG(st.st_mode)) {
@@ -166,24 +163,18 @@ Result<Fd> open_host_file(HostFileUse use, const std::string& path, const Sandbo
                                    "execute it"));
   }
   bool script = use == HostFileUse::kProgram && is_script(*fd);
-  auto ok = check_bits(use, path, st, script ? 5u : 1u, id, script);
-  if (!ok) return std::unexpected(std::move(ok.error()));
+  CAPSA_TRY(check_bits(use, path, st, script ? 5u : 1u, id, script));
   return fd;
 }
 
 Result<HostFiles> open_host_files(const Spec& spec) {
   const SandboxIdentity id = sandbox_identity();
   HostFiles files;
-  auto launcher = open_host_file(HostFileUse::kLauncher, spec.launcher, id);
-  if (!launcher) return std::unexpected(std::move(launcher.error()));
-  files.launcher = std::move(*launcher);
-  auto program = open_host_file(HostFileUse::kProgram, spec.program, id);
-  if (!program) return std::unexpected(std::move(program.error()));
-  files.program = std::move(*program);
+  CAPSA_ASSIGN_OR_RETURN(files.launcher, open_host_file(HostFileUse::kLauncher, spec.launcher, id));
+  CAPSA_ASSIGN_OR_RETURN(files.program, open_host_file(HostFileUse::kProgram, spec.program, id));
   for (const Bind& b : spec.ro_binds) {
-    auto source = open_host_file(HostFileUse::kBindSource, b.source, id);
-    if (!source) return std::unexpected(std::move(source.error()));
-    files.binds.push_back(std::move(*source));
+    CAPSA_ASSIGN_OR_RETURN(Fd source, open_host_file(HostFileUse::kBindSource, b.source, id));
+    files.binds.push_back(std::move(source));
   }
   return files;
 }

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "sandbox/testdata/test_limits.h"
 #include "tests/support/fd_count.h"
 
 namespace capsa::sandbox {
@@ -241,7 +242,12 @@ TEST(HostFile, HostFilesOfASpecNameTheOneThatFails) {
   {
     PrivateDir dir;
     std::string program = dir.file("worker", kElf, 0755);
-    auto spec = SpecBuilder().name("w").program(program).launcher(dir.path() + "/no-launcher").build();
+    auto spec = SpecBuilder()
+                    .name("w")
+                    .program(program)
+                    .launcher(dir.path() + "/no-launcher")
+                    .limits(testing::sandbox_test_limits())
+                    .build();
     ASSERT_TRUE(spec) << spec.error().to_string();
     auto files = open_host_files(*spec);
     ASSERT_FALSE(files);

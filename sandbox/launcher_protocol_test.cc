@@ -5,13 +5,17 @@
 #include <thread>
 
 #include "sandbox/seccomp_policy.h"
+#include "sandbox/testdata/test_limits.h"
 
 namespace capsa::sandbox::detail {
 namespace {
 
 Spec sample() {
+  Limits limits = testing::sandbox_test_limits();
+  limits.cpu_seconds = 7;  // distinct values, so a swapped pair would show
+  limits.max_processes = 5;
   auto s = SpecBuilder().name("w").program("/bin/echo").args({"echo", "hi"}).env("K", "V")
-               .allow_syscall("socket").build();
+               .allow_syscall("socket").limits(limits).build();
   EXPECT_TRUE(s);
   return *s;
 }
@@ -46,7 +50,12 @@ TEST(LauncherConfig, RoundTrips) {
   EXPECT_EQ(c->program, "/.capsa/program");  // the bound copy, not the host path
   EXPECT_EQ(c->argv, (std::vector<std::string>{"echo", "hi"}));
   EXPECT_EQ(c->env, std::vector<std::string>{"K=V"});
-  EXPECT_EQ(c->limits.cpu_seconds, Limits{}.cpu_seconds);
+  const Limits sent = sample().limits;
+  EXPECT_EQ(c->limits.address_space_bytes, sent.address_space_bytes);
+  EXPECT_EQ(c->limits.cpu_seconds, 7u);
+  EXPECT_EQ(c->limits.max_processes, 5u);
+  EXPECT_EQ(c->limits.max_open_files, sent.max_open_files);
+  EXPECT_EQ(c->limits.max_file_size_bytes, sent.max_file_size_bytes);
   EXPECT_TRUE(same_program(c->filter.program, filter.program));
   EXPECT_EQ(c->filter.exec_hi, filter.exec_hi);
   EXPECT_EQ(c->filter.exec_lo, filter.exec_lo);

@@ -68,16 +68,13 @@ Result<MountPlan> plan_mounts(const Spec& spec, const HostFiles& files, bool sta
   }
   for (std::size_t i = 0; stage && i < sources.size(); ++i) {
     struct stat st {};
-    if (auto rc = sys("fstat", sources[i].what, [&] { return ::fstat(sources[i].fd->get(), &st); });
-        !rc) {
-      return std::unexpected(std::move(rc.error()));
-    }
+    CAPSA_TRY(sys("fstat", sources[i].what, [&] { return ::fstat(sources[i].fd->get(), &st); }));
     auto tree = clone_tree(*sources[i].fd, S_ISDIR(st.st_mode), sources[i].what);
     if (!tree && tree.error().sys_errno == EPERM && i == 0) {
       stage = false;  // no CAP_SYS_ADMIN here: bubblewrap's --ro-bind-fd it is
       break;
     }
-    if (!tree) return std::unexpected(std::move(tree.error()));
+    if (!tree) return std::unexpected(std::move(tree).error());
     plan.staged.push_back({std::move(*tree), std::string(kStageDir) + "/" + std::to_string(i),
                            S_ISDIR(st.st_mode), sources[i].what});
     plan.args.insert(plan.args.end(), {"--ro-bind", plan.staged.back().at, sources[i].dest});

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "sandbox/sandbox_test_util.h"
+#include "sandbox/testdata/test_limits.h"
 #include "tests/support/fd_count.h"
 
 namespace capsa::sandbox {
@@ -28,6 +29,7 @@ namespace {
 
 using testing::FdLeakCheck;
 using namespace sandbox_test;
+using testing::sandbox_test_limits;
 
 TEST(Sandbox, WellBehavedWorkerSendsOnBootstrapAndExitsZero) {
   FdLeakCheck leaks;
@@ -78,7 +80,11 @@ TEST(Sandbox, MissingProgramIsAPreciseError) {
   FdLeakCheck leaks;
   {
     auto ch = channel();
-    auto spec = SpecBuilder().name("missing").program("/usr/bin/capsa-no-such-program").build();
+    auto spec = SpecBuilder()
+                    .name("missing")
+                    .program("/usr/bin/capsa-no-such-program")
+                    .limits(sandbox_test_limits())
+                    .build();
     ASSERT_TRUE(spec);
     auto w = spawn(*spec, std::move(ch.theirs));
     ASSERT_FALSE(w);
@@ -152,7 +158,7 @@ TEST(Sandbox, OtherAbisAreKilledNotNotified) {
 
 TEST(Sandbox, CpuLimitIsClassified) {
   auto ch = channel();
-  Limits l;
+  Limits l = sandbox_test_limits();
   l.cpu_seconds = 1;
   Worker w = start(base("spin").limits(l), std::move(ch.theirs));
   ExitStatus st = ended(w);
@@ -163,7 +169,7 @@ TEST(Sandbox, CpuLimitIsClassified) {
 
 TEST(Sandbox, WallDeadlineIsClassified) {
   auto ch = channel();
-  Limits l;
+  Limits l = sandbox_test_limits();
   l.wall_seconds = 1;
   Worker w = start(base("sleep").limits(l), std::move(ch.theirs));
   ASSERT_TRUE(w.deadline());
@@ -174,7 +180,7 @@ TEST(Sandbox, WallDeadlineIsClassified) {
 
 TEST(Sandbox, MemoryLimitIsClassified) {
   auto ch = channel();
-  Limits l;
+  Limits l = sandbox_test_limits();
   l.address_space_bytes = 256ull << 20;
   Worker w = start(base("alloc").limits(l), std::move(ch.theirs));
   ExitStatus st = ended(w);
@@ -199,7 +205,7 @@ TEST(Sandbox, KillIsClassifiedAndTryReapDoesNotBlock) {
 
 TEST(Sandbox, ForkBombIsBoundedByMaxProcesses) {
   auto ch = channel();
-  Limits l;
+  Limits l = sandbox_test_limits();
   l.max_processes = 16;
   Worker w = start(base("forkbomb").limits(l), std::move(ch.theirs));
   std::string reply = receive(ch.ours);

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "sandbox/sandbox.h"
+#include "sandbox/testdata/test_limits.h"
 #include "tests/support/test_programs.h"
 
 namespace capsa::sandbox::sandbox_test {
@@ -37,7 +38,8 @@ inline std::string receive(const Fd& fd) {
 
 inline SpecBuilder base(const std::string& mode, const std::string& name = "test-worker") {
   SpecBuilder b;
-  b.name(name).program(worker_path()).args({"sandbox_test_worker", mode});
+  b.name(name).program(worker_path()).args({"sandbox_test_worker", mode}).limits(
+      capsa::testing::sandbox_test_limits());
   return b;
 }
 

@@ -171,15 +171,16 @@ Result<CompiledFilter> compile_filter(const std::vector<std::string>& extra_sysc
     ~Release() { seccomp_release(c); }
   } release{ctx};
   // libseccomp 2.5 exports to an fd only (seccomp_export_bpf_mem is 2.6).
-  auto mem = sys_fd("memfd_create", "seccomp export",
-                    [] { return ::memfd_create("capsa-seccomp-bpf", MFD_CLOEXEC); });
-  if (!mem) return std::unexpected(std::move(mem.error()));
-  if (int rc = seccomp_export_bpf(ctx, mem->get()); rc < 0) {
+  CAPSA_ASSIGN_OR_RETURN(const Fd mem, sys_fd("memfd_create", "seccomp export", [] {
+                           return ::memfd_create("capsa-seccomp-bpf", MFD_CLOEXEC);
+                         }));
+  if (int rc = seccomp_export_bpf(ctx, mem.get()); rc < 0) {
     return make_error(Errc::kFailed, "seccomp_export_bpf failed", -rc);
   }
-  auto size = sys("lseek", "seccomp export", [&] { return ::lseek(mem->get(), 0, SEEK_END); });
-  if (!size) return std::unexpected(std::move(size.error()));
-  const auto bytes = static_cast<std::size_t>(*size);
+  CAPSA_ASSIGN_OR_RETURN(const off_t size, sys("lseek", "seccomp export", [&] {
+                           return ::lseek(mem.get(), 0, SEEK_END);
+                         }));
+  const auto bytes = static_cast<std::size_t>(size);
   if (bytes == 0 || bytes % sizeof(sock_filter) != 0 ||
       bytes / sizeof(sock_filter) > kMaxFilterInstructions) {
     return make_error(Errc::kFailed,
@@ -189,13 +190,13 @@ Result<CompiledFilter> compile_filter(const std::vector<std::string>& extra_sysc
   out.program.resize(bytes / sizeof(sock_filter));
   std::size_t done = 0;
   while (done < bytes) {
-    auto n = sys("pread", "seccomp export", [&] {
-      return ::pread(mem->get(), reinterpret_cast<char*>(out.program.data()) + done, bytes - done,
-                     static_cast<off_t>(done));
-    });
-    if (!n) return std::unexpected(std::move(n.error()));
-    if (*n == 0) return make_error(Errc::kFailed, "seccomp export: short read");
-    done += static_cast<std::size_t>(*n);
+    CAPSA_ASSIGN_OR_RETURN(const ssize_t n, sys("pread", "seccomp export", [&] {
+                             return ::pread(mem.get(),
+                                            reinterpret_cast<char*>(out.program.data()) + done,
+                                            bytes - done, static_cast<off_t>(done));
+                           }));
+    if (n == 0) return make_error(Errc::kFailed, "seccomp export: short read");
+    done += static_cast<std::size_t>(n);
   }
   // Locate the execve rule: each half of the sentinel must be the constant
   // of exactly one JEQ, else we would not know what the launcher patches.
@@ -244,9 +245,8 @@ Result<std::shared_ptr<const CompiledFilter>> cached_filter(
   // is rare enough that serialising it costs nothing that matters.
   std::lock_guard lock(*mu);
   if (auto it = cache->find(key); it != cache->end()) return it->second;
-  auto compiled = compile_filter(key);
-  if (!compiled) return std::unexpected(std::move(compiled.error()));
-  auto shared = std::make_shared<const CompiledFilter>(std::move(*compiled));
+  CAPSA_ASSIGN_OR_RETURN(CompiledFilter compiled, compile_filter(key));
+  auto shared = std::make_shared<const CompiledFilter>(std::move(compiled));
   if (cache->size() >= kMaxCachedFilters) cache->clear();
   cache->emplace(std::move(key), shared);
   return shared;

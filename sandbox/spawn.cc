@@ -33,10 +33,8 @@ constexpr int kStartTimeoutMs = 30'000;
 // A sealed memfd holding `bytes`, positioned at its start: bubblewrap
 // read()s --args from the fd's current offset (the launcher uses pread).
 Result<Fd> sealed_memfd(std::string_view name, std::span<const std::byte> bytes) {
-  auto fd = make_blob(bytes, name);
-  if (!fd) return fd;
-  auto rc = sys("lseek", name, [&] { return ::lseek(fd->get(), 0, SEEK_SET); });
-  if (!rc) return std::unexpected(std::move(rc.error()));
+  CAPSA_ASSIGN_OR_RETURN(Fd fd, make_blob(bytes, name));
+  CAPSA_TRY(sys("lseek", name, [&] { return ::lseek(fd.get(), 0, SEEK_SET); }));
   return fd;
 }
 
@@ -81,21 +79,18 @@ Result<OutputFds> output_fds(Output where, Fd given, int inherited, const Fd& de
   }
   if (where == Output::kPipe) {
     int p[2];
-    auto rc = sys("pipe2", what, [&] { return ::pipe2(p, O_CLOEXEC); });
-    if (!rc) return std::unexpected(std::move(rc.error()));
+    CAPSA_TRY(sys("pipe2", what, [&] { return ::pipe2(p, O_CLOEXEC); }));
     out.ours.reset(p[0]);
     out.child.reset(p[1]);
-    auto nb = sys("fcntl", what, [&] { return ::fcntl(out.ours.get(), F_SETFL, O_NONBLOCK); });
-    if (!nb) return std::unexpected(std::move(nb.error()));
+    CAPSA_TRY(sys("fcntl", what, [&] { return ::fcntl(out.ours.get(), F_SETFL, O_NONBLOCK); }));
     return out;
   }
   // kInherit of a closed fd 1/2 (a daemon) falls back to /dev/null rather
   // than failing the spawn or letting the worker's first open() land there.
   int source = where == Output::kInherit && ::fcntl(inherited, F_GETFD) >= 0 ? inherited
                                                                            : devnull.get();
-  auto dup = sys_fd("fcntl", what, [&] { return ::fcntl(source, F_DUPFD_CLOEXEC, 3); });
-  if (!dup) return std::unexpected(std::move(dup.error()));
-  out.child = std::move(*dup);
+  CAPSA_ASSIGN_OR_RETURN(out.child,
+                         sys_fd("fcntl", what, [&] { return ::fcntl(source, F_DUPFD_CLOEXEC, 3); }));
   return out;
 }
 
@@ -106,9 +101,8 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap) {
 }
 
 Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
-  auto files = open_host_files(spec);
-  if (!files) return std::unexpected(std::move(files.error()));
-  return spawn(spec, *files, std::move(bootstrap), std::move(stdio));
+  CAPSA_ASSIGN_OR_RETURN(const HostFiles files, open_host_files(spec));
+  return spawn(spec, files, std::move(bootstrap), std::move(stdio));
 }
 
 Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, StdioFds stdio) {
@@ -118,34 +112,26 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
     return make_error(Errc::kInvalidArgument, "spawn: more than kMaxBinds ro_binds");
   }
   const bool as_root = ::geteuid() == 0;
-  auto plan = d::plan_mounts(spec, files, as_root);
-  if (!plan) return std::unexpected(std::move(plan.error()));
+  CAPSA_ASSIGN_OR_RETURN(auto plan, d::plan_mounts(spec, files, as_root));
   // Compiled once per distinct syscall set, then shared (seccomp_policy.h).
-  auto filter = d::cached_filter(spec.extra_syscalls);
-  if (!filter) return std::unexpected(std::move(filter.error()));
-  const std::vector<std::uint8_t> config_bytes = d::encode_config(spec, **filter);
-  auto config = sealed_memfd("config", std::as_bytes(std::span(config_bytes)));
-  if (!config) return std::unexpected(std::move(config.error()));
+  CAPSA_ASSIGN_OR_RETURN(const auto filter, d::cached_filter(spec.extra_syscalls));
+  const std::vector<std::uint8_t> config_bytes = d::encode_config(spec, *filter);
+  CAPSA_ASSIGN_OR_RETURN(Fd config, sealed_memfd("config", std::as_bytes(std::span(config_bytes))));
   std::string args_blob;
-  for (const auto& s : plan->args) args_blob.append(s).push_back('\0');
-  auto args = sealed_memfd("bwrap-args", std::as_bytes(std::span(args_blob)));
-  if (!args) return std::unexpected(std::move(args.error()));
+  for (const auto& s : plan.args) args_blob.append(s).push_back('\0');
+  CAPSA_ASSIGN_OR_RETURN(Fd args, sealed_memfd("bwrap-args", std::as_bytes(std::span(args_blob))));
   int sv[2];
-  if (auto rc = sys("socketpair", "launcher status", [&] {
-        return ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
-      });
-      !rc) {
-    return std::unexpected(std::move(rc.error()));
-  }
+  CAPSA_TRY(sys("socketpair", "launcher status", [&] {
+    return ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
+  }));
   Fd status(sv[0]), status_child(sv[1]);
-  auto devnull = sys_fd("open", "/dev/null", [] { return ::open("/dev/null", O_RDWR | O_CLOEXEC); });
-  if (!devnull) return std::unexpected(std::move(devnull.error()));
-  auto out = output_fds(spec.stdout_to, std::move(stdio.out), STDOUT_FILENO, *devnull,
-                        "worker stdout");
-  if (!out) return std::unexpected(std::move(out.error()));
-  auto err = output_fds(spec.stderr_to, std::move(stdio.err), STDERR_FILENO, *devnull,
-                        "worker stderr");
-  if (!err) return std::unexpected(std::move(err.error()));
+  CAPSA_ASSIGN_OR_RETURN(Fd devnull, sys_fd("open", "/dev/null", [] {
+                           return ::open("/dev/null", O_RDWR | O_CLOEXEC);
+                         }));
+  CAPSA_ASSIGN_OR_RETURN(OutputFds out, output_fds(spec.stdout_to, std::move(stdio.out),
+                                                   STDOUT_FILENO, devnull, "worker stdout"));
+  CAPSA_ASSIGN_OR_RETURN(OutputFds err, output_fds(spec.stderr_to, std::move(stdio.err),
+                                                   STDERR_FILENO, devnull, "worker stderr"));
 
   // Everything that can fail or allocate happens before the clone, so that
   // once bubblewrap runs the only way out of spawn() is through a Worker
@@ -158,20 +144,20 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   if (spec.limits.wall_seconds != 0) {
     state->deadline = started + std::chrono::seconds(spec.limits.wall_seconds);
   }
-  state->stdout_pipe = std::move(out->ours);
-  state->stderr_pipe = std::move(err->ours);
+  state->stdout_pipe = std::move(out.ours);
+  state->stderr_pipe = std::move(err.ours);
 
   // The fds bubblewrap inherits, and nothing else: every one of ours is
   // close-on-exec, and the child dup2()s these onto their numbers (clearing
   // the flag) only in itself, then closes everything above them.
   static constexpr int kArgsFd = 6;
-  std::vector<int> sources = {devnull->get(), bootstrap.get(),  config->get(),
-                              status_child.get(), args->get(), out->child.get(),
-                              err->child.get(), files.launcher.get()};
+  std::vector<int> sources = {devnull.get(), bootstrap.get(),  config.get(),
+                              status_child.get(), args.get(), out.child.get(),
+                              err.child.get(), files.launcher.get()};
   std::vector<int> targets = {0, d::kBootstrapFd, d::kConfigFd, d::kStatusFd,
                               kArgsFd, d::kStdoutFd, d::kStderrFd, d::kLauncherFd};
-  for (std::size_t i = 0; i < plan->passed.size(); ++i) {
-    sources.push_back(plan->passed[i]);
+  for (std::size_t i = 0; i < plan.passed.size(); ++i) {
+    sources.push_back(plan.passed[i]);
     targets.push_back(d::kFirstBindFd + static_cast<int>(i));
   }
   const std::string args_fd_str = std::to_string(kArgsFd);
@@ -180,15 +166,15 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   const char* const envp[] = {nullptr};
   d::ExecJob job;
   if (sources.size() > static_cast<std::size_t>(d::ExecJob::kMax) ||
-      plan->staged.size() > static_cast<std::size_t>(d::ExecJob::kMax)) {
+      plan.staged.size() > static_cast<std::size_t>(d::ExecJob::kMax)) {
     return make_error(Errc::kInvalidArgument, "spawn: too many fds for bubblewrap");
   }
   job.count = static_cast<int>(sources.size());
   for (int i = 0; i < job.count; ++i) job.targets[i] = targets[static_cast<std::size_t>(i)];
   job.keep_below = targets.back() + 1;
-  job.staged = static_cast<int>(plan->staged.size());
+  job.staged = static_cast<int>(plan.staged.size());
   for (int i = 0; i < job.staged; ++i) {
-    const d::StagedMount& m = plan->staged[static_cast<std::size_t>(i)];
+    const d::StagedMount& m = plan.staged[static_cast<std::size_t>(i)];
     job.stage_tree[i] = m.tree.get();
     job.stage_at[i] = m.at.c_str();
     job.stage_dir[i] = m.dir;
@@ -211,14 +197,14 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   // in the child's namespace, or dissolved with their last fd if it failed).
   status_child.reset();
   bootstrap.reset();
-  out->child.reset();
-  err->child.reset();
+  out.child.reset();
+  err.child.reset();
   if (job.failed_step != d::kStepNone) {
     // The child gave up before bubblewrap ran; ~Worker reaps it.
     std::string step = d::step_name(job.failed_step);
     if (job.failed_step == d::kStepAttach) {
       // The kernel attaches no mount of a file deleted since we opened it.
-      step = "attaching " + plan->staged[static_cast<std::size_t>(job.failed_index)].what +
+      step = "attaching " + plan.staged[static_cast<std::size_t>(job.failed_index)].what +
              (job.failed_errno == ENOENT ? " (deleted since it was opened)" : "");
     }
     return make_error(Errc::kFailed,
@@ -226,38 +212,37 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
                           std::strerror(job.failed_errno),
                       job.failed_errno);
   }
-  plan->staged.clear();
+  plan.staged.clear();
   s.status = d::status_port(std::move(status));
 
   for (;;) {
     pollfd p{s.status.fd().get(), POLLIN, 0};
-    auto ready = sys("poll", spec.name, [&] { return ::poll(&p, 1, kStartTimeoutMs); });
-    if (!ready) return std::unexpected(std::move(ready.error()));
-    if (*ready == 0) return make_error(Errc::kFailed, "sandbox " + spec.name + " did not start in time");
-    auto rec = d::read_status_record(s.status);
-    if (!rec) return std::unexpected(std::move(rec.error()));
-    if (!rec->has_value()) {
+    CAPSA_ASSIGN_OR_RETURN(const int ready,
+                           sys("poll", spec.name, [&] { return ::poll(&p, 1, kStartTimeoutMs); }));
+    if (ready == 0) return make_error(Errc::kFailed, "sandbox " + spec.name + " did not start in time");
+    CAPSA_ASSIGN_OR_RETURN(auto rec, d::read_status_record(s.status));
+    if (!rec) {
       int st = 0;
-      auto reaped = sys("waitpid", spec.name, [&] { return ::waitpid(s.pid, &st, 0); });
-      if (!reaped) return std::unexpected(std::move(reaped.error()));  // ~Worker kills and reaps
+      // On error ~Worker kills and reaps.
+      CAPSA_TRY(sys("waitpid", spec.name, [&] { return ::waitpid(s.pid, &st, 0); }));
       s.pid = -1;
       std::string how = WIFEXITED(st) ? "exit " + std::to_string(WEXITSTATUS(st))
                                       : "signal " + std::to_string(WTERMSIG(st));
       return make_error(Errc::kFailed, "bubblewrap failed (" + how + ") before the launcher "
                                        "reported for " + spec.name + ": see its stderr");
     }
-    auto type = static_cast<d::StatusType>((*rec)->record.type);
+    auto type = static_cast<d::StatusType>(rec->record.type);
     if (type == d::StatusType::kListener && !s.notify.valid()) {
-      s.notify = std::move((*rec)->fd);
+      s.notify = std::move(rec->fd);
     } else if (type == d::StatusType::kError) {
-      return make_error(Errc::kFailed, start_error((*rec)->record, spec), (*rec)->record.err);
+      return make_error(Errc::kFailed, start_error(rec->record, spec), rec->record.err);
     } else if (type == d::StatusType::kStarted && s.notify.valid()) {
       break;
     } else {
       return make_error(Errc::kFailed, "launcher status: record out of order");
     }
   }
-  if (auto nb = s.status.set_nonblocking(true); !nb) return std::unexpected(std::move(nb.error()));
+  CAPSA_TRY(s.status.set_nonblocking(true));
   return worker;
 }
 

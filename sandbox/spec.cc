@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <string_view>
+#include <utility>
 
 namespace capsa::sandbox {
 namespace {
@@ -154,6 +155,18 @@ Result<Spec> SpecBuilder::build() const {
   }
   if (s.tmpfs_bytes < (1ull << 20) || s.tmpfs_bytes > (16ull << 30)) {
     errs.push_back("tmpfs_bytes: must be within [1 MiB, 16 GiB]");
+  }
+  for (const auto& [field, value] :
+       {std::pair<std::string_view, std::uint64_t>{"address_space_bytes", s.limits.address_space_bytes},
+        {"cpu_seconds", s.limits.cpu_seconds},
+        {"wall_seconds", s.limits.wall_seconds},
+        {"max_processes", s.limits.max_processes},
+        {"max_open_files", s.limits.max_open_files},
+        {"max_file_size_bytes", s.limits.max_file_size_bytes}}) {
+    if (value == kUnsetLimit) {
+      errs.push_back("limits." + std::string(field) +
+                     ": not set (the sandbox has no default limits; policy/limits.h has them)");
+    }
   }
   if (s.extra_syscalls.size() > 512) errs.push_back("extra_syscalls: too many");
   for (const auto& name : s.extra_syscalls) {

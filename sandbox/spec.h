@@ -5,10 +5,11 @@
 // returns all of them at once). The policy layer fills a builder from a
 // policy file; C++ callers fill it by hand; both go through the same checks.
 //
-// Defaults are the safe choice: no extra binds, a 64 MiB /tmp, the limits
-// below, violations answered with EPERM, an empty environment. One
-// exception, kept for compatibility: stdout and stderr are the supervisor's
-// (Output::kInherit); see Output for when to choose otherwise.
+// Defaults are the safe choice: no extra binds, a 64 MiB /tmp, violations
+// answered with EPERM, an empty environment. One exception, kept for
+// compatibility: stdout and stderr are the supervisor's (Output::kInherit);
+// see Output for when to choose otherwise. Resource limits have no default
+// here: the caller states every one (see Limits).
 #pragma once
 
 #include <cstdint>
@@ -23,26 +24,34 @@ namespace capsa::sandbox {
 
 // Resource limits. Each is applied inside the sandbox before the worker
 // starts; 0 means "no limit" only where stated.
+//
+// No defaults: every field starts as kUnsetLimit and SpecBuilder::build()
+// refuses a spec with any field still unset, naming it. A limit is a
+// security decision, so it is made once, by the policy layer
+// (policy/limits.h, docs/POLICY.md), and passed down explicitly; a caller
+// that forgot one must not silently get a second set of defaults.
+inline constexpr std::uint64_t kUnsetLimit = ~std::uint64_t{0};
+
 struct Limits {
   // RLIMIT_AS. Allocations past it fail (malloc returns NULL, operator new
   // throws); the kernel does not kill. Note: AddressSanitizer builds need
   // terabytes of address space, so sanitized workers need 0 here.
   // 0 = unlimited.
-  std::uint64_t address_space_bytes = 1ull << 30;
+  std::uint64_t address_space_bytes = kUnsetLimit;
   // RLIMIT_CPU: SIGXCPU at this many CPU seconds, SIGKILL one second later.
   // 0 = unlimited.
-  std::uint64_t cpu_seconds = 30;
+  std::uint64_t cpu_seconds = kUnsetLimit;
   // Wall clock from spawn; the supervisor enforces it (Worker::deadline(),
   // Worker::expire()). 0 = no deadline.
-  std::uint64_t wall_seconds = 60;
+  std::uint64_t wall_seconds = kUnsetLimit;
   // RLIMIT_NPROC: processes + threads of the sandbox's uid. The sandbox runs
   // in its own user namespace, where the kernel counts per (namespace, uid),
   // so this bounds the worker's own tree, not the host user's processes.
-  std::uint64_t max_processes = 64;
+  std::uint64_t max_processes = kUnsetLimit;
   // RLIMIT_NOFILE: highest fd number + 1 the worker can open.
-  std::uint64_t max_open_files = 256;
+  std::uint64_t max_open_files = kUnsetLimit;
   // RLIMIT_FSIZE: largest file it can write (in its /tmp). SIGXFSZ past it.
-  std::uint64_t max_file_size_bytes = 16ull << 20;
+  std::uint64_t max_file_size_bytes = kUnsetLimit;
   // RLIMIT_CORE is always 0 (no core files: they could leak memory contents
   // and fill the disk); not configurable.
 };
@@ -126,6 +135,7 @@ class SpecBuilder {
   SpecBuilder& ro_bind(std::string source, std::string dest);
   SpecBuilder& ro_bind(const std::string& path) { return ro_bind(path, path); }
   SpecBuilder& tmpfs_bytes(std::uint64_t bytes);
+  // Required: build() fails unless every field of `limits` is set.
   SpecBuilder& limits(const Limits& limits);
   // Adds a syscall by name (as libseccomp knows it, e.g. "socket"). Unknown
   // names are a build() error, never silently ignored.
@@ -139,7 +149,8 @@ class SpecBuilder {
   // absolute, no "..", no NUL; bind sources exist, at most kMaxBinds; dests not over the
   // launcher's mount points (/proc, /dev, /tmp, /.capsa); env keys non-empty
   // with no '=' and no NUL; argv/env sizes bounded (kMaxArgBytes); tmpfs
-  // size within [1 MiB, 16 GiB]; syscall names known to libseccomp.
+  // size within [1 MiB, 16 GiB]; every limit set (no kUnsetLimit); syscall
+  // names known to libseccomp.
   Result<Spec> build() const;
 
  private:

@@ -17,7 +17,7 @@ Result<std::optional<ReceivedRecord>> read_status_record(Port& port) {
     if (packet.error().code == Errc::kBadMessage) {
       return make_error(Errc::kBadMessage, "launcher status: " + packet.error().message);
     }
-    return std::unexpected(std::move(packet.error()));
+    return std::unexpected(std::move(packet).error());
   }
   ReceivedRecord out;
   if (packet->bytes.size() != sizeof out.record || packet->fds.size() > 1) {

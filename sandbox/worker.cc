@@ -28,7 +28,7 @@ Result<void> kill_sandbox(Worker::State& s) {
     return static_cast<int>(::syscall(SYS_pidfd_send_signal, s.pidfd.get(), SIGKILL, nullptr, 0));
   });
   // ESRCH: already exited, not yet reaped. Nothing to do.
-  if (!rc && rc.error().sys_errno != ESRCH) return std::unexpected(std::move(rc.error()));
+  if (!rc && rc.error().sys_errno != ESRCH) return std::unexpected(std::move(rc).error());
   return {};
 }
 
@@ -86,8 +86,7 @@ Result<std::optional<Violation>> Worker::handle_violation() {
   State& s = *state_;
   if (!s.notify.valid()) return std::nullopt;
   pollfd p{s.notify.get(), POLLIN, 0};
-  auto ready = sys("poll", s.name, [&] { return ::poll(&p, 1, 0); });
-  if (!ready) return std::unexpected(std::move(ready.error()));
+  CAPSA_TRY(sys("poll", s.name, [&] { return ::poll(&p, 1, 0); }));
   if ((p.revents & POLLIN) == 0) {
     // No task uses the filter any more: the fd would report POLLHUP to
     // every poll from now on, so an event loop would spin on it. Close it
@@ -137,7 +136,7 @@ Result<std::optional<Violation>> Worker::handle_violation() {
         ::syscall(SYS_pidfd_send_signal, task_fd.get(), SIGKILL, nullptr, 0);
       }
     }
-    if (auto k = kill_sandbox(s); !k) return std::unexpected(std::move(k.error()));
+    CAPSA_TRY(kill_sandbox(s));
     return v;
   }
   resp->id = req->id;
@@ -155,9 +154,9 @@ Result<std::optional<ExitStatus>> Worker::try_reap() {
   if (s.result) return s.result;
   int status = 0;
   rusage ru{};
-  auto rc = sys("wait4", s.name, [&] { return ::wait4(s.pid, &status, WNOHANG, &ru); });
-  if (!rc) return std::unexpected(std::move(rc.error()));
-  if (*rc == 0) return std::nullopt;
+  CAPSA_ASSIGN_OR_RETURN(const pid_t reaped,
+                         sys("wait4", s.name, [&] { return ::wait4(s.pid, &status, WNOHANG, &ru); }));
+  if (reaped == 0) return std::nullopt;
   s.pid = -1;
   auto wall = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - s.started);
@@ -184,26 +183,23 @@ Result<ExitStatus> Worker::wait() { return wait(nullptr); }
 Result<ExitStatus> Worker::wait(const std::function<void(const Violation&)>& on_violation) {
   State& s = *state_;
   for (;;) {
-    auto done = try_reap();
-    if (!done) return std::unexpected(std::move(done.error()));
-    if (done->has_value()) return **done;
+    CAPSA_ASSIGN_OR_RETURN(const std::optional<ExitStatus> done, try_reap());
+    if (done) return *done;
     int timeout = -1;
     if (s.deadline && s.cause == KillCause::kNone) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(*s.deadline -
                                                               std::chrono::steady_clock::now());
       if (left.count() <= 0) {
-        if (auto e = expire(); !e) return std::unexpected(std::move(e.error()));
+        CAPSA_TRY(expire());
         continue;
       }
       timeout = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
     }
     pollfd p[2] = {{s.pidfd.get(), POLLIN, 0}, {s.notify.get(), POLLIN, 0}};
-    auto ready = sys("poll", s.name, [&] { return ::poll(p, s.notify.valid() ? 2 : 1, timeout); });
-    if (!ready) return std::unexpected(std::move(ready.error()));
+    CAPSA_TRY(sys("poll", s.name, [&] { return ::poll(p, s.notify.valid() ? 2 : 1, timeout); }));
     if (p[1].revents != 0) {  // a violation, or the filter's last user is gone
-      auto v = handle_violation();
-      if (!v) return std::unexpected(std::move(v.error()));
-      if (v->has_value() && on_violation) on_violation(**v);
+      CAPSA_ASSIGN_OR_RETURN(const std::optional<Violation> v, handle_violation());
+      if (v && on_violation) on_violation(*v);
     }
   }
 }

@@ -13,7 +13,9 @@
 // copy, the old grant is released when its end hangs up.
 #include <utility>
 
+#include "capabilities/interfaces/builtin.h"
 #include "capsa_bootstrap_generated.h"
+#include "supervisor/services/dispatch.h"
 #include "supervisor/supervisor_impl.h"
 
 namespace capsa::supervisor {
@@ -26,13 +28,17 @@ class BootstrapService final : public ServiceObject {
  public:
   BootstrapService(Supervisor::Impl& core, WorkerRecord& worker) : core_(core), worker_(worker) {}
 
-  void handle(Call call) override {
-    switch (call.method().ordinal) {
-      case 0: get(std::move(call)); return;
-      case 1: list(std::move(call)); return;
-      case 2: attenuate(std::move(call)); return;
-      default: call.fail(Errc::kNotFound, "no such method"); return;
-    }
+  void handle(Call call) override { methods().dispatch(*this, std::move(call)); }
+
+  // By ordinal (services/dispatch.h); checked against the loaded
+  // capsa.Bootstrap in supervisor_test.cc.
+  static const MethodTable<BootstrapService, 3>& methods() {
+    static constexpr MethodTable<BootstrapService, 3> kTable{
+        interfaces::kBootstrap,
+        {{{0, "Get", &BootstrapService::get},
+          {1, "List", &BootstrapService::list},
+          {2, "Attenuate", &BootstrapService::attenuate}}}};
+    return kTable;
   }
 
   std::unique_ptr<ServiceObject> clone() const override { return nullptr; }
@@ -185,6 +191,10 @@ class BootstrapService final : public ServiceObject {
 };
 
 }  // namespace
+
+Result<void> check_bootstrap_methods(const Interface& iface) {
+  return BootstrapService::methods().check(iface);
+}
 
 std::unique_ptr<ServiceObject> make_bootstrap(Supervisor::Impl& core, WorkerRecord& worker) {
   return std::make_unique<BootstrapService>(core, worker);

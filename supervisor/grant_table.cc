@@ -5,7 +5,6 @@
 #include <string>
 #include <utility>
 
-#include "supervisor/core_try.h"
 
 namespace capsa::supervisor {
 

@@ -26,15 +26,13 @@ std::string_view audit_action_name(BadMessageAction a) {
 Result<std::unique_ptr<PortEndpoint>> PortEndpoint::create(const EndpointContext& ctx,
                                                            GrantRecord& grant, Port port,
                                                            std::unique_ptr<ServiceObject> service) {
-  if (auto nb = port.set_nonblocking(true); !nb) return std::unexpected(nb.error());
+  CAPSA_TRY(port.set_nonblocking(true));
   if (grant.holder != nullptr) port.set_max_packet_bytes(grant.holder->profile->limits.message_bytes);
   std::unique_ptr<PortEndpoint> ep(
       new PortEndpoint(ctx, grant, std::move(port), std::move(service)));
   PortEndpoint* raw = ep.get();
-  auto watch = ctx.reactor.watch(ep->port_.fd(), Interest::kReadable,
-                                 [raw](Events ev) { raw->on_event(ev); });
-  if (!watch) return std::unexpected(watch.error());
-  ep->watch_ = *watch;
+  CAPSA_ASSIGN_OR_RETURN(ep->watch_, ctx.reactor.watch(ep->port_.fd(), Interest::kReadable,
+                                                       [raw](Events ev) { raw->on_event(ev); }));
   return ep;
 }
 

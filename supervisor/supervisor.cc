@@ -11,7 +11,6 @@
 #include <spdlog/sinks/stdout_sinks.h>
 
 #include "capabilities/interfaces/builtin.h"
-#include "supervisor/core_try.h"
 #include "supervisor/services/builtin_services.h"
 #include "supervisor/supervisor_impl.h"
 

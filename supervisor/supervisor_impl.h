@@ -108,5 +108,7 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
 
 // capsa.Bootstrap for one worker (bootstrap_service.cc).
 std::unique_ptr<ServiceObject> make_bootstrap(Supervisor::Impl& core, WorkerRecord& worker);
+// Its method table against the loaded interface (dispatch.h), for tests.
+Result<void> check_bootstrap_methods(const Interface& iface);
 
 }  // namespace capsa::supervisor

@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include "policy/builder.h"
+#include "capabilities/interfaces/builtin.h"
+#include "supervisor/supervisor_impl.h"
 #include "supervisor/supervisor_test_util.h"
 #include "tests/support/fd_count.h"
 
@@ -46,6 +48,19 @@ class SupervisorTest : public ::testing::Test {
   SupervisorOptions options_;
   std::unique_ptr<Supervisor> sup_;
 };
+
+TEST(BootstrapDispatchTest, TheMethodTableMatchesTheSchema) {
+  InterfaceRegistry registry;
+  ASSERT_TRUE(interfaces::register_builtin(registry));
+  const Interface* bootstrap = registry.find(interfaces::kBootstrap);
+  ASSERT_NE(bootstrap, nullptr);
+  auto checked = check_bootstrap_methods(*bootstrap);
+  EXPECT_TRUE(checked) << checked.error().message;
+  // A table checked against another interface is refused, by name.
+  auto wrong = check_bootstrap_methods(*registry.find(interfaces::kLogSink));
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, Errc::kInvalidArgument);
+}
 
 policy::WorkerBuilder& echo_worker(policy::PolicyBuilder& b, const char* name = "w") {
   auto& w = b.worker(name).program("/bin/true");

@@ -12,7 +12,6 @@
 
 #include "capabilities/interfaces/builtin.h"
 #include "capabilities/sys.h"
-#include "supervisor/core_try.h"
 #include "supervisor/supervisor_impl.h"
 
 namespace capsa::supervisor {
@@ -39,6 +38,7 @@ Result<sandbox::Spec> spec_for(const policy::WorkerProfile& p, const std::string
   l.wall_seconds = p.limits.wall_seconds;
   l.max_processes = p.limits.processes;
   l.max_open_files = p.limits.open_files;
+  l.max_file_size_bytes = policy::kFileSizeLimitBytes;
   b.limits(l);
   for (const std::string& s : p.sandbox.extra_syscalls()) b.allow_syscall(s);
   if (!launcher.empty()) b.launcher(launcher);

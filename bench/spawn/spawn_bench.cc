@@ -74,8 +74,13 @@ void report(const char* what, std::vector<double> v) {
 
 int main(int argc, char** argv) {
   int n = argc > 1 ? std::atoi(argv[1]) : 100;
+  // The sandbox has no default limits; these are roomy (1 GiB, 30 s CPU,
+  // 60 s wall, 64 processes, 256 fds, 16 MiB files) so none is what is measured.
+  const sandbox::Limits limits{.address_space_bytes = 1ull << 30, .cpu_seconds = 30,
+                               .wall_seconds = 60, .max_processes = 64,
+                               .max_open_files = 256, .max_file_size_bytes = 16ull << 20};
   auto spec = sandbox::SpecBuilder().name("bench").program(CAPSA_BENCH_WORKER)
-                  .args({"worker", "hello"}).build();
+                  .args({"worker", "hello"}).limits(limits).build();
   if (!spec) {
     std::fprintf(stderr, "%s\n", spec.error().to_string().c_str());
     return 1;

@@ -46,6 +46,14 @@ int main() {
                   .name("echo-worker")
                   .program(CAPSA_DEMO_WORKER)
                   .on_violation(capsa::sandbox::ViolationAction::kErrno)
+                  // The sandbox has no default limits: a host states them.
+                  // These match the policy defaults (docs/POLICY.md).
+                  .limits({.address_space_bytes = 256ull << 20,
+                           .cpu_seconds = 10,
+                           .wall_seconds = 60,
+                           .max_processes = 16,
+                           .max_open_files = 64,
+                           .max_file_size_bytes = 16ull << 20})
                   .build();
   if (!spec) return fail("sandbox spec", spec.error());
   auto worker = capsa::sandbox::spawn(*spec, worker_end.release_fd());

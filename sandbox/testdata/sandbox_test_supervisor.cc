@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "sandbox/sandbox.h"
+#include "sandbox/testdata/test_limits.h"
 
 using namespace capsa;
 using namespace capsa::sandbox;
@@ -30,7 +31,8 @@ int main(int argc, char** argv) {
   std::thread t([&] {
     spawner_tid = ::gettid();
     auto spec = SpecBuilder().name("lifetime").program(argv[2])
-                    .args({"worker", "echo"}).env("CAPSA_MARKER", argv[3]).build();
+                    .args({"worker", "echo"}).env("CAPSA_MARKER", argv[3])
+                    .limits(capsa::testing::sandbox_test_limits()).build();
     if (!spec) return;
     auto w = spawn(*spec, Fd(sv[1]));
     if (!w) {

@@ -151,13 +151,12 @@ std::string rfc3339_utc_ms(const timespec& ts) {
 }
 
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, Options options) {
-  auto fd = sys_fd("open", path, [&] {
-    return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-  });
-  if (!fd) return std::unexpected(std::move(fd.error()));
-  std::unique_ptr<AuditLog> log(new AuditLog(std::move(*fd), options));
-  auto opened = log->event("audit_opened", AuditFields().num("pid", ::getpid()));
-  if (!opened) return std::unexpected(std::move(opened.error()));
+  CAPSA_ASSIGN_OR_RETURN(Fd fd, sys_fd("open", path, [&] {
+                           return ::open(path.c_str(),
+                                         O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+                         }));
+  std::unique_ptr<AuditLog> log(new AuditLog(std::move(fd), options));
+  CAPSA_TRY(log->event("audit_opened", AuditFields().num("pid", ::getpid())));
   return log;
 }
 
@@ -175,7 +174,7 @@ Result<void> AuditLog::write_line(const std::string& line) {
                  [&] { return ::write(fd_.get(), line.data() + done, line.size() - done); });
     if (!n || *n == 0) {
       torn_ = done > 0;
-      if (!n) return std::unexpected(std::move(n.error()));
+      if (!n) return std::unexpected(std::move(n).error());
       return make_error(Errc::kFailed, "write(audit log) wrote nothing");
     }
     // A short write happens only when the file cannot grow (disk full,
@@ -184,8 +183,7 @@ Result<void> AuditLog::write_line(const std::string& line) {
     done += static_cast<std::size_t>(*n);
   }
   if (options_.sync_each_line) {
-    auto rc = sys("fdatasync", "audit log", [&] { return ::fdatasync(fd_.get()); });
-    if (!rc) return std::unexpected(std::move(rc.error()));
+    CAPSA_TRY(sys("fdatasync", "audit log", [&] { return ::fdatasync(fd_.get()); }));
   }
   return {};
 }
@@ -204,8 +202,7 @@ Result<std::uint64_t> AuditLog::event(std::string_view type, const AuditFields& 
     line += fields.json();
   }
   line += "}\n";
-  auto rc = write_line(line);
-  if (!rc) return std::unexpected(std::move(rc.error()));
+  CAPSA_TRY(write_line(line));
   seq_ = seq;
   return seq;
 }

@@ -84,7 +84,7 @@ struct Reactor::Impl {
       if (rc.error().sys_errno == EEXIST) {
         return make_error(Errc::kInvalidArgument, "fd " + std::to_string(fd) + " is already watched");
       }
-      return std::unexpected(std::move(rc.error()));
+      return std::unexpected(std::move(rc).error());
     }
     auto entry = std::make_shared<Entry>();
     entry->fd = fd;
@@ -119,18 +119,16 @@ Result<std::unique_ptr<Reactor>> Reactor::create(ReactorOptions options) {
   }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  auto ep = sys_fd("epoll_create1", "", [] { return ::epoll_create1(EPOLL_CLOEXEC); });
-  if (!ep) return std::unexpected(std::move(ep.error()));
-  impl->epoll = std::move(*ep);
-  auto wake = sys_fd("eventfd", "", [] { return ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); });
-  if (!wake) return std::unexpected(std::move(wake.error()));
-  impl->wake = std::move(*wake);
+  CAPSA_ASSIGN_OR_RETURN(impl->epoll,
+                         sys_fd("epoll_create1", "", [] { return ::epoll_create1(EPOLL_CLOEXEC); }));
+  CAPSA_ASSIGN_OR_RETURN(impl->wake, sys_fd("eventfd", "", [] {
+                           return ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+                         }));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kWakeId;
-  auto rc = sys("epoll_ctl(ADD)", "eventfd",
-                [&] { return ::epoll_ctl(impl->epoll.get(), EPOLL_CTL_ADD, impl->wake.get(), &ev); });
-  if (!rc) return std::unexpected(std::move(rc.error()));
+  CAPSA_TRY(sys("epoll_ctl(ADD)", "eventfd",
+                [&] { return ::epoll_ctl(impl->epoll.get(), EPOLL_CTL_ADD, impl->wake.get(), &ev); }));
 
   std::unique_ptr<Reactor> reactor(new Reactor(std::move(impl)));
   // Pool threads inherit the creating thread's signal mask: block every
@@ -149,7 +147,7 @@ Result<std::unique_ptr<Reactor>> Reactor::create(ReactorOptions options) {
     started = make_error(Errc::kFailed, std::string("cannot start pool thread: ") + e.what());
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (!started) return std::unexpected(std::move(started.error()));  // ~Reactor joins the started ones
+  CAPSA_TRY(std::move(started));  // on error ~Reactor joins the started ones
   return reactor;
 }
 
@@ -177,9 +175,8 @@ Result<void> Reactor::modify(WatchId id, Interest interest) {
   epoll_event ev{};
   ev.events = static_cast<std::uint32_t>(interest) | kAlwaysReported;
   ev.data.u64 = id;
-  auto rc = sys("epoll_ctl(MOD)", "fd " + std::to_string(it->second->fd),
-                [&] { return ::epoll_ctl(impl_->epoll.get(), EPOLL_CTL_MOD, it->second->fd, &ev); });
-  if (!rc) return std::unexpected(std::move(rc.error()));
+  CAPSA_TRY(sys("epoll_ctl(MOD)", "fd " + std::to_string(it->second->fd),
+                [&] { return ::epoll_ctl(impl_->epoll.get(), EPOLL_CTL_MOD, it->second->fd, &ev); }));
   return {};
 }
 
@@ -197,10 +194,9 @@ void Reactor::unwatch(WatchId id) {
 namespace {
 
 Result<Fd> make_timerfd(std::chrono::nanoseconds first, std::chrono::nanoseconds period) {
-  auto fd = sys_fd("timerfd_create", "", [] {
-    return ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  });
-  if (!fd) return fd;
+  CAPSA_ASSIGN_OR_RETURN(Fd fd, sys_fd("timerfd_create", "", [] {
+                           return ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+                         }));
   auto to_ts = [](std::chrono::nanoseconds d) {
     timespec ts{};
     ts.tv_sec = static_cast<time_t>(d.count() / 1'000'000'000);
@@ -211,19 +207,17 @@ Result<Fd> make_timerfd(std::chrono::nanoseconds first, std::chrono::nanoseconds
   // A zero it_value disarms a timerfd; "now" is the closest thing to zero.
   spec.it_value = to_ts(std::max(first, std::chrono::nanoseconds(1)));
   spec.it_interval = to_ts(period);
-  auto rc = sys("timerfd_settime", "", [&] { return ::timerfd_settime(fd->get(), 0, &spec, nullptr); });
-  if (!rc) return std::unexpected(std::move(rc.error()));
+  CAPSA_TRY(sys("timerfd_settime", "", [&] { return ::timerfd_settime(fd.get(), 0, &spec, nullptr); }));
   return fd;
 }
 
 }  // namespace
 
 Result<WatchId> Reactor::add_timer(std::chrono::nanoseconds delay, TimerCallback cb) {
-  auto fd = make_timerfd(delay, std::chrono::nanoseconds(0));
-  if (!fd) return std::unexpected(std::move(fd.error()));
+  CAPSA_ASSIGN_OR_RETURN(Fd fd, make_timerfd(delay, std::chrono::nanoseconds(0)));
   WatchId id = impl_->next_id++;
-  int raw = fd->get();
-  return impl_->add(id, raw, std::move(*fd), EPOLLIN,
+  int raw = fd.get();
+  return impl_->add(id, raw, std::move(fd), EPOLLIN,
                     [this, id, raw, cb = std::move(cb)](Events) mutable {
                       std::uint64_t expirations = 0;
                       if (::read(raw, &expirations, sizeof(expirations)) != sizeof(expirations)) return;
@@ -236,10 +230,9 @@ Result<WatchId> Reactor::add_periodic_timer(std::chrono::nanoseconds period, Tim
   if (period <= std::chrono::nanoseconds(0)) {
     return make_error(Errc::kInvalidArgument, "periodic timer needs a positive period");
   }
-  auto fd = make_timerfd(period, period);
-  if (!fd) return std::unexpected(std::move(fd.error()));
-  int raw = fd->get();
-  return impl_->add(impl_->next_id++, raw, std::move(*fd), EPOLLIN,
+  CAPSA_ASSIGN_OR_RETURN(Fd fd, make_timerfd(period, period));
+  int raw = fd.get();
+  return impl_->add(impl_->next_id++, raw, std::move(fd), EPOLLIN,
                     [raw, cb = std::move(cb)](Events) mutable {
                       std::uint64_t expirations = 0;
                       if (::read(raw, &expirations, sizeof(expirations)) != sizeof(expirations)) return;
@@ -250,13 +243,14 @@ Result<WatchId> Reactor::add_periodic_timer(std::chrono::nanoseconds period, Tim
 Result<WatchId> Reactor::watch_signals(const sigset_t& signals, SignalCallback cb) {
   auto masked = pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (masked != 0) return std::unexpected(sys_error("pthread_sigmask", "", masked));
-  auto fd = sys_fd("signalfd", "", [&] { return ::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC); });
-  if (!fd) return std::unexpected(std::move(fd.error()));
-  int raw = fd->get();
+  CAPSA_ASSIGN_OR_RETURN(Fd fd, sys_fd("signalfd", "", [&] {
+                           return ::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+                         }));
+  int raw = fd.get();
   // One signal per dispatch: the watch is level-triggered, so more pending
   // signals come back at once, and a callback that unwatches this signal
   // set is not handed another one afterwards.
-  return impl_->add(impl_->next_id++, raw, std::move(*fd), EPOLLIN,
+  return impl_->add(impl_->next_id++, raw, std::move(fd), EPOLLIN,
                     [raw, cb = std::move(cb)](Events) mutable {
                       signalfd_siginfo info{};
                       if (::read(raw, &info, sizeof(info)) != sizeof(info)) return;
@@ -266,13 +260,13 @@ Result<WatchId> Reactor::watch_signals(const sigset_t& signals, SignalCallback c
 
 Result<std::size_t> Reactor::run_once(int timeout_ms) {
   std::vector<epoll_event> events(static_cast<std::size_t>(impl_->options.max_events_per_wait));
-  auto n = sys("epoll_wait", "", [&] {
-    return ::epoll_wait(impl_->epoll.get(), events.data(), impl_->options.max_events_per_wait, timeout_ms);
-  });
-  if (!n) return std::unexpected(std::move(n.error()));
+  CAPSA_ASSIGN_OR_RETURN(const int n, sys("epoll_wait", "", [&] {
+                           return ::epoll_wait(impl_->epoll.get(), events.data(),
+                                               impl_->options.max_events_per_wait, timeout_ms);
+                         }));
   std::size_t ran = 0;
   bool woken = false;
-  for (int i = 0; i < *n; ++i) {
+  for (int i = 0; i < n; ++i) {
     const epoll_event& ev = events[static_cast<std::size_t>(i)];
     // Copied out: epoll_event is packed on x86-64, so a reference to its
     // u64 (which find() would bind) is misaligned, undefined behaviour.
@@ -296,8 +290,7 @@ Result<std::size_t> Reactor::run_once(int timeout_ms) {
 
 Result<void> Reactor::run() {
   while (!impl_->stop_requested.load(std::memory_order_acquire)) {
-    auto r = run_once(-1);
-    if (!r) return std::unexpected(std::move(r.error()));
+    CAPSA_TRY(run_once(-1));
   }
   impl_->stop_requested.store(false, std::memory_order_release);
   return {};

@@ -43,37 +43,33 @@ EntryInfo info_of(const struct stat& st) {
 
 Result<struct stat> fstat_fd(const Fd& fd) {
   struct stat st {};
-  auto rc = sys("fstat", "directory grant", [&] { return ::fstat(fd.get(), &st); });
-  if (!rc) return std::unexpected(std::move(rc.error()));
+  CAPSA_TRY(sys("fstat", "directory grant", [&] { return ::fstat(fd.get(), &st); }));
   return st;
 }
 
 // Resolves `path`, checks its type with `want` (S_IFREG or S_IFDIR), and
 // opens it for real with `flags`, refusing a swap between the two steps.
 Result<Fd> open_checked(const Fd& root, std::string_view path, mode_t want, int flags) {
-  auto probe = resolve(root, path);
-  if (!probe) return std::unexpected(std::move(probe.error()));
-  auto before = fstat_fd(*probe);
-  if (!before) return std::unexpected(std::move(before.error()));
-  if ((before->st_mode & S_IFMT) != want) {
+  CAPSA_ASSIGN_OR_RETURN(const Fd probe, resolve(root, path));
+  CAPSA_ASSIGN_OR_RETURN(const struct stat before, fstat_fd(probe));
+  if ((before.st_mode & S_IFMT) != want) {
     std::string what = want == S_IFDIR ? "not a directory: it is " : "not a regular file: it is ";
-    if (S_ISREG(before->st_mode)) what = "not a directory: it is a regular file";
-    else what += mode_name(before->st_mode);
+    if (S_ISREG(before.st_mode)) what = "not a directory: it is a regular file";
+    else what += mode_name(before.st_mode);
     return make_error(Errc::kDenied, what);
   }
   // O_NONBLOCK: if the path was swapped for a fifo since the probe, this
   // open returns at once instead of waiting for a writer.
-  auto fd = openat2_beneath(root, path, static_cast<std::uint64_t>(flags | O_NONBLOCK | O_NOCTTY));
-  if (!fd) return fd;
-  auto after = fstat_fd(*fd);
-  if (!after) return std::unexpected(std::move(after.error()));
-  if (after->st_dev != before->st_dev || after->st_ino != before->st_ino ||
-      (after->st_mode & S_IFMT) != want) {
+  CAPSA_ASSIGN_OR_RETURN(
+      Fd fd, openat2_beneath(root, path, static_cast<std::uint64_t>(flags | O_NONBLOCK | O_NOCTTY)));
+  CAPSA_ASSIGN_OR_RETURN(const struct stat after, fstat_fd(fd));
+  if (after.st_dev != before.st_dev || after.st_ino != before.st_ino ||
+      (after.st_mode & S_IFMT) != want) {
     return make_error(Errc::kDenied, "the file changed while it was being opened");
   }
   // Back to blocking mode: the fd goes to a worker as a plain file handle.
-  int fl = ::fcntl(fd->get(), F_GETFL);
-  if (fl < 0 || ::fcntl(fd->get(), F_SETFL, fl & ~O_NONBLOCK) != 0) {
+  int fl = ::fcntl(fd.get(), F_GETFL);
+  if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) {
     return std::unexpected(sys_error("fcntl(F_SETFL)", "directory grant", errno));
   }
   return fd;
@@ -95,9 +91,8 @@ std::int64_t EntryInfo::modified_ns() const noexcept {
 }
 
 Result<EntryInfo> stat_fd(const Fd& fd) {
-  auto st = fstat_fd(fd);
-  if (!st) return std::unexpected(std::move(st.error()));
-  return info_of(*st);
+  CAPSA_ASSIGN_OR_RETURN(const struct stat st, fstat_fd(fd));
+  return info_of(st);
 }
 
 std::string_view entry_type_name(EntryType type) noexcept {
@@ -129,16 +124,13 @@ Result<Fd> DirectoryScope::open_file(std::string_view path, Access access) const
 }
 
 Result<EntryInfo> DirectoryScope::stat(std::string_view path) const {
-  auto probe = resolve_no_follow(root_, path);
-  if (!probe) return std::unexpected(std::move(probe.error()));
-  auto st = fstat_fd(*probe);
-  if (!st) return std::unexpected(std::move(st.error()));
-  return info_of(*st);
+  CAPSA_ASSIGN_OR_RETURN(const Fd probe, resolve_no_follow(root_, path));
+  CAPSA_ASSIGN_OR_RETURN(const struct stat st, fstat_fd(probe));
+  return info_of(st);
 }
 
 Result<Listing> DirectoryScope::list(std::string_view path, std::size_t max_entries) const {
-  auto dir = open_checked(root_, path, S_IFDIR, O_RDONLY | O_DIRECTORY);
-  if (!dir) return std::unexpected(std::move(dir.error()));
+  CAPSA_ASSIGN_OR_RETURN(const Fd dir, open_checked(root_, path, S_IFDIR, O_RDONLY | O_DIRECTORY));
   Listing out;
   // The `max_entries` smallest names seen so far, as a max-heap: a name
   // smaller than the largest kept replaces it. The filesystem's order is
@@ -149,10 +141,11 @@ Result<Listing> DirectoryScope::list(std::string_view path, std::size_t max_entr
   kept.reserve(std::min<std::size_t>(max_entries, 64));
   alignas(8) char buf[16 * 1024];
   for (;;) {
-    auto n = sys("getdents64", "directory grant", [&] { return ::getdents64(dir->get(), buf, sizeof(buf)); });
-    if (!n) return std::unexpected(std::move(n.error()));
-    if (*n == 0) break;
-    std::size_t len = static_cast<std::size_t>(*n);
+    CAPSA_ASSIGN_OR_RETURN(const ssize_t n, sys("getdents64", "directory grant", [&] {
+                             return ::getdents64(dir.get(), buf, sizeof(buf));
+                           }));
+    if (n == 0) break;
+    std::size_t len = static_cast<std::size_t>(n);
     // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, name.
     constexpr std::size_t kNameOffset = 19;
     for (std::size_t off = 0; off + kNameOffset < len;) {
@@ -185,7 +178,7 @@ Result<Listing> DirectoryScope::list(std::string_view path, std::size_t max_entr
     // The name is one component read from this directory: fstatat with
     // AT_SYMLINK_NOFOLLOW cannot leave it. An entry removed meanwhile is
     // skipped.
-    if (::fstatat(dir->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     out.entries.push_back(DirEntry{std::move(name), info_of(st)});
   }
   return out;

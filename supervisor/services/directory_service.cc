@@ -77,15 +77,14 @@ void build_list_reply(flatbuffers::FlatBufferBuilder& fbb, const Listing& listin
   fbb.Finish(fs::CreateListReply(fbb, vec, listing.truncated || count < listing.entries.size()));
 }
 
-void DirectoryService::handle(Call call) {
-  const std::string& name = call.method().name;
-  if (name == "Open") return open(std::move(call));
-  if (name == "OpenFile") return open_file(std::move(call));
-  if (name == "List") return list(std::move(call));
-  if (name == "Stat") return stat(std::move(call));
-  // The supervisor validated the method against fs.Directory; one the
-  // schema has and this service lacks is our bug, answered, not a crash.
-  call.fail(Errc::kFailed, "fs.Directory." + name + " is not implemented");
+const MethodTable<DirectoryService, 4>& DirectoryService::methods() {
+  static constexpr MethodTable<DirectoryService, 4> kTable{
+      interfaces::kDirectory,
+      {{{0, "Open", &DirectoryService::open},
+        {1, "OpenFile", &DirectoryService::open_file},
+        {2, "List", &DirectoryService::list},
+        {3, "Stat", &DirectoryService::stat}}}};
+  return kTable;
 }
 
 void DirectoryService::open(Call call) {
@@ -119,11 +118,9 @@ void DirectoryService::open_file(Call call) {
   };
   call.off_loop<Result<Opened>>(
       [scope = scope_, path = std::move(*path)]() -> Result<Opened> {
-        auto fd = scope->open_file(path);
-        if (!fd) return std::unexpected(std::move(fd.error()));
-        auto info = stat_fd(*fd);
-        if (!info) return std::unexpected(std::move(info.error()));
-        return Opened{std::move(*fd), info->size};
+        CAPSA_ASSIGN_OR_RETURN(Fd fd, scope->open_file(path));
+        CAPSA_ASSIGN_OR_RETURN(const EntryInfo info, stat_fd(fd));
+        return Opened{std::move(fd), info.size};
       },
       [](Call done, Result<Opened> opened) {
         answer(done, opened, [&](Opened& o) {
@@ -184,16 +181,12 @@ ServiceFactory directory_service_factory() {
       return make_error(Errc::kInvalidArgument, "fs.Directory grant has no root directory");
     }
     const std::string& host_path = std::get<std::string>(*root);
-    auto scope = DirectoryScope::open(host_path);
-    if (!scope) {
-      Error e = std::move(scope.error());
-      // The supervisor names the grant; the host path is for the operator
-      // (a worker never sees this text).
-      e.message = "cannot open the fs.Directory root " + host_path + ": " + e.message;
-      return std::unexpected(std::move(e));
-    }
+    // The supervisor names the grant; the host path is for the operator
+    // (a worker never sees this text).
+    CAPSA_ASSIGN_OR_RETURN_CONTEXT(DirectoryScope scope, DirectoryScope::open(host_path),
+                                   "cannot open the fs.Directory root " + host_path);
     return std::static_pointer_cast<const void>(
-        std::make_shared<const DirectoryScope>(std::move(*scope)));
+        std::make_shared<const DirectoryScope>(std::move(scope)));
   };
   f.make = [](const policy::Grant&, const std::shared_ptr<const void>& prepared,
               ServiceHost&) -> std::unique_ptr<ServiceObject> {

@@ -41,6 +41,7 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include "capabilities/error.h"
+#include "supervisor/services/dispatch.h"
 #include "supervisor/services/service.h"
 #include "supervisor/services/directory.h"
 
@@ -68,11 +69,15 @@ class DirectoryService final : public ServiceObject {
   explicit DirectoryService(std::shared_ptr<const DirectoryScope> scope)
       : scope_(std::move(scope)) {}
 
-  void handle(Call call) override;
+  void handle(Call call) override { methods().dispatch(*this, std::move(call)); }
   // The same tree (shared scope). Never nullptr.
   std::unique_ptr<ServiceObject> clone() const override {
     return std::make_unique<DirectoryService>(scope_);
   }
+
+  // Open, OpenFile, List, Stat by ordinal (dispatch.h); checked against
+  // fs.Directory in directory_service_test.cc.
+  static const MethodTable<DirectoryService, 4>& methods();
 
  private:
   void open(Call call);

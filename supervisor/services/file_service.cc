@@ -40,13 +40,12 @@ Result<ReadResult> read_at(const Fd& file, std::int64_t offset, std::uint32_t ma
   out.data.resize(want);
   std::size_t got = 0;
   while (got < want) {
-    auto n = sys("pread", "fs.File", [&] {
-      return ::pread(file.get(), out.data.data() + got, want - got,
-                     static_cast<off_t>(offset + static_cast<std::int64_t>(got)));
-    });
-    if (!n) return std::unexpected(std::move(n.error()));
-    if (*n == 0) break;
-    got += static_cast<std::size_t>(*n);
+    CAPSA_ASSIGN_OR_RETURN(const ssize_t n, sys("pread", "fs.File", [&] {
+                             return ::pread(file.get(), out.data.data() + got, want - got,
+                                            static_cast<off_t>(offset + static_cast<std::int64_t>(got)));
+                           }));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
   }
   out.eof = got <= max_bytes;
   out.data.resize(out.eof ? got : max_bytes);
@@ -62,14 +61,12 @@ std::unique_ptr<ServiceObject> FileService::clone() const {
   return std::unique_ptr<ServiceObject>(new FileService(file_, std::make_shared<Cursor>()));
 }
 
-void FileService::handle(Call call) {
-  const std::string& name = call.method().name;
-  if (name == "Read") return read(std::move(call));
-  if (name == "Seek") return seek(std::move(call));
-  if (name == "Stat") return stat(std::move(call));
-  // The supervisor validated the method against fs.File; a method the
-  // schema has and this service lacks is our bug, answered, not a crash.
-  call.fail(Errc::kFailed, "fs.File." + name + " is not implemented");
+const MethodTable<FileService, 3>& FileService::methods() {
+  static constexpr MethodTable<FileService, 3> kTable{interfaces::kFile,
+                                                     {{{0, "Read", &FileService::read},
+                                                       {1, "Seek", &FileService::seek},
+                                                       {2, "Stat", &FileService::stat}}}};
+  return kTable;
 }
 
 void FileService::read(Call call) {

@@ -34,6 +34,7 @@
 #include <memory>
 
 #include "capabilities/fd.h"
+#include "supervisor/services/dispatch.h"
 #include "supervisor/services/service.h"
 
 namespace capsa::supervisor::services {
@@ -44,12 +45,16 @@ class FileService final : public ServiceObject {
   // DirectoryScope::open_file returns). The position starts at 0.
   explicit FileService(Fd file);
 
-  void handle(Call call) override;
+  void handle(Call call) override { methods().dispatch(*this, std::move(call)); }
   // The same open file with its own position, starting at 0 (not the
   // original's position: the copy is usually handed to someone else, who
   // should see the file from its start and learn nothing of how far the
   // original's holder read). Never nullptr.
   std::unique_ptr<ServiceObject> clone() const override;
+
+  // Read, Seek, Stat by ordinal (dispatch.h); checked against fs.File in
+  // file_service_test.cc.
+  static const MethodTable<FileService, 3>& methods();
 
  private:
   struct Cursor {

@@ -98,10 +98,13 @@ std::string sanitize_log_text(std::string_view text) {
   return out;
 }
 
-void LogService::handle(Call call) {
-  if (call.method().name != "Write") {
-    return call.fail(Errc::kFailed, "log.Sink." + call.method().name + " is not implemented");
-  }
+const MethodTable<LogService, 1>& LogService::methods() {
+  static constexpr MethodTable<LogService, 1> kTable{interfaces::kLogSink,
+                                                    {{{0, "Write", &LogService::write}}}};
+  return kTable;
+}
+
+void LogService::write(Call call) {
   const auto req = interfaces::log_sink::read_write_request(call.request().payload().data());
   if (!req.has_text) return call.fail(Errc::kBadMessage, "log.Sink.Write: text is missing");
   if (req.text.size() > interfaces::kMaxLogTextBytes) {

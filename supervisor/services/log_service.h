@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 
+#include "supervisor/services/dispatch.h"
 #include "supervisor/services/service.h"
 
 namespace capsa::supervisor::services {
@@ -40,8 +41,15 @@ class LogService final : public ServiceObject {
   // Write: kBadMessage for a missing text, a text over
   // capsa::interfaces::kMaxLogTextBytes, or a level that is not a
   // log.Level (the enum is not enforced on the wire).
-  void handle(Call call) override;
+  void handle(Call call) override { methods().dispatch(*this, std::move(call)); }
   std::unique_ptr<ServiceObject> clone() const override { return std::make_unique<LogService>(); }
+
+  // Write by ordinal (dispatch.h); checked against log.Sink in
+  // log_service_test.cc.
+  static const MethodTable<LogService, 1>& methods();
+
+ private:
+  void write(Call call);
 };
 
 // The policy side of log.Sink: no constraints, nothing to prepare.

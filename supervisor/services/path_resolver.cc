@@ -69,14 +69,12 @@ Result<Fd> openat2_beneath(const Fd& root, std::string_view path, std::uint64_t 
 }
 
 Result<Fd> resolve(const Fd& root, std::string_view path) {
-  auto ok = check_relative_path(path);
-  if (!ok) return std::unexpected(std::move(ok.error()));
+  CAPSA_TRY(check_relative_path(path));
   return openat2_beneath(root, path, O_PATH);
 }
 
 Result<Fd> resolve_no_follow(const Fd& root, std::string_view path) {
-  auto ok = check_relative_path(path);
-  if (!ok) return std::unexpected(std::move(ok.error()));
+  CAPSA_TRY(check_relative_path(path));
   return openat2_beneath(root, path, O_PATH | O_NOFOLLOW);
 }
 

@@ -28,6 +28,7 @@
 #include "capabilities/port.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/spec.h"
+#include "sandbox/testdata/test_limits.h"
 
 namespace {
 
@@ -50,6 +51,7 @@ capsa::Result<Started> start(const std::string& program, const std::string& mark
                   .name("grandchild")
                   .program(program)
                   .args({program, "grandchild", marker})
+                  .limits(capsa::testing::sandbox_test_limits())
                   .build();
   if (!spec) return std::unexpected(spec.error());
   auto channel = capsa::make_channel();

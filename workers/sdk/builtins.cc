@@ -24,49 +24,45 @@ flatbuffers::Offset<flatbuffers::String> path_string(flatbuffers::FlatBufferBuil
 }  // namespace
 
 Result<Directory> Directory::wrap(Capability cap) {
-  if (auto r = expect_interface(cap, interfaces::kDirectory); !r) return std::unexpected(r.error());
+  CAPSA_TRY(expect_interface(cap, interfaces::kDirectory));
   return Directory(std::move(cap));
 }
 
 Result<Directory> Directory::get(Context& ctx, std::string_view grant) {
-  auto cap = ctx.get(grant, interfaces::kDirectory);
-  if (!cap) return std::unexpected(std::move(cap.error()));
-  return Directory(std::move(*cap));
+  CAPSA_ASSIGN_OR_RETURN(Capability cap, ctx.get(grant, interfaces::kDirectory));
+  return Directory(std::move(cap));
 }
 
 Result<Fd> Directory::open_file(std::string_view path) {
   auto& fbb = cap_.payload_builder();
   fbb.Finish(fs::CreateOpenFileRequest(fbb, path_string(fbb, path)));
-  auto reply = cap_.call("OpenFile", cap_.payload_bytes());
-  if (!reply) return std::unexpected(std::move(reply.error()));
-  auto index = reply->payload_as<fs::OpenFileReply>()->file();
+  CAPSA_ASSIGN_OR_RETURN(Message reply, cap_.call("OpenFile", cap_.payload_bytes()));
+  auto index = reply.payload_as<fs::OpenFileReply>()->file();
   if (!index.has_value()) {
     return make_error(Errc::kBadMessage, "fs.Directory.OpenFile reply carries no file");
   }
   // The validator already checked the kernel object: a regular O_RDONLY file.
-  return reply->take_handle(*index);
+  return reply.take_handle(*index);
 }
 
 Result<File> Directory::open(Context& ctx, std::string_view path) {
   auto& fbb = cap_.payload_builder();
   fbb.Finish(fs::CreateOpenRequest(fbb, path_string(fbb, path)));
-  auto reply = cap_.call("Open", cap_.payload_bytes());
-  if (!reply) return std::unexpected(std::move(reply.error()));
-  auto index = reply->payload_as<fs::OpenReply>()->file();
+  CAPSA_ASSIGN_OR_RETURN(Message reply, cap_.call("Open", cap_.payload_bytes()));
+  auto index = reply.payload_as<fs::OpenReply>()->file();
   if (!index.has_value()) {
     return make_error(Errc::kBadMessage, "fs.Directory.Open reply carries no port");
   }
-  auto cap = ctx.adopt(Port(reply->take_handle(*index)), interfaces::kFile, std::string(path));
-  if (!cap) return std::unexpected(std::move(cap.error()));
-  return File::wrap(std::move(*cap));
+  CAPSA_ASSIGN_OR_RETURN(Capability cap, ctx.adopt(Port(reply.take_handle(*index)), interfaces::kFile,
+                                                    std::string(path)));
+  return File::wrap(std::move(cap));
 }
 
 Result<Listing> Directory::list(std::string_view path) {
   auto& fbb = cap_.payload_builder();
   fbb.Finish(fs::CreateListRequest(fbb, path_string(fbb, path)));
-  auto reply = cap_.call("List", cap_.payload_bytes());
-  if (!reply) return std::unexpected(std::move(reply.error()));
-  const auto* r = reply->payload_as<fs::ListReply>();
+  CAPSA_ASSIGN_OR_RETURN(Message reply, cap_.call("List", cap_.payload_bytes()));
+  const auto* r = reply.payload_as<fs::ListReply>();
   Listing out;
   out.truncated = r->truncated();
   if (r->entries() != nullptr) {
@@ -75,7 +71,7 @@ Result<Listing> Directory::list(std::string_view path) {
     // allows it, and copying each would turn one 64 KiB packet into tens of
     // MB. Names are stored in the reply, so honest names fit in it.
     std::size_t copied = 0;
-    const std::size_t budget = reply->payload().size();
+    const std::size_t budget = reply.payload().size();
     for (const auto* e : *r->entries()) {
       if (e->name() == nullptr) {
         return make_error(Errc::kBadMessage, "fs.Directory.List reply has an entry without a name");
@@ -91,7 +87,7 @@ Result<Listing> Directory::list(std::string_view path) {
 }
 
 Result<File> File::wrap(Capability cap) {
-  if (auto r = expect_interface(cap, interfaces::kFile); !r) return std::unexpected(r.error());
+  CAPSA_TRY(expect_interface(cap, interfaces::kFile));
   return File(std::move(cap));
 }
 
@@ -103,9 +99,8 @@ Result<std::vector<std::byte>> File::read(std::uint32_t max_bytes, std::int64_t 
   }
   auto& fbb = cap_.payload_builder();
   fbb.Finish(fs::CreateReadRequest(fbb, offset, max_bytes));
-  auto reply = cap_.call("Read", cap_.payload_bytes());
-  if (!reply) return std::unexpected(std::move(reply.error()));
-  const auto* data = reply->payload_as<fs::ReadReply>()->data();
+  CAPSA_ASSIGN_OR_RETURN(Message reply, cap_.call("Read", cap_.payload_bytes()));
+  const auto* data = reply.payload_as<fs::ReadReply>()->data();
   std::vector<std::byte> out;
   if (data != nullptr) {
     // A service that returns more than asked broke the contract.
@@ -121,20 +116,18 @@ Result<std::vector<std::byte>> File::read(std::uint32_t max_bytes, std::int64_t 
 Result<std::uint64_t> File::size() {
   auto& fbb = cap_.payload_builder();
   fbb.Finish(fs::CreateFileStatRequest(fbb));
-  auto reply = cap_.call("Stat", cap_.payload_bytes());
-  if (!reply) return std::unexpected(std::move(reply.error()));
-  return reply->payload_as<fs::FileStatReply>()->size();
+  CAPSA_ASSIGN_OR_RETURN(Message reply, cap_.call("Stat", cap_.payload_bytes()));
+  return reply.payload_as<fs::FileStatReply>()->size();
 }
 
 Result<LogSink> LogSink::wrap(Capability cap) {
-  if (auto r = expect_interface(cap, interfaces::kLogSink); !r) return std::unexpected(r.error());
+  CAPSA_TRY(expect_interface(cap, interfaces::kLogSink));
   return LogSink(std::move(cap));
 }
 
 Result<LogSink> LogSink::get(Context& ctx, std::string_view grant) {
-  auto cap = ctx.get(grant, interfaces::kLogSink);
-  if (!cap) return std::unexpected(std::move(cap.error()));
-  return LogSink(std::move(*cap));
+  CAPSA_ASSIGN_OR_RETURN(Capability cap, ctx.get(grant, interfaces::kLogSink));
+  return LogSink(std::move(cap));
 }
 
 Result<void> LogSink::write(Level level, std::string_view text) {
@@ -144,8 +137,7 @@ Result<void> LogSink::write(Level level, std::string_view text) {
                                                   std::to_string(interfaces::kMaxLogTextBytes));
   }
   interfaces::log_sink::build_write_request(cap_.payload_builder(), level, text);
-  auto reply = cap_.call("Write", cap_.payload_bytes());
-  if (!reply) return std::unexpected(std::move(reply.error()));
+  CAPSA_TRY(cap_.call("Write", cap_.payload_bytes()));
   return {};
 }
 

@@ -94,9 +94,8 @@ Result<std::uint32_t> Capability::ordinal_for(std::string_view method) const {
 
 Result<Message> Capability::call(std::string_view method, std::span<const std::uint8_t> payload,
                                  std::vector<Handle> handles) {
-  auto ordinal = ordinal_for(method);
-  if (!ordinal) return std::unexpected(std::move(ordinal.error()));
-  auto reply = client_->call(*ordinal, payload, std::move(handles));
+  CAPSA_ASSIGN_OR_RETURN(const std::uint32_t ordinal, ordinal_for(method));
+  auto reply = client_->call(ordinal, payload, std::move(handles));
   if (!reply) return std::unexpected(note_failure(std::move(reply.error())));
   return reply;
 }
@@ -104,9 +103,8 @@ Result<Message> Capability::call(std::string_view method, std::span<const std::u
 Result<std::uint64_t> Capability::submit(std::string_view method,
                                          std::span<const std::uint8_t> payload,
                                          std::vector<Handle> handles, Completion done) {
-  auto ordinal = ordinal_for(method);
-  if (!ordinal) return std::unexpected(std::move(ordinal.error()));
-  auto id = client_->submit(*ordinal, payload, std::move(handles), std::move(done));
+  CAPSA_ASSIGN_OR_RETURN(const std::uint32_t ordinal, ordinal_for(method));
+  auto id = client_->submit(ordinal, payload, std::move(handles), std::move(done));
   if (!id) return std::unexpected(note_failure(std::move(id.error())));
   return id;
 }

@@ -37,17 +37,14 @@ Result<Context> Context::from_fd(int fd) {
                       "fd " + std::to_string(fd) + " is not a capsa port: " + k.error().message);
   }
   // The bootstrap port must not leak into programs this worker execs.
-  if (auto r = sys("fcntl", "F_SETFD FD_CLOEXEC on the bootstrap port",
-                   [&] { return ::fcntl(owned.get(), F_SETFD, FD_CLOEXEC); });
-      !r) {
-    return std::unexpected(std::move(r.error()));
-  }
+  CAPSA_TRY(sys("fcntl", "F_SETFD FD_CLOEXEC on the bootstrap port",
+                [&] { return ::fcntl(owned.get(), F_SETFD, FD_CLOEXEC); }));
   return from_port(Port(std::move(owned)));
 }
 
 Result<Context> Context::from_port(Port bootstrap) {
   auto reg = std::make_shared<InterfaceRegistry>();
-  if (auto r = interfaces::register_builtin(*reg); !r) return std::unexpected(std::move(r.error()));
+  CAPSA_TRY(interfaces::register_builtin(*reg));
   const Interface* boot = reg->find(interfaces::kBootstrap);
   auto cap = std::make_unique<Capability>(std::move(bootstrap), *boot, kAllRights, reg, "bootstrap");
   return Context(std::move(reg), std::move(cap));
@@ -86,18 +83,16 @@ Result<Capability> Context::capability_from_reply(Message& reply, std::string_vi
 Result<Capability> Context::get(std::string_view name, std::string_view expected_interface) {
   auto& fbb = bootstrap_->payload_builder();
   fbb.Finish(capsa::CreateGetRequest(fbb, fbb.CreateString(name.data(), name.size())));
-  auto reply = bootstrap_->call("Get", bootstrap_->payload_bytes());
-  if (!reply) return std::unexpected(std::move(reply.error()));
-  return capability_from_reply(*reply, name, expected_interface);
+  CAPSA_ASSIGN_OR_RETURN(Message reply, bootstrap_->call("Get", bootstrap_->payload_bytes()));
+  return capability_from_reply(reply, name, expected_interface);
 }
 
 Result<std::vector<GrantInfo>> Context::list() {
   auto& fbb = bootstrap_->payload_builder();
   fbb.Finish(capsa::CreateListRequest(fbb));
-  auto reply = bootstrap_->call("List", bootstrap_->payload_bytes());
-  if (!reply) return std::unexpected(std::move(reply.error()));
+  CAPSA_ASSIGN_OR_RETURN(Message reply, bootstrap_->call("List", bootstrap_->payload_bytes()));
   std::vector<GrantInfo> out;
-  if (const auto* grants = reply->payload_as<capsa::ListReply>()->grants()) {
+  if (const auto* grants = reply.payload_as<capsa::ListReply>()->grants()) {
     out.reserve(grants->size());
     for (const auto* g : *grants) {
       out.push_back({std::string(str(g->name())), std::string(str(g->interface())), g->rights()});
@@ -126,9 +121,9 @@ Result<Capability> Context::attenuate(Capability cap, std::span<const std::strin
   fbb.Finish(capsa::CreateAttenuateRequest(fbb, 0, fbb.CreateVector(names)));
   std::vector<Handle> handles;
   handles.push_back(Handle{HandleKind::kPort, cap.release().release_fd()});
-  auto reply = bootstrap_->call("Attenuate", bootstrap_->payload_bytes(), std::move(handles));
-  if (!reply) return std::unexpected(std::move(reply.error()));
-  return capability_from_reply(*reply, name, iface);
+  CAPSA_ASSIGN_OR_RETURN(Message reply, bootstrap_->call("Attenuate", bootstrap_->payload_bytes(),
+                                                         std::move(handles)));
+  return capability_from_reply(reply, name, iface);
 }
 
 Result<Capability> Context::adopt(Port port, std::string_view expected_interface,

@@ -38,6 +38,7 @@ sandbox::Limits policy_limits(std::uint64_t memory_mib, std::uint64_t open_files
   l.max_open_files = open_files;
   l.cpu_seconds = 5;
   l.wall_seconds = 30;
+  l.max_file_size_bytes = 16ull << 20;  // fixed for policy workers (policy::kFileSizeLimitBytes)
   return l;
 }
 
