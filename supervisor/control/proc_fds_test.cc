@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
 
 #include <gtest/gtest.h>
 
@@ -88,6 +89,26 @@ std::vector<Fd> fds_of(Port&& p) {
   return v;
 }
 
+// A child that passes `ch.second` to a grandchild and keeps no end itself;
+// the test's copies are closed too, so only the grandchild holds a socket
+// of the pair: a port two generations below the root.
+std::unique_ptr<SetupChild> grandchild_holds(std::pair<Port, Port>& ch) {
+  auto child = std::make_unique<SetupChild>([&](int hold) {
+    ch.first = Port();
+    pid_t g = ::fork();
+    if (g < 0) return false;
+    if (g == 0) {
+      SetupChild::wait_on_hold(hold);
+      ::_exit(0);
+    }
+    ch.second = Port();
+    return true;
+  });
+  ch.first = Port();
+  ch.second = Port();
+  return child;
+}
+
 TEST(ProcFds, OwnSocketsAreListedAndOthersAreNot) {
   auto ch = make_channel();
   ASSERT_TRUE(ch) << ch.error().to_string();
@@ -129,21 +150,9 @@ TEST(ProcFds, TreeIncludesGrandchildren) {
   auto ch = make_channel();
   ASSERT_TRUE(ch);
   std::uint64_t deep = ch->second.inode();
-  // The child passes the socket to a grandchild and closes its own copy.
-  SetupChild child([&](int hold) {
-    ch->first = Port();
-    pid_t g = ::fork();
-    if (g < 0) return false;
-    if (g == 0) {
-      SetupChild::wait_on_hold(hold);
-      ::_exit(0);
-    }
-    ch->second = Port();
-    return true;
-  });
+  auto child_ptr = grandchild_holds(*ch);
+  SetupChild& child = *child_ptr;
   ASSERT_TRUE(child.ready());
-  ch->first = Port();
-  ch->second = Port();
 
   bool truncated = true;
   auto pids = process_tree(child.pid(), {}, &truncated);
@@ -276,20 +285,9 @@ TEST(ProcFds, LimitsMakeTheAnswerIncompleteNotWrong) {
   auto ch = make_channel();
   ASSERT_TRUE(ch);
   std::uint64_t deep = ch->second.inode();
-  SetupChild child([&](int hold) {
-    ch->first = Port();
-    pid_t g = ::fork();
-    if (g < 0) return false;
-    if (g == 0) {
-      SetupChild::wait_on_hold(hold);
-      ::_exit(0);
-    }
-    ch->second = Port();
-    return true;
-  });
+  auto child_ptr = grandchild_holds(*ch);
+  SetupChild& child = *child_ptr;
   ASSERT_TRUE(child.ready());
-  ch->first = Port();
-  ch->second = Port();
 
   for (ProcScanLimits limits : {ProcScanLimits{.max_processes = 1}, ProcScanLimits{.max_depth = 0}}) {
     auto tree = sockets_held_by_tree(child.pid(), limits);

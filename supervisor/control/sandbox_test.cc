@@ -15,6 +15,7 @@
 #include "policy/builder.h"
 #include "supervisor/control/client.h"
 #include "supervisor/control/server.h"
+#include "supervisor/control/test_util.h"
 #include "supervisor/supervisor_test_util.h"
 
 namespace capsa::supervisor {
@@ -22,11 +23,6 @@ namespace {
 
 using namespace capsa::supervisor::testing;
 namespace ctl = capsa::control;
-
-std::string bin_dir() {
-  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR"); d != nullptr && *d != '\0') return d;
-  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
-}
 
 class ControlSandboxTest : public ::testing::Test {
  protected:
@@ -79,14 +75,6 @@ class ControlSandboxTest : public ::testing::Test {
   }
   bool running() {
     return loop_->on_loop([&] { return sup_->workers().at(0).running; });
-  }
-  template <typename F>
-  static bool eventually(F pred) {
-    for (int i = 0; i < 6000; ++i) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return pred();
   }
 
   TempDir tmp_;

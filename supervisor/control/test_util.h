@@ -12,7 +12,12 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -21,6 +26,26 @@
 #include "capabilities/fd.h"
 
 namespace capsa::supervisor::testing {
+
+// Polls `pred` (the supervisor notices hang-ups and exits on its own loop;
+// a sandboxed worker takes a while to start) within a generous safety
+// bound; callers assert the predicate afterwards, never a duration.
+template <typename F>
+bool eventually(F pred) {
+  for (int i = 0; i < 12000; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
+}
+
+// Where the test's helper programs are (control_test_worker, capsa): next
+// to the test, or $CAPSA_TEST_BIN_DIR when the .unprivileged pass runs a
+// copy of it from elsewhere.
+inline std::string bin_dir() {
+  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR"); d != nullptr && *d != '\0') return d;
+  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
+}
 
 // Sends one byte `cmd` with `fds` attached (the fds are not closed).
 inline bool send_with_fds(int sock, char cmd, const std::vector<int>& fds) {
