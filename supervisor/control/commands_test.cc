@@ -70,11 +70,7 @@ TEST(ControlReport, HostileStringsAreEscapedInBothRenderings) {
 
 // `capsa audit` and `capsa revoke`, run in-process against the server.
 TEST_F(ControlTest, AuditAndRevokeCommands) {
-  make([](auto& b) { echo_worker(b, "w"); });
-  RawBootstrap boot = attach("w");
-  serve_and_run(sock_);
-  auto e = boot.get("echo");
-  ASSERT_TRUE(e);
+  ASSERT_NO_FATAL_FAILURE(serve_w_holding_echo());
   GrantId id = grant_named(grants(), "w", "echo")->id;
 
   std::ostringstream out, err;

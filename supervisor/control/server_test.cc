@@ -118,11 +118,7 @@ TEST_F(ControlTest, AuditShowsEveryGrantAndWhoTheKernelSaysHoldsIt) {
 }
 
 TEST_F(ControlTest, AnAttachedWorkerWithoutAPidIsUnknownNotNotHeld) {
-  make([](auto& b) { echo_worker(b, "w"); });
-  RawBootstrap boot = attach("w");
-  serve_and_run(sock_);
-  auto e = boot.get("echo");
-  ASSERT_TRUE(e);
+  ASSERT_NO_FATAL_FAILURE(serve_w_holding_echo());
   auto c = client();
   ASSERT_TRUE(c);
   auto snap = c->audit(false);

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,8 @@ class ControlTest : public ::testing::Test {
     options_ = options_with_echo(audit_path_, echo_);
   }
   void TearDown() override {
+    w_echo_.reset();
+    w_boot_.reset();
     // The server before the loop stops (its destructor unwatches).
     if (loop_) loop_->on_loop([&] { server_.reset(); });
     loop_.reset();
@@ -87,6 +90,18 @@ class ControlTest : public ::testing::Test {
     return RawBootstrap(std::move(*port), sup_->registry());
   }
   // Creates the control server (before the loop runs) and starts the loop.
+  // The common set-up: worker "w" (echo_worker) attached, served at sock_,
+  // and holding its "echo" grant (this process keeps w's ports open).
+  void serve_w_holding_echo() {
+    make([](auto& b) { echo_worker(b, "w"); });
+    auto port = sup_->attach("w");
+    ASSERT_TRUE(port) << port.error().to_string();
+    w_boot_ = std::make_unique<RawBootstrap>(std::move(*port), sup_->registry());
+    serve_and_run(sock_);
+    auto e = w_boot_->get("echo");
+    ASSERT_TRUE(e) << e.error().to_string();
+    w_echo_.emplace(std::move(*e));
+  }
   void serve_and_run(const std::string& path) {
     auto s = ControlServer::create(*sup_, path);
     ASSERT_TRUE(s) << s.error().to_string();
@@ -115,6 +130,8 @@ class ControlTest : public ::testing::Test {
   std::unique_ptr<Supervisor> sup_;
   std::unique_ptr<ControlServer> server_;
   std::unique_ptr<LoopThread> loop_;
+  std::unique_ptr<RawBootstrap> w_boot_;  // serve_w_holding_echo()
+  std::optional<Got> w_echo_;
 };
 
 }  // namespace capsa::supervisor::testing
