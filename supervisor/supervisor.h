@@ -65,12 +65,12 @@ struct SupervisorOptions {
   // refusals). No global logger: the host wires its own. nullptr: warnings
   // and errors to stderr.
   std::shared_ptr<spdlog::logger> logger;
-  // Workers' log.Sink lines: one record per line at its level (debug, info,
-  // warn, err), named after the worker, not after this logger: the pattern
-  // "[%n] %v" prints "[wordcount] text", and a formatter sees the worker's
-  // name in the record's logger_name. The text is the worker's, with
-  // control characters already replaced. nullptr: every line to stdout as
-  // "[worker] text", or "[worker] warning: text" for levels other than info.
+  // Workers' log.Sink lines: one record each at its level, named after the
+  // worker ("[%n] %v" prints "[wordcount] text"), text already sanitized.
+  // The level and flush level apply; the sinks are called on the loop
+  // thread even for an async logger (sinks shared with other threads: _mt).
+  // nullptr: stdout, "[worker] text" ("[worker] warning: text" when the
+  // level is not info).
   std::shared_ptr<spdlog::logger> worker_logger;
   // Instead of worker_logger: each line handed to this function, on the
   // loop thread, before the next message is read; so it may call the

@@ -23,7 +23,10 @@
 //
 // Limits: at most kMaxControlSessions sessions at once; one more connection
 // is accepted, audited and closed (the listening socket must be drained, or
-// the level-triggered loop would spin on it).
+// the level-triggered loop would spin on it). When accept() fails for lack
+// of fds or memory, accepting pauses for a second (the queued connection
+// would keep the listener readable and the loop spinning): audited
+// ("control_accept_failed") and logged through Supervisor::logger().
 //
 // Threading: create() and the destructor run on the supervisor's loop
 // thread (or before/after run()). The ControlServer must not outlive the
