@@ -35,7 +35,7 @@ TEST(AuditJsonChecker, RejectsWhatIsNotStrictJson) {
 TEST(AuditLog, EveryEventIsOneFlushedValidJsonLine) {
   capsa::testing::FdLeakCheck leaks;
   TempDir dir;
-  std::string path = dir.path + "/audit.jsonl";
+  std::string path = dir.path() + "/audit.jsonl";
   {
     auto opened = AuditLog::open(path);
     ASSERT_TRUE(opened.has_value());
@@ -91,7 +91,7 @@ TEST(AuditLog, EveryEventIsOneFlushedValidJsonLine) {
 
 TEST(AuditLog, HostileStringsStayOneValidLine) {
   TempDir dir;
-  std::string path = dir.path + "/audit.jsonl";
+  std::string path = dir.path() + "/audit.jsonl";
   auto log = AuditLog::open(path);
   ASSERT_TRUE(log.has_value());
   std::string all_controls;
@@ -133,7 +133,7 @@ TEST(AuditLog, HostileStringsStayOneValidLine) {
 
 TEST(AuditLog, LongStringsAreCutAtTheLimit) {
   TempDir dir;
-  std::string path = dir.path + "/audit.jsonl";
+  std::string path = dir.path() + "/audit.jsonl";
   auto log = AuditLog::open(path);
   ASSERT_TRUE(log.has_value());
   std::string at_limit(kMaxAuditStringBytes, 'a');

@@ -61,7 +61,7 @@ TEST(AuditLog, TimestampIsRfc3339UtcWithMilliseconds) {
 
 TEST(AuditLog, FileIsPrivateAndAppendedTo) {
   TempDir dir;
-  std::string path = dir.path + "/audit.jsonl";
+  std::string path = dir.path() + "/audit.jsonl";
   {
     std::ofstream pre(path);
     pre << "{\"earlier\":true}\n";
@@ -71,7 +71,7 @@ TEST(AuditLog, FileIsPrivateAndAppendedTo) {
     auto log = AuditLog::open(path);
     ASSERT_TRUE(log.has_value()) << log.error().to_string();
   }
-  std::string fresh = dir.path + "/fresh.jsonl";
+  std::string fresh = dir.path() + "/fresh.jsonl";
   ASSERT_TRUE(AuditLog::open(fresh).has_value());
   struct stat st {};
   ASSERT_EQ(::stat(fresh.c_str(), &st), 0);
@@ -106,7 +106,7 @@ int open_flags_of_fd_for(const std::string& path) {
 
 TEST(AuditLog, FdIsAppendOnlyWriteOnlyAndCloseOnExec) {
   TempDir dir;
-  std::string path = dir.path + "/audit.jsonl";
+  std::string path = dir.path() + "/audit.jsonl";
   auto log = AuditLog::open(path);
   ASSERT_TRUE(log.has_value());
   int flags = open_flags_of_fd_for(path);
@@ -120,7 +120,7 @@ TEST(AuditLog, FdIsAppendOnlyWriteOnlyAndCloseOnExec) {
 // no buffer in the process to lose.
 TEST(AuditLog, SigkillAfterAnEventLosesNoLine) {
   TempDir dir;
-  std::string path = dir.path + "/audit.jsonl";
+  std::string path = dir.path() + "/audit.jsonl";
   int status = in_child(path, [](AuditLog& log) {
     for (int i = 0; i < 50; ++i) {
       if (!log.event("before_kill", AuditFields().num("i", i))) return 3;
@@ -137,7 +137,7 @@ TEST(AuditLog, SigkillAfterAnEventLosesNoLine) {
 
 TEST(AuditLog, ALineCutShortByAFullDiskDoesNotSwallowTheNext) {
   TempDir dir;
-  std::string path = dir.path + "/audit.jsonl";
+  std::string path = dir.path() + "/audit.jsonl";
   int status = in_child(path, [&path](AuditLog& log) {
     // The file can grow by 20 bytes only: the next event is cut short.
     ::signal(SIGXFSZ, SIG_IGN);
@@ -168,7 +168,7 @@ TEST(AuditLog, OpenFailureIsAnErrorWithoutLeaks) {
 
 TEST(AuditLog, ThreadsGetIncreasingSeqInFileOrder) {
   TempDir dir;
-  std::string path = dir.path + "/audit.jsonl";
+  std::string path = dir.path() + "/audit.jsonl";
   auto log = AuditLog::open(path);
   ASSERT_TRUE(log.has_value());
   std::vector<std::thread> threads;
@@ -189,7 +189,7 @@ TEST(AuditLog, ThreadsGetIncreasingSeqInFileOrder) {
 // made large (several KiB) so a torn or interleaved write would show.
 TEST(AuditLog, TwoProcessesAppendingNeverInterleave) {
   TempDir dir;
-  std::string path = dir.path + "/audit.jsonl";
+  std::string path = dir.path() + "/audit.jsonl";
   constexpr int kLines = 300;
   std::vector<pid_t> children;
   for (char letter : {'x', 'y'}) {

@@ -2,10 +2,6 @@
 // read back, and a strict JSON check of each line (nlohmann-json).
 #pragma once
 
-#include <unistd.h>
-
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <optional>
@@ -17,20 +13,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/temp_dir.h"
+
 namespace capsa::supervisor::audit_testing {
 
 using Value = nlohmann::json;
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/capsa-audit-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    if (p == nullptr) std::abort();
-    path = p;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string path;
-};
+using capsa::testing::TempDir;
 
 inline std::vector<std::string> read_lines(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -14,6 +14,7 @@
 
 #include "supervisor/cli/test_util.h"
 #include "supervisor/control/test_util.h"
+#include "tests/support/test_programs.h"
 #include "supervisor/supervisor_test_util.h"
 
 namespace capsa::supervisor {
@@ -30,11 +31,11 @@ class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_FALSE(tmp_.path().empty());
-    capsa_ = bin_dir() + "/capsa";
+    capsa_ = capsa::testing::test_bin_dir() + "/capsa";
     root_ = tmp_.path() + "/root";
     ASSERT_EQ(::mkdir(root_.c_str(), 0755), 0);
     policy_ = tmp_.path() + "/policy.json";
-    std::ofstream(policy_) << R"({ "workers": [ { "name": "sw", "program": ")" << bin_dir()
+    std::ofstream(policy_) << R"({ "workers": [ { "name": "sw", "program": ")" << capsa::testing::test_bin_dir()
                            << R"(/control_test_worker", "limits": { "wall_seconds": 120 },
         "grants": [ { "name": "log", "api": "log.Sink", "rights": ["Write"] },
                     { "name": "dir", "api": "fs.Directory", "rights": ["List", "Stat"],

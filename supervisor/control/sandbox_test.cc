@@ -16,6 +16,7 @@
 #include "supervisor/control/client.h"
 #include "supervisor/control/server.h"
 #include "supervisor/control/test_util.h"
+#include "tests/support/test_programs.h"
 #include "supervisor/supervisor_test_util.h"
 
 namespace capsa::supervisor {
@@ -37,7 +38,7 @@ class ControlSandboxTest : public ::testing::Test {
       lines_.push_back(std::string(w) + ": " + std::string(text));
     };
     policy::PolicyBuilder b(Supervisor::api_catalog(o));
-    auto& w = b.worker("sw").program(bin_dir() + "/control_test_worker");
+    auto& w = b.worker("sw").program(capsa::testing::test_bin_dir() + "/control_test_worker");
     w.grant("log", "log.Sink").all_rights();
     w.grant("dir", "fs.Directory").all_rights().constraint("root", root_);
     w.limit(policy::LimitKind::kWallSeconds, 120);

@@ -13,10 +13,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -37,14 +34,6 @@ bool eventually(F pred) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return pred();
-}
-
-// Where the test's helper programs are (control_test_worker, capsa): next
-// to the test, or $CAPSA_TEST_BIN_DIR when the .unprivileged pass runs a
-// copy of it from elsewhere.
-inline std::string bin_dir() {
-  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR"); d != nullptr && *d != '\0') return d;
-  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
 }
 
 // Sends one byte `cmd` with `fds` attached (the fds are not closed).
