@@ -5,9 +5,9 @@
 
 #include <sys/resource.h>
 
-#include <cstdio>
 #include <utility>
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 #include "capabilities/interfaces/builtin.h"
@@ -20,6 +20,34 @@ namespace {
 
 // A supervisor holds one fd per live grant; the default soft limit (often
 // 1024) would cap a busy supervisor far below what the hard limit allows.
+// "%*" in the default worker pattern: "warning: " (the level's name) before
+// a line that is not at info, nothing before an info line.
+class LevelUnlessInfo final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    if (msg.level == spdlog::level::info) return;
+    auto name = spdlog::level::to_string_view(msg.level);
+    dest.append(name.data(), name.data() + name.size());
+    dest.append(std::string_view(": "));
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<LevelUnlessInfo>();
+  }
+};
+
+// Workers' lines when the host wires no logger: stdout, every level,
+// "[worker] text", flushed at once (a line is seen when it is logged).
+std::shared_ptr<spdlog::logger> default_worker_logger() {
+  auto out = std::make_shared<spdlog::logger>("worker",
+                                              std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  auto text = std::make_unique<spdlog::pattern_formatter>();
+  text->add_flag<LevelUnlessInfo>('*').set_pattern("[%n] %*%v");
+  out->set_formatter(std::move(text));
+  out->set_level(spdlog::level::trace);
+  out->flush_on(spdlog::level::trace);
+  return out;
+}
+
 void raise_fd_limit() {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -161,6 +189,7 @@ Result<void> Supervisor::Impl::init() {
                                             std::make_shared<spdlog::sinks::stderr_sink_mt>());
     log_->set_level(spdlog::level::warn);
   }
+  if (!options_.worker_logger) options_.worker_logger = default_worker_logger();
   raise_fd_limit();
   CAPSA_ASSIGN_OR_RETURN(audit_, AuditLog::open(options_.audit_log_path, options_.audit));
   CAPSA_ASSIGN_OR_RETURN(reactor_, Reactor::create(options_.reactor));
@@ -231,14 +260,14 @@ const Interface* Supervisor::find_interface(std::string_view name) const {
 
 namespace {
 
-std::string_view level_name(LogLevel l) {
+spdlog::level::level_enum spdlog_level(LogLevel l) {
   switch (l) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarning: return "warning";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug: return spdlog::level::debug;
+    case LogLevel::kInfo: return spdlog::level::info;
+    case LogLevel::kWarning: return spdlog::level::warn;
+    case LogLevel::kError: return spdlog::level::err;
   }
-  return "?";
+  return spdlog::level::err;
 }
 
 }  // namespace
@@ -248,19 +277,23 @@ void Supervisor::Impl::worker_log(std::string_view worker, LogLevel level, std::
     options_.log_output(worker, level, text);
     return;
   }
-  std::string line;
-  line.reserve(worker.size() + text.size() + 16);
-  line += '[';
-  line += worker;
-  line += "] ";
-  if (level != LogLevel::kInfo) {
-    line += level_name(level);
-    line += ": ";
+  spdlog::logger& out = *options_.worker_logger;  // never null after init()
+  const auto lvl = spdlog_level(level);
+  if (!out.should_log(lvl)) return;
+  // spdlog names a record after its logger; this record is named after the
+  // worker (the supervisor's attribution, never the worker's own claim), so
+  // it goes to the logger's sinks directly.
+  const spdlog::details::log_msg msg(spdlog::string_view_t(worker.data(), worker.size()), lvl,
+                                     spdlog::string_view_t(text.data(), text.size()));
+  try {
+    for (const auto& sink : out.sinks()) {
+      if (sink->should_log(lvl)) sink->log(msg);
+    }
+    if (lvl >= out.flush_level()) out.flush();
+  } catch (const std::exception&) {
+    // A sink that fails (a full disk, a closed pipe) loses the line, as
+    // spdlog's own error handler would: a worker's log must not stop the loop.
   }
-  line += text;
-  line += '\n';
-  std::fwrite(line.data(), 1, line.size(), stdout);
-  std::fflush(stdout);
 }
 
 // Grants, as the core's parts ask for them.
@@ -313,6 +346,7 @@ Result<Handle> Supervisor::Impl::mint_child(GrantId parent, const Interface& ifa
 
 Reactor& Supervisor::reactor() noexcept { return impl_->reactor(); }
 AuditLog& Supervisor::audit() noexcept { return impl_->audit(); }
+spdlog::logger& Supervisor::logger() noexcept { return impl_->log(); }
 const InterfaceRegistry& Supervisor::registry() const noexcept { return impl_->registry(); }
 const policy::Policy& Supervisor::policy() const noexcept { return impl_->policy(); }
 

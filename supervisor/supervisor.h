@@ -65,8 +65,18 @@ struct SupervisorOptions {
   // refusals). No global logger: the host wires its own. nullptr: warnings
   // and errors to stderr.
   std::shared_ptr<spdlog::logger> logger;
-  // Where workers' log.Sink lines go. Default: stdout, one line each,
-  // "[worker] text" (text already sanitized).
+  // Workers' log.Sink lines: one record each at its level, named after the
+  // worker ("[%n] %v" prints "[wordcount] text"), text already sanitized.
+  // The level and flush level apply; the sinks are called on the loop
+  // thread even for an async logger (sinks shared with other threads: _mt).
+  // nullptr: stdout, "[worker] text" ("[worker] warning: text" when the
+  // level is not info).
+  std::shared_ptr<spdlog::logger> worker_logger;
+  // Instead of worker_logger: each line handed to this function, on the
+  // loop thread, before the next message is read; so it may call the
+  // supervisor (revoke a grant when a worker says "ready"), which a spdlog
+  // sink (possibly async, on its own thread) must not. For tests and hosts
+  // that route lines themselves.
   std::function<void(std::string_view worker, LogLevel level, std::string_view text)> log_output;
   // APIs an embedding host serves besides the built-in ones: the .bfbs of
   // each interface (capsa_flatbuffers() embeds them) and a service factory
@@ -132,6 +142,9 @@ class Supervisor final : public ServiceHost {
 
   Reactor& reactor() noexcept;
   AuditLog& audit() noexcept;
+  // The supervisor's own operational log (SupervisorOptions::logger), for
+  // the parts of the supervisor that live outside the core (control socket).
+  spdlog::logger& logger() noexcept;
   const InterfaceRegistry& registry() const noexcept;
   const policy::Policy& policy() const noexcept;
 

@@ -1,13 +1,13 @@
 #include "supervisor/cli/audit.h"
 
-#include <algorithm>
-#include <cstdio>
-#include <ctime>
-#include <span>
+#include <chrono>
 #include <vector>
 
-#include "supervisor/audit/audit_log.h"
+#include <nlohmann/json.hpp>
+
+#include "supervisor/cli/format.h"
 #include "supervisor/control/client.h"
+#include "supervisor/control/wire.h"
 
 namespace capsa::cli {
 namespace {
@@ -22,92 +22,11 @@ std::string_view str(const flatbuffers::String* s) {
   return s == nullptr ? std::string_view() : s->string_view();
 }
 
-std::string_view origin_name(ctl::GrantOrigin o) {
-  switch (o) {
-    case ctl::GrantOrigin::Policy: return "policy";
-    case ctl::GrantOrigin::Returned: return "returned";
-    case ctl::GrantOrigin::Attenuated: return "attenuated";
-    case ctl::GrantOrigin::Delegated: return "delegated";
-  }
-  return "unknown";  // a newer supervisor's value
-}
-
-std::string_view state_name(ctl::GrantState s) {
-  switch (s) {
-    case ctl::GrantState::Live: return "live";
-    case ctl::GrantState::Revoked: return "revoked";
-    case ctl::GrantState::Released: return "released";
-  }
-  return "unknown";
-}
-
-std::string_view verdict_name(ctl::KernelVerdict v) {
-  switch (v) {
-    case ctl::KernelVerdict::Held: return "held";
-    case ctl::KernelVerdict::NotHeld: return "not held";
-    case ctl::KernelVerdict::HeldByOther: return "held by other";
-    case ctl::KernelVerdict::Unknown: break;
-  }
-  return "unknown";
-}
-
-// The kernel column: "held", "held by w2", "unknown: why", "-" for a grant
+// The KERNEL column: "held", "held by w2", "unknown: why"; "-" for a grant
 // that is not live.
 std::string kernel_text(const ctl::GrantEntry& g) {
   if (g.state() != ctl::GrantState::Live) return "-";
-  std::string_view detail = str(g.kernel_detail());
-  switch (g.kernel()) {
-    case ctl::KernelVerdict::Held:
-      return detail.empty() ? std::string("held") : "held (also by " + std::string(detail) + ")";
-    case ctl::KernelVerdict::NotHeld: return "not held";
-    case ctl::KernelVerdict::HeldByOther: return "held by " + std::string(detail);
-    case ctl::KernelVerdict::Unknown: break;
-  }
-  return detail.empty() ? std::string("unknown") : "unknown: " + std::string(detail);
-}
-
-// Makes report text safe for a terminal: C0 controls, DEL and the C1
-// controls (U+0080..U+009F, which some terminals obey) are shown as \xNN.
-// A worker's exit text or a path in an error could carry escape sequences.
-std::string printable(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  char buf[8];
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) {
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
-               static_cast<unsigned char>(s[i + 1]) <= 0x9f) {
-      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(s[i + 1]));
-      out += buf;
-      ++i;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
-// "12s", "5m02s", "3h04m", "2d03h".
-std::string age_text(std::int64_t ns) {
-  if (ns < 0) ns = 0;
-  std::int64_t s = ns / 1'000'000'000;
-  char buf[32];
-  if (s < 60) {
-    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
-  } else if (s < 3600) {
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60),
-                  static_cast<long long>(s % 60));
-  } else if (s < 86400) {
-    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600),
-                  static_cast<long long>(s % 3600 / 60));
-  } else {
-    std::snprintf(buf, sizeof buf, "%lldd%02lldh", static_cast<long long>(s / 86400),
-                  static_cast<long long>(s % 86400 / 3600));
-  }
-  return buf;
+  return supervisor::wire_kernel_text(g.kernel(), str(g.kernel_detail()));
 }
 
 std::string rights_text(const ctl::GrantEntry& g) {
@@ -128,66 +47,6 @@ std::string worker_state(const ctl::WorkerEntry& w) {
   return "ended";
 }
 
-// A table whose columns are as wide as their widest cell (the last column
-// is not padded).
-class Table {
- public:
-  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
-  void add(std::vector<std::string> row) {
-    for (auto& cell : row) cell = printable(cell);
-    rows_.push_back(std::move(row));
-  }
-  std::string render() const {
-    std::vector<std::size_t> width(rows_[0].size(), 0);
-    for (const auto& row : rows_) {
-      for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-    }
-    std::string out;
-    for (const auto& row : rows_) {
-      std::string line;
-      for (std::size_t i = 0; i < row.size(); ++i) {
-        line += row[i];
-        if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
-      }
-      out += line;
-      out += '\n';
-    }
-    return out;
-  }
-
- private:
-  std::vector<std::vector<std::string>> rows_;
-};
-
-std::string rfc3339(std::int64_t unix_ns) {
-  timespec ts{};
-  ts.tv_sec = static_cast<time_t>(unix_ns / 1'000'000'000);
-  ts.tv_nsec = static_cast<long>(unix_ns % 1'000'000'000);
-  return supervisor::rfc3339_utc_ms(ts);
-}
-
-// JSON helpers. Strings from the report are escaped whatever they hold; no
-// length cut (the audit log's default): this output is the whole picture.
-void jstr(std::string& out, std::string_view key, std::string_view value) {
-  supervisor::append_json_string(out, key);
-  out += ':';
-  supervisor::append_json_string(out, value, SIZE_MAX);
-}
-void jnum(std::string& out, std::string_view key, std::int64_t v) {
-  supervisor::append_json_string(out, key);
-  out += ':';
-  out += std::to_string(v);
-}
-void junum(std::string& out, std::string_view key, std::uint64_t v) {
-  supervisor::append_json_string(out, key);
-  out += ':';
-  out += std::to_string(v);
-}
-void jbool(std::string& out, std::string_view key, bool v) {
-  supervisor::append_json_string(out, key);
-  out += v ? ":true" : ":false";
-}
-
 }  // namespace
 
 std::string format_audit_table(const ctl::AuditReport& report, bool all) {
@@ -197,8 +56,7 @@ std::string format_audit_table(const ctl::AuditReport& report, bool all) {
     for (const auto* g : *report.grants()) live += g->state() == ctl::GrantState::Live;
   }
   out += "supervisor pid " + std::to_string(report.supervisor_pid()) + ": " +
-         std::to_string(nworkers) + (nworkers == 1 ? " worker, " : " workers, ") +
-         std::to_string(live) + (live == 1 ? " live grant\n\n" : " live grants\n\n");
+         count_of(nworkers, "worker") + ", " + count_of(live, "live grant") + "\n\n";
 
   Table workers({"WORKER", "PID", "CALLS", "DENIALS", "BAD", "VIOLATIONS", "GRANTS", "STATE"});
   if (report.workers()) {
@@ -223,14 +81,14 @@ std::string format_audit_table(const ctl::AuditReport& report, bool all) {
     for (const auto* g : *report.grants()) {
       if (!all && g->state() != ctl::GrantState::Live) continue;
       std::vector<std::string> row{std::to_string(g->id())};
-      if (all) row.emplace_back(state_name(g->state()));
+      if (all) row.emplace_back(supervisor::wire_name(g->state()));
       std::string name(str(g->name()));
       row.insert(row.end(),
                  {std::string(str(g->worker())), name.empty() ? "-" : name,
                   std::string(str(g->interface())), rights_text(*g),
-                  g->channel() ? std::string("channel") : std::string(origin_name(g->origin())),
+                  g->channel() ? std::string("channel") : std::string(supervisor::wire_name(g->origin())),
                   g->parent() != 0 ? std::to_string(g->parent()) : "-",
-                  age_text(report.now_ns() - g->created_ns()), std::to_string(g->calls()),
+                  age(std::chrono::nanoseconds(report.now_ns() - g->created_ns())), std::to_string(g->calls()),
                   std::to_string(g->bytes()), kernel_text(*g)});
       grants.add(std::move(row));
     }
@@ -240,97 +98,58 @@ std::string format_audit_table(const ctl::AuditReport& report, bool all) {
 }
 
 std::string format_audit_json(const ctl::AuditReport& report) {
-  std::string out = "{";
-  jnum(out, "supervisor_pid", report.supervisor_pid());
-  out += ',';
-  jstr(out, "time", rfc3339(report.now_ns()));
-  out += ",\"workers\":[";
-  bool first = true;
+  // Strings from the report are the workers' as much as ours: nlohmann
+  // escapes them, and `replace` turns invalid UTF-8 into U+FFFD instead of
+  // failing. No length cut (unlike the audit log): this is the whole picture.
+  nlohmann::ordered_json doc;
+  doc["supervisor_pid"] = report.supervisor_pid();
+  doc["time"] = rfc3339(report.now_ns());
+  doc["workers"] = nlohmann::ordered_json::array();
   if (report.workers()) {
     for (const auto* w : *report.workers()) {
-      out += first ? "\n  {" : ",\n  {";
-      first = false;
-      jstr(out, "name", str(w->name()));
-      out += ',';
-      jnum(out, "pid", w->pid());
-      out += ',';
-      jbool(out, "running", w->running());
-      out += ',';
-      jstr(out, "exit", str(w->exit()));
-      out += ',';
-      jstr(out, "start_error", str(w->start_error()));
-      out += ',';
-      junum(out, "calls", w->calls());
-      out += ',';
-      junum(out, "denials", w->denials());
-      out += ',';
-      junum(out, "bad_messages", w->bad_messages());
-      out += ',';
-      junum(out, "violations", w->violations());
-      out += ',';
-      junum(out, "grants", w->grants());
-      out += '}';
+      doc["workers"].push_back({{"name", str(w->name())},
+                                {"pid", w->pid()},
+                                {"running", w->running()},
+                                {"exit", str(w->exit())},
+                                {"start_error", str(w->start_error())},
+                                {"calls", w->calls()},
+                                {"denials", w->denials()},
+                                {"bad_messages", w->bad_messages()},
+                                {"violations", w->violations()},
+                                {"grants", w->grants()}});
     }
   }
-  out += first ? "]" : "\n]";
-  out += ",\"grants\":[";
-  first = true;
+  doc["grants"] = nlohmann::ordered_json::array();
   if (report.grants()) {
     for (const auto* g : *report.grants()) {
-      out += first ? "\n  {" : ",\n  {";
-      first = false;
-      junum(out, "id", g->id());
-      out += ',';
-      junum(out, "parent", g->parent());
-      out += ',';
-      jstr(out, "worker", str(g->worker()));
-      out += ',';
-      jnum(out, "holder_pid", g->holder_pid());
-      out += ',';
-      jstr(out, "name", str(g->name()));
-      out += ',';
-      jstr(out, "interface", str(g->interface()));
-      out += ",\"rights\":[";
+      nlohmann::ordered_json j{{"id", g->id()},
+                               {"parent", g->parent()},
+                               {"worker", str(g->worker())},
+                               {"holder_pid", g->holder_pid()},
+                               {"name", str(g->name())},
+                               {"interface", str(g->interface())},
+                               {"rights", nlohmann::ordered_json::array()},
+                               {"origin", supervisor::wire_name(g->origin())},
+                               {"state", supervisor::wire_name(g->state())},
+                               {"channel", g->channel()},
+                               {"created", rfc3339(g->created_ns())},
+                               {"age_ms", (report.now_ns() - g->created_ns()) / 1'000'000}};
       if (const auto* rights = g->rights()) {
-        for (flatbuffers::uoffset_t i = 0; i < rights->size(); ++i) {
-          if (i != 0) out += ',';
-          supervisor::append_json_string(out, str(rights->Get(i)), SIZE_MAX);
-        }
+        for (const auto* r : *rights) j["rights"].push_back(str(r));
       }
-      out += "],";
-      jstr(out, "origin", origin_name(g->origin()));
-      out += ',';
-      jstr(out, "state", state_name(g->state()));
-      out += ',';
-      jbool(out, "channel", g->channel());
-      out += ',';
-      jstr(out, "created", rfc3339(g->created_ns()));
-      out += ',';
-      jnum(out, "age_ms", (report.now_ns() - g->created_ns()) / 1'000'000);
-      if (g->state() != ctl::GrantState::Live) {
-        out += ',';
-        jstr(out, "ended", rfc3339(g->ended_ns()));
-      }
-      out += ',';
-      junum(out, "calls", g->calls());
-      out += ',';
-      junum(out, "bytes", g->bytes());
-      out += ',';
-      junum(out, "denials", g->denials());
-      out += ',';
-      junum(out, "port_inode", g->port_inode());
+      if (g->state() != ctl::GrantState::Live) j["ended"] = rfc3339(g->ended_ns());
+      j["calls"] = g->calls();
+      j["bytes"] = g->bytes();
+      j["denials"] = g->denials();
+      j["port_inode"] = g->port_inode();
       if (g->state() == ctl::GrantState::Live) {
-        out += ',';
-        jstr(out, "kernel", verdict_name(g->kernel()));
-        out += ',';
-        jstr(out, "kernel_detail", str(g->kernel_detail()));
+        j["kernel"] = supervisor::wire_name(g->kernel());
+        j["kernel_detail"] = str(g->kernel_detail());
       }
-      out += '}';
+      doc["grants"].push_back(std::move(j));
     }
   }
-  out += first ? "]" : "\n]";
-  out += "}\n";
-  return out;
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 ControlTarget connect_control(const std::string& option, std::string_view command,

@@ -40,8 +40,8 @@ int run_audit(const AuditOptions& options, std::ostream& out, std::ostream& err)
 
 // The two renderings of a (verified) report, for run_audit and tests.
 // Text from the report is never trusted to be printable: control
-// characters are shown escaped in the table, and JSON strings are escaped
-// (supervisor/audit/audit_log.h, append_json_string).
+// characters are shown escaped in the table (cli/format.h, printable), and
+// JSON strings are escaped by nlohmann-json, invalid UTF-8 as U+FFFD.
 std::string format_audit_table(const control::AuditReport& report, bool all);
 std::string format_audit_json(const control::AuditReport& report);
 

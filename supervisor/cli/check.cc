@@ -17,17 +17,23 @@ CLI::App* add_check_command(CLI::App& app, CheckOptions& options) {
   return cmd;
 }
 
-int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err) {
-  policy::LoadOptions load;
-  load.build.check_filesystem = !options.no_fs_checks;
-  for (const std::string& d : options.defines) {
+bool apply_defines(const std::vector<std::string>& defines, std::string_view command,
+                   policy::LoadOptions& load, std::ostream& err) {
+  for (const std::string& d : defines) {
     auto eq = d.find('=');
     if (eq == std::string::npos || eq == 0) {
-      err << "capsa check: --define wants NAME=VALUE, got \"" << d << "\"\n";
-      return kExitUsage;
+      err << "capsa " << command << ": --define wants NAME=VALUE, got \"" << d << "\"\n";
+      return false;
     }
     load.defines[d.substr(0, eq)] = d.substr(eq + 1);
   }
+  return true;
+}
+
+int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err) {
+  policy::LoadOptions load;
+  load.build.check_filesystem = !options.no_fs_checks;
+  if (!apply_defines(options.defines, "check", load, err)) return kExitUsage;
   // The catalog of the built-in APIs; the supervisor will pass the one it
   // builds from the interface registry instead.
   auto result = policy::load_policy_file(options.policy_path, policy::builtin_api_catalog(), load);

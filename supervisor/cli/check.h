@@ -20,6 +20,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "policy/loader.h"
+
 namespace capsa::cli {
 
 inline constexpr int kExitValid = 0;
@@ -35,6 +37,11 @@ struct CheckOptions {
 
 // Adds the subcommand to `app`; `options` is filled when it is parsed.
 CLI::App* add_check_command(CLI::App& app, CheckOptions& options);
+
+// --define, shared with `capsa run`: sets load.defines from "NAME=VALUE"
+// strings. False, with the reason on `err`, for one without a name or '='.
+bool apply_defines(const std::vector<std::string>& defines, std::string_view command,
+                   policy::LoadOptions& load, std::ostream& err);
 
 // Runs it: the explanation (or JSON) on `out`, errors on `err` (in --json
 // mode the errors are JSON on `out`). Returns the exit status.

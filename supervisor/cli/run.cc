@@ -2,12 +2,12 @@
 
 #include <signal.h>
 
-#include <cinttypes>
-#include <cstdio>
 #include <memory>
 
 #include "policy/loader.h"
 #include "supervisor/cli/check.h"
+#include "supervisor/cli/format.h"
+#include "supervisor/cli/log.h"
 #include "supervisor/control/server.h"
 #include "supervisor/supervisor.h"
 
@@ -17,46 +17,26 @@ namespace {
 
 constexpr int kExitWorkerFailed = 1;
 
-std::string seconds(std::chrono::microseconds us) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2fs", static_cast<double>(us.count()) / 1e6);
-  return buf;
-}
-
-std::string mebibytes(std::uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(bytes) / (1024.0 * 1024.0));
-  return buf;
+std::string status_text(const supervisor::WorkerView& w) {
+  if (!w.start_error.empty()) return "did not start";
+  if (!w.exit) return w.running ? "running" : "ended";
+  std::string status(sandbox::exit_kind_name(w.exit->kind));
+  if (w.exit->kind == sandbox::ExitKind::kExited) return status + " " + std::to_string(w.exit->code);
+  if (w.exit->signal != 0) status += " (signal " + std::to_string(w.exit->signal) + ")";
+  return status;
 }
 
 void print_summary(const std::vector<supervisor::WorkerView>& workers, std::ostream& out) {
-  char line[256];
-  std::snprintf(line, sizeof line, "%-16s %-22s %8s %9s %8s %7s %8s %10s\n", "worker", "status",
-                "cpu", "peak mem", "wall", "calls", "denials", "violations");
-  out << line;
+  Table table({"WORKER", "STATUS", "CPU", "PEAK MEM", "WALL", "CALLS", "DENIALS", "VIOLATIONS"});
   for (const auto& w : workers) {
-    std::string status, cpu = "-", mem = "-", wall = "-";
-    if (!w.start_error.empty()) {
-      status = "did not start";
-    } else if (w.exit) {
-      status = std::string(sandbox::exit_kind_name(w.exit->kind));
-      if (w.exit->kind == sandbox::ExitKind::kExited) status += " " + std::to_string(w.exit->code);
-      if (w.exit->signal != 0 && w.exit->kind != sandbox::ExitKind::kExited) {
-        status += " (signal " + std::to_string(w.exit->signal) + ")";
-      }
-      cpu = seconds(w.exit->cpu_time);
-      mem = mebibytes(w.exit->peak_rss_bytes);
-      wall = seconds(w.exit->wall_time);
-    } else {
-      status = w.running ? "running" : "ended";
-    }
-    std::snprintf(line, sizeof line, "%-16s %-22s %8s %9s %8s %7" PRIu64 " %8" PRIu64 " %10" PRIu64 "\n",
-                  w.name.c_str(), status.c_str(), cpu.c_str(), mem.c_str(), wall.c_str(), w.calls,
-                  w.denials, w.violations);
-    out << line;
+    const auto& e = w.exit;
+    table.add({w.name, status_text(w), e ? seconds(e->cpu_time) : "-",
+               e ? mebibytes(e->peak_rss_bytes) : "-", e ? seconds(e->wall_time) : "-",
+               std::to_string(w.calls), std::to_string(w.denials), std::to_string(w.violations)});
   }
+  out << table.render();
   for (const auto& w : workers) {
-    if (!w.start_error.empty()) out << w.name << ": " << w.start_error << "\n";
+    if (!w.start_error.empty()) out << w.name << ": " << printable(w.start_error) << "\n";
   }
 }
 
@@ -80,20 +60,20 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& options) {
   cmd->add_option("--control", options.control,
                   "control socket for `capsa audit` and `capsa revoke` (default: per-user "
                   "runtime directory; \"none\" for no socket)");
-  cmd->add_flag("-q,--quiet", options.quiet, "print only worker log lines and the summary");
+  auto* quiet = cmd->add_flag("-q,--quiet", options.quiet,
+                              "print only worker log lines, the summary and errors");
+  cmd->add_flag("-v,--verbose", options.verbose, "also print the supervisor's debug log")
+      ->excludes(quiet);
+  cmd->add_option("--log-format", options.log_format,
+                  "text, or json: one JSON object per log line (docs in supervisor/cli/log.h)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   return cmd;
 }
 
 int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   policy::LoadOptions load;
-  for (const std::string& d : options.defines) {
-    auto eq = d.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      err << "capsa run: --define wants NAME=VALUE, got \"" << d << "\"\n";
-      return kExitUsage;
-    }
-    load.defines[d.substr(0, eq)] = d.substr(eq + 1);
-  }
+  if (!apply_defines(options.defines, "run", load, err)) return kExitUsage;
   auto policy = policy::load_policy_file(options.policy_path, supervisor::Supervisor::api_catalog(), load);
   if (!policy) {
     err << policy::format_diagnostics(policy.error());
@@ -109,8 +89,18 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   sigaddset(&signals, SIGTERM);
   ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  const bool json = options.log_format == "json";
+  RunLoggers log = make_run_loggers(
+      json ? LogFormat::kJson : LogFormat::kText,
+      options.verbose ? spdlog::level::debug : options.quiet ? spdlog::level::err : spdlog::level::warn,
+      options.quiet, out, err);
+  log.supervisor->debug("policy {}: {}, {}", options.policy_path,
+                        count_of(policy->workers.size(), "worker"),
+                        count_of(policy->channels.size(), "channel"));
   supervisor::SupervisorOptions so;
   so.audit_log_path = options.audit_log;
+  so.logger = log.supervisor;
+  so.worker_logger = log.workers;
   auto sup = supervisor::Supervisor::create(std::move(*policy), std::move(so));
   if (!sup) {
     err << "capsa run: " << sup.error().message << "\n";
@@ -135,23 +125,23 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
       return kExitUsage;
     }
     control = std::move(*c);
-    if (!options.quiet) out << "capsa: control socket " << path << "\n";
+    log.notices->info("control socket {}", path);
   }
-  if (!options.quiet) out << "capsa: audit log " << options.audit_log << "\n";
+  log.notices->info("audit log {}", options.audit_log);
 
   auto started = s.start_all();
   if (!started) err << "capsa run: " << started.error().message << "\n";
-  if (!options.quiet) {
-    for (const auto& w : s.workers()) {
-      if (w.start_error.empty()) out << "capsa: started " << w.name << " (pid " << w.pid << ")\n";
-    }
+  for (const auto& w : s.workers()) {
+    if (w.start_error.empty()) log.notices->info("started {} (pid {})", w.name, w.pid);
   }
   out.flush();
   auto ran = s.run();
   if (!ran) err << "capsa run: event loop failed: " << ran.error().message << "\n";
   const auto workers = s.workers();
-  out << "\n";
-  print_summary(workers, out);
+  // In JSON, stdout carries nothing but JSON Lines: the table is for people.
+  std::ostream& summary = json ? err : out;
+  summary << "\n";
+  print_summary(workers, summary);
   control.reset();
   return all_succeeded(workers) && ran ? kExitValid : kExitWorkerFailed;
 }

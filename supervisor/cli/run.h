@@ -7,7 +7,13 @@
 // or SIGTERM shut down cleanly: workers are killed and reaped, the audit
 // log gets their exits and is closed.
 //
-//   capsa run [--audit-log FILE] [--control SOCKET] [--define NAME=VALUE]... POLICY
+//   capsa run [--audit-log FILE] [--control SOCKET] [--define NAME=VALUE]...
+//             [-q | -v] [--log-format text|json] POLICY
+//
+// Logs (supervisor/cli/log.h): worker lines on stdout, the supervisor's own
+// log on stderr. With --log-format json both are JSON Lines, the start-up
+// lines are JSON records too, and the summary table goes to stderr, so
+// stdout holds nothing else.
 //
 // Exit status: 0 when every worker exited 0, 1 when one did not (or could
 // not start), 2 for a usage error or an invalid policy.
@@ -28,7 +34,12 @@ struct RunOptions {
   // The control socket for `capsa audit` / `capsa revoke`; "" = the default
   // path (control_server.h), "none" = no control socket.
   std::string control;
-  bool quiet = false;  // no start-up lines, only worker log lines and the summary
+  // The supervisor's own log: warnings by default, debug with `verbose`,
+  // errors only with `quiet` (which also drops the start-up lines). Worker
+  // lines are always printed: they are what the workers produce.
+  bool quiet = false;
+  bool verbose = false;
+  std::string log_format = "text";  // or "json" (supervisor/cli/log.h)
 };
 
 CLI::App* add_run_command(CLI::App& app, RunOptions& options);

@@ -1,13 +1,9 @@
 // `capsa run` as an operator runs it: the real binary, the real plugins in
 // the real sandbox, the example policies. Output, exit status, the audit
 // log, and a clean shutdown on SIGTERM.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -15,7 +11,9 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include "supervisor/cli/test_util.h"
 #include "supervisor/supervisor_test_util.h"
 
 namespace {
@@ -24,35 +22,13 @@ using capsa::supervisor::testing::audit_lines;
 using capsa::supervisor::testing::count_lines_with;
 using capsa::supervisor::testing::TempDir;
 
-struct Ran {
-  int status = -1;  // exit status, or 128 + signal
-  std::string out;
-};
+using capsa::cli::testing::Ran;
 
-// Runs argv with stdout and stderr into one pipe; returns what it printed.
-Ran run(const std::vector<std::string>& args, const std::function<void(pid_t)>& meanwhile = {}) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return {};
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(p[1], 1);
-    ::dup2(p[1], 2);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(p[1]);
-  if (meanwhile) meanwhile(pid);
-  Ran r;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) r.out.append(buf, static_cast<std::size_t>(n));
-  ::close(p[0]);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
+// Runs argv with stdout and stderr interleaved in one file, as a terminal
+// shows them; `meanwhile(pid)` runs while it does.
+Ran run(const std::vector<std::string>& args, const TempDir& tmp,
+        const std::function<void(pid_t)>& meanwhile = {}) {
+  return capsa::cli::testing::run(args, tmp.path(), /*merged=*/true, meanwhile);
 }
 
 class CliRunTest : public ::testing::Test {
@@ -66,37 +42,37 @@ class CliRunTest : public ::testing::Test {
 };
 
 TEST_F(CliRunTest, WordcountPrintsTheTopWordsAndASummaryAndExitsZero) {
-  Ran r = run(capsa_run("wordcount.json"));
+  Ran r = run(capsa_run("wordcount.json"), tmp_);
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("[wordcount] top 1: the 156\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[wordcount] summary: files 3, words 1693, distinct 456\n"), std::string::npos);
-  EXPECT_NE(r.out.find("worker "), std::string::npos);  // the summary table
-  EXPECT_NE(r.out.find("wordcount        exited 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nWORKER     STATUS    CPU"), std::string::npos) << r.out;  // the summary table
+  EXPECT_NE(r.out.find("\nwordcount  exited 0  "), std::string::npos) << r.out;
   auto a = audit_lines(audit());
   EXPECT_EQ(count_lines_with(a, {"\"worker_exited\"", "\"worker\":\"wordcount\"", "\"status\":\"exited\""}), 1u);
 }
 
 TEST_F(CliRunTest, AKilledWorkerMakesTheExitStatusOne) {
-  Ran r = run(capsa_run("hostile.json"));
+  Ran r = run(capsa_run("hostile.json"), tmp_);
   EXPECT_EQ(r.status, 1) << r.out;
-  EXPECT_NE(r.out.find("hostile          killed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nhostile  killed"), std::string::npos) << r.out;
 }
 
 TEST_F(CliRunTest, AnInvalidPolicyStartsNothingAndExitsTwo) {
   std::ofstream(tmp_.path() + "/bad.json") << R"({ "workers": [ { "name": "w", "program": "rel" } ] })";
-  Ran r = run({CAPSA_BINARY, "run", "--control", "none", "--audit-log", audit(), tmp_.path() + "/bad.json"});
+  Ran r = run({CAPSA_BINARY, "run", "--control", "none", "--audit-log", audit(), tmp_.path() + "/bad.json"}, tmp_);
   EXPECT_EQ(r.status, 2) << r.out;
   EXPECT_NE(r.out.find("bad.json:1:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("invalid policy, not started"), std::string::npos) << r.out;
   // Without ${bin} the example policies say which variable is missing.
   Ran r2 = run({CAPSA_BINARY, "run", "--control", "none", "--audit-log", audit(),
-                std::string(CAPSA_EXAMPLES_DIR) + "/wordcount.json"});
+                std::string(CAPSA_EXAMPLES_DIR) + "/wordcount.json"}, tmp_);
   EXPECT_EQ(r2.status, 2);
   EXPECT_NE(r2.out.find("undefined variable ${bin}"), std::string::npos) << r2.out;
 }
 
 TEST_F(CliRunTest, SigtermKillsTheWorkersAndClosesTheAuditLogCleanly) {
-  Ran r = run(capsa_run("reader.json"), [&](pid_t pid) {
+  Ran r = run(capsa_run("reader.json"), tmp_, [&](pid_t pid) {
     // The reader logs a line every 300 ms for up to a minute: wait until it
     // has started (its first grant is in the audit log), then stop capsa.
     for (int i = 0; i < 500; ++i) {
@@ -107,12 +83,83 @@ TEST_F(CliRunTest, SigtermKillsTheWorkersAndClosesTheAuditLogCleanly) {
   });
   EXPECT_EQ(r.status, 1) << r.out;  // the reader did not exit 0 by itself
   EXPECT_NE(r.out.find("stopping the workers"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("reader           killed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nreader  killed"), std::string::npos) << r.out;
   auto a = audit_lines(audit());
   EXPECT_EQ(count_lines_with(a, {"\"shutdown\"", "SIGTERM"}), 1u);
   EXPECT_EQ(count_lines_with(a, {"\"worker_exited\"", "\"worker\":\"reader\"", "\"status\":\"killed\""}), 1u);
   // Every grant it held was released.
   EXPECT_EQ(count_lines_with(a, {"\"grant_created\""}), count_lines_with(a, {"\"released\""}));
+}
+
+// --log-format json: stdout is JSON Lines only (each line one object with
+// time, level, logger, message), worker lines attributed to their worker by
+// the supervisor; the summary table goes to stderr.
+TEST_F(CliRunTest, JsonLogFormatMakesStdoutJsonLinesWithEachWorkerNamed) {
+  auto args = capsa_run("wordcount.json");
+  args.insert(args.begin() + 2, {"--log-format", "json"});
+  Ran r = capsa::cli::testing::run(args, tmp_.path());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  std::istringstream lines(r.out);
+  std::size_t worker_lines = 0, started = 0;
+  bool top = false;
+  for (std::string line; std::getline(lines, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(j.is_object()) << "not a JSON object: " << line;
+    for (const char* key : {"time", "level", "logger", "message"}) {
+      ASSERT_TRUE(j.contains(key) && j[key].is_string()) << key << " in " << line;
+    }
+    if (j["logger"] == "worker") {
+      ++worker_lines;
+      EXPECT_EQ(j.value("worker", ""), "wordcount") << line;
+      top = top || j["message"] == "top 1: the 156";
+    } else {
+      EXPECT_EQ(j["logger"], "capsa") << line;
+      EXPECT_FALSE(j.contains("worker")) << line;
+      started += j["message"].get<std::string>().starts_with("started wordcount (pid ");
+    }
+  }
+  EXPECT_GT(worker_lines, 1u) << r.out;
+  EXPECT_TRUE(top) << r.out;
+  EXPECT_EQ(started, 1u) << r.out;
+  EXPECT_NE(r.err.find("\nwordcount  exited 0  "), std::string::npos) << r.err;
+}
+
+// -q: worker lines and the summary, not the start-up lines; -v: the
+// supervisor's debug log on stderr. Both at once, or another format, is a
+// usage error.
+TEST_F(CliRunTest, QuietAndVerboseSetWhatIsPrinted) {
+  auto quiet = capsa_run("wordcount.json");
+  quiet.insert(quiet.begin() + 2, "-q");
+  Ran q = capsa::cli::testing::run(quiet, tmp_.path());
+  EXPECT_EQ(q.status, 0) << q.out << q.err;
+  EXPECT_EQ(q.out.find("capsa: "), std::string::npos) << q.out;
+  EXPECT_NE(q.out.find("[wordcount] top 1: the 156\n"), std::string::npos) << q.out;
+  EXPECT_NE(q.out.find("\nwordcount  exited 0  "), std::string::npos) << q.out;
+  EXPECT_EQ(q.err, "");
+
+  Ran plain = capsa::cli::testing::run(capsa_run("wordcount.json"), tmp_.path());
+  EXPECT_EQ(plain.status, 0);
+  EXPECT_NE(plain.out.find("capsa: started wordcount (pid "), std::string::npos) << plain.out;
+  EXPECT_EQ(plain.err.find("[debug]"), std::string::npos) << plain.err;
+
+  auto verbose = capsa_run("wordcount.json");
+  verbose.insert(verbose.begin() + 2, "-v");
+  Ran v = capsa::cli::testing::run(verbose, tmp_.path());
+  EXPECT_EQ(v.status, 0) << v.out << v.err;
+  EXPECT_NE(v.err.find("[capsa] [debug] policy " + std::string(CAPSA_EXAMPLES_DIR) +
+                       "/wordcount.json: 1 worker, 0 channels\n"),
+            std::string::npos)
+      << v.err;
+  EXPECT_NE(v.out.find("[wordcount] top 1: the 156\n"), std::string::npos) << v.out;
+
+  for (std::vector<std::string> bad : {std::vector<std::string>{"-q", "-v"},
+                                       std::vector<std::string>{"--log-format", "xml"}}) {
+    auto args = capsa_run("wordcount.json");
+    args.insert(args.begin() + 2, bad.begin(), bad.end());
+    Ran u = capsa::cli::testing::run(args, tmp_.path());
+    EXPECT_EQ(u.status, 2) << bad[0] << "\n" << u.err;
+    EXPECT_EQ(u.out.find("[wordcount]"), std::string::npos) << "nothing started";
+  }
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "capabilities/sys.h"
 #include "control_bfbs.h"
+#include "supervisor/control/socket.h"
 
 namespace capsa::supervisor {
 
@@ -49,18 +50,12 @@ Result<const control::AuditReport*> verify_audit_report(std::span<const std::byt
 namespace {
 
 Result<Fd> connect_unix(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof addr.sun_path) {
-    return make_error(Errc::kInvalidArgument,
-                      "control socket path is empty or longer than " +
-                          std::to_string(sizeof addr.sun_path - 1) + " bytes: " + path);
-  }
-  std::memcpy(addr.sun_path, path.data(), path.size());
+  auto addr = unix_address(path);
+  if (!addr) return std::unexpected(addr.error());
   auto fd = sys_fd("socket", path, [] { return ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0); });
   if (!fd) return std::unexpected(fd.error());
   auto rc = sys("connect", path, [&] {
-    return ::connect(fd->get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    return ::connect(fd->get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
   });
   if (!rc) {
     Error e = rc.error();

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
 
 #include <gtest/gtest.h>
 
@@ -88,6 +89,32 @@ std::vector<Fd> fds_of(Port&& p) {
   return v;
 }
 
+// A port two generations below the root: a child passes one end of a
+// fresh channel to a grandchild and keeps neither; the test's copies are
+// closed too, so only the grandchild holds a socket of the pair.
+struct GrandchildHolds {
+  std::uint64_t inode = 0;  // of the end the grandchild holds
+  std::unique_ptr<SetupChild> child;
+  bool ready() const { return child && child->ready(); }
+};
+GrandchildHolds grandchild_holds() {
+  auto ch = make_channel();
+  if (!ch) return {};
+  GrandchildHolds out{ch->second.inode(), nullptr};
+  out.child = std::make_unique<SetupChild>([&](int hold) {
+    ch->first = Port();
+    pid_t g = ::fork();
+    if (g < 0) return false;
+    if (g == 0) {
+      SetupChild::wait_on_hold(hold);
+      ::_exit(0);
+    }
+    ch->second = Port();
+    return true;
+  });
+  return out;
+}
+
 TEST(ProcFds, OwnSocketsAreListedAndOthersAreNot) {
   auto ch = make_channel();
   ASSERT_TRUE(ch) << ch.error().to_string();
@@ -126,24 +153,10 @@ TEST(ProcFds, ChildHoldsWhatItWasGivenUntilItDropsIt) {
 }
 
 TEST(ProcFds, TreeIncludesGrandchildren) {
-  auto ch = make_channel();
-  ASSERT_TRUE(ch);
-  std::uint64_t deep = ch->second.inode();
-  // The child passes the socket to a grandchild and closes its own copy.
-  SetupChild child([&](int hold) {
-    ch->first = Port();
-    pid_t g = ::fork();
-    if (g < 0) return false;
-    if (g == 0) {
-      SetupChild::wait_on_hold(hold);
-      ::_exit(0);
-    }
-    ch->second = Port();
-    return true;
-  });
-  ASSERT_TRUE(child.ready());
-  ch->first = Port();
-  ch->second = Port();
+  GrandchildHolds held = grandchild_holds();
+  ASSERT_TRUE(held.ready());
+  const std::uint64_t deep = held.inode;
+  SetupChild& child = *held.child;
 
   bool truncated = true;
   auto pids = process_tree(child.pid(), {}, &truncated);
@@ -273,23 +286,10 @@ TEST(ProcFds, AnotherUsersProcessIsDenied) {
 }
 
 TEST(ProcFds, LimitsMakeTheAnswerIncompleteNotWrong) {
-  auto ch = make_channel();
-  ASSERT_TRUE(ch);
-  std::uint64_t deep = ch->second.inode();
-  SetupChild child([&](int hold) {
-    ch->first = Port();
-    pid_t g = ::fork();
-    if (g < 0) return false;
-    if (g == 0) {
-      SetupChild::wait_on_hold(hold);
-      ::_exit(0);
-    }
-    ch->second = Port();
-    return true;
-  });
-  ASSERT_TRUE(child.ready());
-  ch->first = Port();
-  ch->second = Port();
+  GrandchildHolds held = grandchild_holds();
+  ASSERT_TRUE(held.ready());
+  const std::uint64_t deep = held.inode;
+  SetupChild& child = *held.child;
 
   for (ProcScanLimits limits : {ProcScanLimits{.max_processes = 1}, ProcScanLimits{.max_depth = 0}}) {
     auto tree = sockets_held_by_tree(child.pid(), limits);

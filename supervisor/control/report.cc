@@ -3,6 +3,7 @@
 #include <string>
 
 #include "control_generated.h"
+#include "supervisor/control/wire.h"
 
 namespace capsa::supervisor {
 namespace {
@@ -10,35 +11,6 @@ namespace {
 std::int64_t unix_ns(std::chrono::system_clock::time_point t) {
   if (t.time_since_epoch().count() == 0) return 0;
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-
-control::GrantOrigin to_wire(GrantOrigin o) {
-  switch (o) {
-    case GrantOrigin::kPolicy: return control::GrantOrigin::Policy;
-    case GrantOrigin::kReturned: return control::GrantOrigin::Returned;
-    case GrantOrigin::kAttenuated: return control::GrantOrigin::Attenuated;
-    case GrantOrigin::kDelegated: return control::GrantOrigin::Delegated;
-  }
-  return control::GrantOrigin::Policy;
-}
-
-control::GrantState to_wire(GrantState s) {
-  switch (s) {
-    case GrantState::kLive: return control::GrantState::Live;
-    case GrantState::kRevoked: return control::GrantState::Revoked;
-    case GrantState::kReleased: return control::GrantState::Released;
-  }
-  return control::GrantState::Live;
-}
-
-control::KernelVerdict to_wire(KernelVerdict v) {
-  switch (v) {
-    case KernelVerdict::kUnknown: return control::KernelVerdict::Unknown;
-    case KernelVerdict::kHeld: return control::KernelVerdict::Held;
-    case KernelVerdict::kNotHeld: return control::KernelVerdict::NotHeld;
-    case KernelVerdict::kHeldByOther: return control::KernelVerdict::HeldByOther;
-  }
-  return control::KernelVerdict::Unknown;
 }
 
 }  // namespace

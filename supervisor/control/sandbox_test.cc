@@ -15,6 +15,8 @@
 #include "policy/builder.h"
 #include "supervisor/control/client.h"
 #include "supervisor/control/server.h"
+#include "supervisor/control/test_util.h"
+#include "tests/support/test_programs.h"
 #include "supervisor/supervisor_test_util.h"
 
 namespace capsa::supervisor {
@@ -22,11 +24,6 @@ namespace {
 
 using namespace capsa::supervisor::testing;
 namespace ctl = capsa::control;
-
-std::string bin_dir() {
-  if (const char* d = std::getenv("CAPSA_TEST_BIN_DIR"); d != nullptr && *d != '\0') return d;
-  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
-}
 
 class ControlSandboxTest : public ::testing::Test {
  protected:
@@ -41,7 +38,7 @@ class ControlSandboxTest : public ::testing::Test {
       lines_.push_back(std::string(w) + ": " + std::string(text));
     };
     policy::PolicyBuilder b(Supervisor::api_catalog(o));
-    auto& w = b.worker("sw").program(bin_dir() + "/control_test_worker");
+    auto& w = b.worker("sw").program(capsa::testing::test_bin_dir() + "/control_test_worker");
     w.grant("log", "log.Sink").all_rights();
     w.grant("dir", "fs.Directory").all_rights().constraint("root", root_);
     w.limit(policy::LimitKind::kWallSeconds, 120);
@@ -79,14 +76,6 @@ class ControlSandboxTest : public ::testing::Test {
   }
   bool running() {
     return loop_->on_loop([&] { return sup_->workers().at(0).running; });
-  }
-  template <typename F>
-  static bool eventually(F pred) {
-    for (int i = 0; i < 6000; ++i) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return pred();
   }
 
   TempDir tmp_;

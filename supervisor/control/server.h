@@ -12,21 +12,7 @@
 // byte is read. (A file mode can be loosened by mistake, a check in code
 // cannot.) Accepted sessions are audited ("control_connected": uid, pid).
 //
-// Creating the socket (create()):
-//   - the directory of `path` must exist, be a directory and not be
-//     writable by group or others unless it is sticky (/tmp): otherwise
-//     another user could replace our socket with theirs and answer `capsa
-//     audit` in our name;
-//   - the socket is bound inside a fresh 0700 directory next to `path`,
-//     given mode 0600 there, and then hard-linked to `path`: so it is never
-//     reachable with a looser mode, not even for an instant, without
-//     touching the process-wide umask (other threads create files too);
-//     link() also fails if anything appeared at `path` meanwhile, so
-//     nothing is ever replaced;
-//   - an existing `path` that is not a socket (a file, a symlink) is
-//     refused; a socket nobody listens on (a supervisor that crashed) is
-//     removed; a socket somebody listens on is refused: we do not steal
-//     another supervisor's control socket.
+// Creating the socket: see supervisor/control/socket.h (listen_at).
 //
 // Default path (default_control_path()): $XDG_RUNTIME_DIR/capsa/<pid>.sock
 // when XDG_RUNTIME_DIR is set, else /tmp/capsa-<euid>/<pid>.sock. Its
@@ -37,7 +23,10 @@
 //
 // Limits: at most kMaxControlSessions sessions at once; one more connection
 // is accepted, audited and closed (the listening socket must be drained, or
-// the level-triggered loop would spin on it).
+// the level-triggered loop would spin on it). When accept() fails for lack
+// of fds or memory, accepting pauses for a second (the queued connection
+// would keep the listener readable and the loop spinning): audited
+// ("control_accept_failed") and logged through Supervisor::logger().
 //
 // Threading: create() and the destructor run on the supervisor's loop
 // thread (or before/after run()). The ControlServer must not outlive the
@@ -55,6 +44,7 @@
 #include "capabilities/error.h"
 #include "capabilities/fd.h"
 #include "supervisor/control/client.h"
+#include "supervisor/control/socket.h"
 #include "supervisor/reactor/reactor.h"
 #include "supervisor/supervisor.h"
 
@@ -63,12 +53,8 @@ namespace capsa::supervisor {
 inline constexpr std::size_t kMaxControlSessions = 16;
 
 // default_control_dir() and default_control_path() (the paths described
-// above) are declared in control_client.h, shared with the client.
-
-// Creates `dir` (mode 0700) if missing, then checks it is a directory (not
-// a symlink), owned by our euid, and not writable by group or others.
-// kDenied naming what is wrong.
-Result<void> ensure_private_dir(const std::string& dir);
+// above) are declared in client.h, shared with the client;
+// ensure_private_dir() in socket.h.
 
 class ControlServer {
  public:

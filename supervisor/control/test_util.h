@@ -12,7 +12,9 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -21,6 +23,18 @@
 #include "capabilities/fd.h"
 
 namespace capsa::supervisor::testing {
+
+// Polls `pred` (the supervisor notices hang-ups and exits on its own loop;
+// a sandboxed worker takes a while to start) within a generous safety
+// bound; callers assert the predicate afterwards, never a duration.
+template <typename F>
+bool eventually(F pred) {
+  for (int i = 0; i < 12000; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
+}
 
 // Sends one byte `cmd` with `fds` attached (the fds are not closed).
 inline bool send_with_fds(int sock, char cmd, const std::vector<int>& fds) {
