@@ -30,7 +30,7 @@ std::string default_control_path() {
 
 Result<std::shared_ptr<const InterfaceRegistry>> control_registry() {
   auto reg = std::make_shared<InterfaceRegistry>();
-  if (auto r = reg->load(schemas::control_bfbs()); !r) return std::unexpected(r.error());
+  CAPSA_TRY(reg->load(schemas::control_bfbs()));
   if (reg->find(kControlInterface) == nullptr) {
     return make_error(Errc::kFailed, "control.fbs does not define " + std::string(kControlInterface));
   }
@@ -50,12 +50,10 @@ Result<const control::AuditReport*> verify_audit_report(std::span<const std::byt
 namespace {
 
 Result<Fd> connect_unix(const std::string& path) {
-  auto addr = unix_address(path);
-  if (!addr) return std::unexpected(addr.error());
-  auto fd = sys_fd("socket", path, [] { return ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0); });
-  if (!fd) return std::unexpected(fd.error());
+  CAPSA_ASSIGN_OR_RETURN(auto addr, unix_address(path));
+  CAPSA_ASSIGN_OR_RETURN(auto fd, sys_fd("socket", path, [] { return ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0); }));
   auto rc = sys("connect", path, [&] {
-    return ::connect(fd->get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
+    return ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   });
   if (!rc) {
     Error e = rc.error();
@@ -68,7 +66,7 @@ Result<Fd> connect_unix(const std::string& path) {
     }
     return std::unexpected(std::move(e));
   }
-  return std::move(*fd);
+  return fd;
 }
 
 // The server must run as us or as root: anyone else's socket is not our
@@ -91,22 +89,20 @@ Result<void> check_server_uid(const Fd& fd, const std::string& path) {
 
 Result<std::unique_ptr<ControlClient>> ControlClient::connect(const std::string& path,
                                                               ControlClientOptions options) {
-  auto fd = connect_unix(path);
-  if (!fd) return std::unexpected(fd.error());
-  return adopt(std::move(*fd), path, options);
+  CAPSA_ASSIGN_OR_RETURN(auto fd, connect_unix(path));
+  return adopt(std::move(fd), path, options);
 }
 
 Result<std::unique_ptr<ControlClient>> ControlClient::adopt(Fd connected, const std::string& path,
                                                             ControlClientOptions options) {
-  auto reg = control_registry();
-  if (!reg) return std::unexpected(reg.error());
-  if (auto ok = check_server_uid(connected, path); !ok) return std::unexpected(ok.error());
-  const Interface* iface = (*reg)->find(kControlInterface);
+  CAPSA_ASSIGN_OR_RETURN(auto reg, control_registry());
+  CAPSA_TRY(check_server_uid(connected, path));
+  const Interface* iface = reg->find(kControlInterface);
   ClientOptions copts;
   copts.max_in_flight = 1;
   auto client = std::make_unique<Client>(Port(std::move(connected)), *iface, copts);
   return std::unique_ptr<ControlClient>(
-      new ControlClient(path, std::move(*reg), std::move(client), options));
+      new ControlClient(path, std::move(reg), std::move(client), options));
 }
 
 Result<Message> ControlClient::call(std::uint32_t ordinal) {
@@ -142,18 +138,15 @@ Result<AuditSnapshot> ControlClient::audit(bool include_ended) {
   control::AuditRequestBuilder req(fbb);
   req.add_include_ended(include_ended);
   fbb.Finish(req.Finish());
-  auto reply = call(kControlAudit);
-  if (!reply) return std::unexpected(reply.error());
-  const auto* root = reply->payload_as<control::AuditReply>();
+  CAPSA_ASSIGN_OR_RETURN(auto reply, call(kControlAudit));
+  const auto* root = reply.payload_as<control::AuditReply>();
   auto index = root->report();
   if (!index) return make_error(Errc::kBadMessage, "the audit reply carries no report");
-  Fd blob = reply->take_handle(*index);
+  Fd blob = reply.take_handle(*index);
   if (!blob.valid()) return make_error(Errc::kBadMessage, "the audit reply's report handle is missing");
-  auto view = BlobView::map(blob, kMaxAuditReportBytes);
-  if (!view) return std::unexpected(view.error());
-  auto report = verify_audit_report(view->bytes());
-  if (!report) return std::unexpected(report.error());
-  return AuditSnapshot(std::move(*view), *report);
+  CAPSA_ASSIGN_OR_RETURN(auto view, BlobView::map(blob, kMaxAuditReportBytes));
+  CAPSA_ASSIGN_OR_RETURN(auto report, verify_audit_report(view.bytes()));
+  return AuditSnapshot(std::move(view), report);
 }
 
 Result<std::vector<std::uint64_t>> ControlClient::revoke(std::uint64_t grant,
@@ -161,10 +154,9 @@ Result<std::vector<std::uint64_t>> ControlClient::revoke(std::uint64_t grant,
   auto& fbb = client_->payload_builder();
   auto reason_off = fbb.CreateString(reason.data(), reason.size());
   fbb.Finish(control::CreateRevokeRequest(fbb, grant, reason_off));
-  auto reply = call(kControlRevoke);
-  if (!reply) return std::unexpected(reply.error());
+  CAPSA_ASSIGN_OR_RETURN(auto reply, call(kControlRevoke));
   std::vector<std::uint64_t> out;
-  if (const auto* ids = reply->payload_as<control::RevokeReply>()->revoked()) {
+  if (const auto* ids = reply.payload_as<control::RevokeReply>()->revoked()) {
     out.assign(ids->begin(), ids->end());
   }
   return out;

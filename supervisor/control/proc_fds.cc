@@ -136,11 +136,10 @@ struct TreeWalk {
 };
 
 Result<TreeWalk> walk_tree(pid_t root, const ProcScanLimits& limits, ChildFinder& finder) {
-  auto root_stat = read_stat(root);
-  if (!root_stat) return std::unexpected(root_stat.error());
+  CAPSA_ASSIGN_OR_RETURN(auto root_stat, read_stat(root));
   TreeWalk walk;
   std::unordered_set<pid_t> seen{root};
-  std::deque<std::pair<Found, std::size_t>> queue{{Found{root, root_stat->start}, 0}};
+  std::deque<std::pair<Found, std::size_t>> queue{{Found{root, root_stat.start}, 0}};
   while (!queue.empty()) {
     auto [proc, depth] = queue.front();
     queue.pop_front();
@@ -172,13 +171,12 @@ Result<TreeWalk> walk_tree(pid_t root, const ProcScanLimits& limits, ChildFinder
 }
 
 Result<TreeSockets> tree_sockets(pid_t root, const ProcScanLimits& limits, ChildFinder& finder) {
-  auto walk = walk_tree(root, limits, finder);
-  if (!walk) return std::unexpected(walk.error());
+  CAPSA_ASSIGN_OR_RETURN(auto walk, walk_tree(root, limits, finder));
   TreeSockets out;
   out.root = root;
-  out.complete = walk->complete;
-  out.why = walk->why;
-  for (const Found& proc : walk->procs) {
+  out.complete = walk.complete;
+  out.why = walk.why;
+  for (const Found& proc : walk.procs) {
     auto socks = read_process(proc.pid, limits);
     // Read the identity again: if the pid now names another process (or
     // none), what we read may be a stranger's table: drop it.
@@ -212,22 +210,20 @@ Result<TreeSockets> tree_sockets(pid_t root, const ProcScanLimits& limits, Child
 Result<std::unordered_set<std::uint64_t>> socket_inodes_of(pid_t pid,
                                                            const ProcScanLimits& limits) {
   if (pid <= 0) return make_error(Errc::kInvalidArgument, "no such process: pid " + std::to_string(pid));
-  auto socks = read_process(pid, limits);
-  if (!socks) return std::unexpected(socks.error());
-  if (!socks->complete) return make_error(Errc::kOverloaded, socks->why);
-  return std::move(socks->inodes);
+  CAPSA_ASSIGN_OR_RETURN(auto socks, read_process(pid, limits));
+  if (!socks.complete) return make_error(Errc::kOverloaded, socks.why);
+  return std::move(socks.inodes);
 }
 
 Result<std::vector<pid_t>> process_tree(pid_t root, const ProcScanLimits& limits,
                                         bool* truncated) {
   if (root <= 0) return make_error(Errc::kInvalidArgument, "no such process: pid " + std::to_string(root));
   ChildFinder finder(limits);
-  auto walk = walk_tree(root, limits, finder);
-  if (!walk) return std::unexpected(walk.error());
-  if (truncated != nullptr) *truncated = !walk->complete;
+  CAPSA_ASSIGN_OR_RETURN(auto walk, walk_tree(root, limits, finder));
+  if (truncated != nullptr) *truncated = !walk.complete;
   std::vector<pid_t> out;
-  out.reserve(walk->procs.size());
-  for (const Found& f : walk->procs) out.push_back(f.pid);
+  out.reserve(walk.procs.size());
+  for (const Found& f : walk.procs) out.push_back(f.pid);
   return out;
 }
 

@@ -36,14 +36,13 @@ std::optional<std::uint64_t> socket_inode_of_link(std::string_view target) {
 // kNotFound if the task is gone.
 Result<void> read_fd_table(const std::string& dir_path, const ProcScanLimits& limits,
                            ProcessSockets& out) {
-  auto dir = open_proc(dir_path, O_DIRECTORY);
-  if (!dir) return std::unexpected(dir.error());
+  CAPSA_ASSIGN_OR_RETURN(auto dir, open_proc(dir_path, O_DIRECTORY));
   std::array<char, 64> target{};
   Error link_error;
   bool link_failed = false;
-  auto whole = for_each_entry(*dir, dir_path, limits.max_fds, [&](std::string_view name) {
+  auto whole = for_each_entry(dir, dir_path, limits.max_fds, [&](std::string_view name) {
     std::string n(name);
-    ssize_t len = ::readlinkat(dir->get(), n.c_str(), target.data(), target.size());
+    ssize_t len = ::readlinkat(dir.get(), n.c_str(), target.data(), target.size());
     if (len < 0) {
       // ENOENT: the fd was closed while we listed; nothing held there now.
       if (errno != ENOENT && !link_failed) {
@@ -94,12 +93,11 @@ Result<Fd> open_proc(const std::string& path, int flags) {
 // A /proc text file (stat, children) read whole. They are small; the cap
 // only guards against a kernel surprise.
 Result<std::string> read_proc_file(const std::string& path) {
-  auto fd = open_proc(path, 0);
-  if (!fd) return std::unexpected(fd.error());
+  CAPSA_ASSIGN_OR_RETURN(auto fd, open_proc(path, 0));
   std::string out;
   std::array<char, 4096> buf{};
   while (out.size() < (1u << 20)) {
-    ssize_t n = ::read(fd->get(), buf.data(), buf.size());
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return std::unexpected(proc_error("read", path, errno));
     if (n == 0) break;
@@ -147,9 +145,8 @@ std::optional<ProcStat> parse_stat(std::string_view text) {
 
 Result<ProcStat> read_stat(pid_t pid) {
   std::string path = proc_path(pid, "/stat");
-  auto text = read_proc_file(path);
-  if (!text) return std::unexpected(text.error());
-  auto st = parse_stat(*text);
+  CAPSA_ASSIGN_OR_RETURN(auto text, read_proc_file(path));
+  auto st = parse_stat(text);
   if (!st) return make_error(Errc::kFailed, "cannot parse " + path);
   return *st;
 }

@@ -119,18 +119,16 @@ Result<std::unique_ptr<ControlServer>> ControlServer::create(Supervisor& sup, st
   // could have made it first). A directory the operator named is only
   // checked, in listen_at.
   if (split_path(path).first == default_control_dir()) {
-    if (auto r = ensure_private_dir(default_control_dir()); !r) return std::unexpected(r.error());
+    CAPSA_TRY(ensure_private_dir(default_control_dir()));
   }
-  auto reg = control_registry();
-  if (!reg) return std::unexpected(reg.error());
+  CAPSA_ASSIGN_OR_RETURN(auto reg, control_registry());
   auto shared = std::make_shared<Shared>();
-  shared->registry = std::move(*reg);
+  shared->registry = std::move(reg);
   shared->iface = shared->registry->find(kControlInterface);
 
-  auto listener = listen_at(path, static_cast<int>(kMaxControlSessions));
-  if (!listener) return std::unexpected(listener.error());
-  std::unique_ptr<ControlServer> server(new ControlServer(sup, std::move(path), std::move(listener->fd),
-                                                          listener->dev, listener->ino, std::move(shared)));
+  CAPSA_ASSIGN_OR_RETURN(auto listener, listen_at(path, static_cast<int>(kMaxControlSessions)));
+  std::unique_ptr<ControlServer> server(new ControlServer(sup, std::move(path), std::move(listener.fd),
+                                                          listener.dev, listener.ino, std::move(shared)));
   auto watch = sup.reactor().watch(server->listener_, Interest::kReadable,
                                    [s = server.get()](Events) { s->on_readable(); });
   if (!watch) return std::unexpected(watch.error());  // the destructor removes the file

@@ -50,13 +50,12 @@ Result<void> clear_stale(const Fd& dir, const std::string& name, const std::stri
   if (!S_ISSOCK(st.st_mode)) {
     return make_error(Errc::kDenied, path + " exists and is not a socket: not replacing it");
   }
-  auto addr = unix_address(path);
-  if (!addr) return std::unexpected(addr.error());
+  CAPSA_ASSIGN_OR_RETURN(auto addr, unix_address(path));
   auto probe = sys_fd("socket", path, [] {
     return ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   });
   if (!probe) return std::unexpected(probe.error());
-  if (::connect(probe->get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) == 0 ||
+  if (::connect(probe->get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 ||
       errno == EAGAIN || errno == EINPROGRESS) {
     // EAGAIN: a listener whose backlog is full is still a listener.
     return make_error(Errc::kFailed, "another supervisor is listening on " + path);
@@ -154,18 +153,16 @@ Result<void> ensure_private_dir(const std::string& dir) {
 }
 
 Result<Listener> listen_at(const std::string& path, int backlog) {
-  if (auto a = unix_address(path); !a) return std::unexpected(a.error());
+  CAPSA_TRY(unix_address(path));
   auto [dir, name] = split_path(path);
   if (name.empty() || name == "." || name == "..") {
     return make_error(Errc::kInvalidArgument, "not a socket file name: " + path);
   }
-  auto dirfd = open_socket_dir(dir);
-  if (!dirfd) return std::unexpected(dirfd.error());
-  if (auto r = clear_stale(*dirfd, name, path); !r) return std::unexpected(r.error());
+  CAPSA_ASSIGN_OR_RETURN(auto dirfd, open_socket_dir(dir));
+  CAPSA_TRY(clear_stale(dirfd, name, path));
 
-  auto tmp = PrivateTempDir::create(dir);
-  if (!tmp) return std::unexpected(tmp.error());
-  std::string tmp_sock = tmp->path() + "/s";
+  CAPSA_ASSIGN_OR_RETURN(auto tmp, PrivateTempDir::create(dir));
+  std::string tmp_sock = tmp.path() + "/s";
   auto addr = unix_address(tmp_sock);
   if (!addr) {
     return make_error(Errc::kInvalidArgument,
@@ -195,7 +192,7 @@ Result<Listener> listen_at(const std::string& path, int backlog) {
     return std::unexpected(rc.error());
   }
   // link() never replaces: EEXIST if anything appeared at `path` meanwhile.
-  if (::linkat(AT_FDCWD, tmp_sock.c_str(), dirfd->get(), name.c_str(), 0) != 0) {
+  if (::linkat(AT_FDCWD, tmp_sock.c_str(), dirfd.get(), name.c_str(), 0) != 0) {
     int err = errno;
     if (err == EEXIST) return make_error(Errc::kFailed, path + " appeared while the control socket was created");
     return std::unexpected(sys_error("link", path, err));
