@@ -1,7 +1,7 @@
 // capsa — the schema-driven validator: the one gate every received packet
 // passes before any code looks at it.
 //
-// validate() applies, in this order (DESIGN.md, "Wire protocol"), all of:
+// validate() applies, in this order (docs/PROTOCOL.md), all of:
 //   1. packet size <= limits.max_packet_bytes, fds <= limits.max_handles
 //      (the port already refused truncated packets: MSG_TRUNC/MSG_CTRUNC);
 //   2. envelope: identifier "CPS1", flatbuffers verify, a known kind that

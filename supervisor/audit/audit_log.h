@@ -70,7 +70,7 @@ class AuditFields {
   std::string json_;
 };
 
-// How a grant came to be (DESIGN.md, "grant").
+// How a grant came to be (docs/SUPERVISOR.md, "Grants").
 enum class GrantOrigin : std::uint8_t { kPolicy, kReturned, kAttenuated, kDelegated };
 std::string_view grant_origin_name(GrantOrigin origin) noexcept;
 
@@ -109,7 +109,7 @@ class AuditLog {
   // The generic event: `type` plus fields. Returns the line's seq.
   Result<std::uint64_t> event(std::string_view type, const AuditFields& fields);
 
-  // Typed events (DESIGN.md, "Audit").
+  // Typed events (docs/SUPERVISOR.md, "Audit log").
   Result<std::uint64_t> worker_started(std::string_view worker, pid_t pid, std::string_view program);
   Result<std::uint64_t> worker_exited(std::string_view worker, pid_t pid, const WorkerExit& exit);
   Result<std::uint64_t> grant_created(std::uint64_t grant, std::string_view worker,

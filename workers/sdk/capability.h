@@ -10,8 +10,8 @@
 //     broken (the peer sent a bad message: the SDK closed the port), or
 //     released (this worker gave the port away);
 //   - a callback run once when the capability stops being live.
-// Calls in flight when the peer closes fail with kRevoked (DESIGN.md,
-// "revocation"): from inside a sandbox a revoke and a dead service look the
+// Calls in flight when the peer closes fail with kRevoked (docs/SUPERVISOR.md,
+// "Revocation"): from inside a sandbox a revoke and a dead service look the
 // same, and the right reaction is the same: stop using it.
 //
 // Threading: a Capability is used from one thread at a time (like Client).

@@ -2,7 +2,7 @@
 //
 // A worker starts with exactly one port, fd 3, served by the supervisor as
 // capsa.Bootstrap (capabilities/interfaces/capsa_bootstrap.fbs). Everything
-// else it can reach comes from there (DESIGN.md, "Processes"):
+// else it can reach comes from there (docs/SANDBOX.md):
 //
 //   auto ctx = capsa::worker::Context::from_fd();          // takes fd 3
 //   if (!ctx) { /* not started by capsa: fd 3 is not a port */ }
