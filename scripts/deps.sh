@@ -6,7 +6,7 @@ CAPSA_PACKAGES=(
   g++ cmake ninja-build pkg-config git
   bubblewrap libseccomp-dev
   flatbuffers-compiler libflatbuffers-dev
-  libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libcli11-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libcli11-dev
   util-linux procps strace
 )
 
