@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "supervisor/control/report.h"
+#include "supervisor/services/dispatch.h"
 
 namespace capsa::supervisor {
 
@@ -42,12 +43,16 @@ class ControlService final : public ServiceObject {
   }
   ~ControlService() override { --shared_->sessions; }
 
-  void handle(Call call) override {
-    switch (call.method().ordinal) {
-      case kControlAudit: return audit(std::move(call));
-      case kControlRevoke: return revoke(std::move(call));
-      default: call.fail(Errc::kNotFound, "capsa.Control has no method " + call.method().name);
-    }
+  void handle(Call call) override { methods().dispatch(*this, std::move(call)); }
+
+  // By ordinal (services/dispatch.h); checked against the loaded
+  // capsa.control.Control in server_test.cc.
+  static const MethodTable<ControlService, 2>& methods() {
+    static constexpr MethodTable<ControlService, 2> kTable{
+        kControlInterface,
+        {{{kControlAudit, "Audit", &ControlService::audit},
+          {kControlRevoke, "Revoke", &ControlService::revoke}}}};
+    return kTable;
   }
   std::unique_ptr<ServiceObject> clone() const override { return nullptr; }
 
@@ -222,6 +227,10 @@ void ControlServer::on_readable() {
                                               .num("pid", peer.pid)
                                               .str("reason", served.error().to_string()));
   }
+}
+
+Result<void> check_control_methods(const Interface& iface) {
+  return ControlService::methods().check(iface);
 }
 
 }  // namespace capsa::supervisor

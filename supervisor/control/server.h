@@ -92,4 +92,8 @@ class ControlServer {
   std::shared_ptr<Shared> shared_;
 };
 
+// The capsa.control.Control method table against the loaded interface
+// (services/dispatch.h), for tests.
+Result<void> check_control_methods(const Interface& iface);
+
 }  // namespace capsa::supervisor

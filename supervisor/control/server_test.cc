@@ -19,6 +19,15 @@ namespace {
 
 using namespace capsa::supervisor::testing;
 
+TEST(ControlDispatchTest, TheMethodTableMatchesTheSchema) {
+  auto registry = control_registry();
+  ASSERT_TRUE(registry) << registry.error().message;
+  const Interface* control = (*registry)->find(kControlInterface);
+  ASSERT_NE(control, nullptr);
+  auto checked = check_control_methods(*control);
+  EXPECT_TRUE(checked) << checked.error().message;
+}
+
 TEST_F(ControlTest, AuditShowsEveryGrantAndWhoTheKernelSaysHoldsIt) {
   make([](auto& b) {
     echo_worker(b, "a");
