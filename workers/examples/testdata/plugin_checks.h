@@ -23,9 +23,9 @@ inline Lines split_lines(const std::string& text) {
 
 // The grants examples/hostile.json gives: "log", and "texts" with Stat only
 // (fs.Directory ordinal 3), so that the plugin's List is denied.
-inline void add_hostile_grants(PluginHost& host) {
+inline void add_hostile_grants(PluginHost& host, const std::filesystem::path& texts) {
   host.add_log("log");
-  host.add_directory("texts", CAPSA_EXAMPLE_TEXTS_DIR, right_of(3));
+  host.add_directory("texts", texts, right_of(3));
 }
 
 // The hostile plugin's stdout (7 lines) for steps c, d and e, which depend on

@@ -189,7 +189,7 @@ TEST(PairPlugins, CounterExitsWhenTheAskerNeverCalls) {
 // c, d and e depend on capabilities alone and must come out exactly so.
 TEST(HostilePlugin, EveryAttemptIsReportedAndRefusedByTheServingSide) {
   PluginHost host;
-  add_hostile_grants(host);
+  add_hostile_grants(host, CAPSA_EXAMPLE_TEXTS_DIR);
   auto r = run(host, "hostile");
   EXPECT_EQ(exit_code(r), 0) << r.err;  // this host closes the port, it does not kill
   auto out = split_lines(r.out);
