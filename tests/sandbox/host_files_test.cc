@@ -86,6 +86,18 @@ const std::vector<std::string> kHelloPong = {"hello ready", "pong"};
 // program is at /.capsa/program (its host path shows only as the root field
 // of that one mount: a bind mount's root is the file's path within its
 // filesystem, whatever way it was bound); argv[0] is its file name.
+// What the worker reports when it read the private layout's data file
+// through its bind.
+const std::vector<std::string> kReadThroughBind{
+    "read_path open=ok text=bound from a private directory"};
+
+// Builds `b`, runs it, and expects the worker to have read through its bind.
+void expect_read_through_bind(const SpecBuilder& b) {
+  auto spec = b.build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  EXPECT_EQ(run_spec(*spec).reports, kReadThroughBind);
+}
+
 TEST_F(HostileTest, WorkerStartsFromAPrivateLayoutAndSeesNoLauncherPath) {
   PrivateLayout layout;
   auto spec = layout.spec("host_view", layout.launcher_dir() + ":" + layout.program_dir()).build();
@@ -103,11 +115,7 @@ TEST_F(HostileTest, WorkerStartsFromAPrivateLayoutAndSeesNoLauncherPath) {
 
 TEST_F(HostileTest, BindFromAPrivateDirectoryIsReadableAtItsDestination) {
   PrivateLayout layout;
-  auto spec = layout.spec("read_path", "/data/motd").ro_bind(layout.data(), "/data").build();
-  ASSERT_TRUE(spec) << spec.error().to_string();
-  Outcome out = run_spec(*spec);
-  EXPECT_EQ(out.reports,
-            std::vector<std::string>{"read_path open=ok text=bound from a private directory"});
+  expect_read_through_bind(layout.spec("read_path", "/data/motd").ro_bind(layout.data(), "/data"));
 }
 
 // Between the supervisor's open and the spawn, the program is renamed away
@@ -181,9 +189,7 @@ TEST_F(HostileTest, BindSourceRenamedAndReplacedBySymlinkAfterOpenIsBoundAsOpene
   fs::create_symlink("/etc", layout.data());
   auto running = start(*spec, *files);
   ASSERT_TRUE(running);
-  Outcome out = finish(*running);
-  EXPECT_EQ(out.reports,
-            std::vector<std::string>{"read_path open=ok text=bound from a private directory"});
+  EXPECT_EQ(finish(*running).reports, kReadThroughBind);
 }
 
 // kMaxBinds binds, each from a private directory: every one becomes an fd
@@ -192,11 +198,7 @@ TEST_F(HostileTest, AsManyBindsAsTheLimitAllowStart) {
   PrivateLayout layout;
   SpecBuilder b = layout.spec("read_path", "/b63/motd");
   for (std::size_t i = 0; i < kMaxBinds; ++i) b.ro_bind(layout.data(), "/b" + std::to_string(i));
-  auto spec = b.build();
-  ASSERT_TRUE(spec) << spec.error().to_string();
-  Outcome out = run_spec(*spec);
-  EXPECT_EQ(out.reports,
-            std::vector<std::string>{"read_path open=ok text=bound from a private directory"});
+  expect_read_through_bind(b);
 }
 
 // The file's own mode, for the uid the sandbox runs as, decides; spawn()
