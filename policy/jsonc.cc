@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <optional>
 #include <cstring>
 #include <unordered_map>
 #include <system_error>
@@ -334,12 +336,72 @@ std::string_view kind_name(Kind k) noexcept {
   return "?";
 }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence at text[i] (RFC 3629: no
+// overlong forms, no surrogates, nothing past U+10FFFF), or 0.
+std::size_t utf8_sequence(std::string_view text, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char b0 = byte(i);
+  if (b0 < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    n = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    n = 3;
+    if (b0 == 0xE0) lo = 0xA0;  // overlong
+    if (b0 == 0xED) hi = 0x9F;  // U+D800..U+DFFF, surrogates
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    n = 4;
+    if (b0 == 0xF0) lo = 0x90;  // overlong
+    if (b0 == 0xF4) hi = 0x8F;  // past U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + n > text.size()) return 0;
+  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
+// A policy is UTF-8 text. Anything else is refused before parsing, at the
+// first bad byte (line and column counted in bytes, as the parser counts):
+// names and paths from it end up in the audit log, `capsa check --json` and
+// the terminal, which must not be handed bytes that are not text.
+std::optional<Diagnostic> check_utf8(std::string_view text, const std::string& file) {
+  std::uint32_t line = 1, column = 1;
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t n = utf8_sequence(text, i);
+    if (n == 0) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(text[i]));
+      return Diagnostic{SourceLoc{file, line, column},
+                        std::string("invalid UTF-8 (byte ") + hex +
+                            "): a policy must be UTF-8 text"};
+    }
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      column += static_cast<std::uint32_t>(n);
+    }
+    i += n;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::expected<Value, Diagnostic> parse(std::string_view text, const std::string& file) {
   if (text.size() > kMaxInputBytes) {
     return std::unexpected(Diagnostic{SourceLoc{file, 1, 1},
                                       "file is larger than " + std::to_string(kMaxInputBytes) +
                                           " bytes"});
   }
+  if (auto bad = check_utf8(text, file)) return std::unexpected(std::move(*bad));
   return Parser(text, file).run();
 }
 

@@ -50,6 +50,15 @@ TEST(Jsonc, DecodesEscapesAndSurrogatePairs) {
   EXPECT_EQ(r->items[1].text, "\xC3\xA9\xF0\x9F\x98\x80");
 }
 
+TEST(Jsonc, AcceptsUtf8TextOfEveryLength) {
+  // 2, 3 and 4 byte sequences, in a string and in a comment; the column of
+  // an error after them counts bytes, like every other position.
+  auto ok = parse("// \xc3\xa9t\xc3\xa9\n[\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"]", kFile);
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_EQ(ok->items.at(0).text, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(parse_error("[\"\xe2\x82\xac\" x]").where.to_string(), "t.json:1:8");
+}
+
 TEST(Jsonc, SyntaxErrorsNameTheirPosition) {
   struct Case {
     const char* text;
@@ -74,6 +83,13 @@ TEST(Jsonc, SyntaxErrorsNameTheirPosition) {
       {"\"a\tb\"", "t.json:1:3", "control character"},
       {"{} {}", "t.json:1:4", "after the top-level value"},
       {"", "t.json:1:1", "end of the file"},
+      // Not UTF-8: refused at the first bad byte, in strings and comments.
+      {"{\"a\": \"x\xff\"}", "t.json:1:9", "invalid UTF-8 (byte 0xFF)"},
+      {"// caf\xe9\n{}", "t.json:1:7", "invalid UTF-8 (byte 0xE9)"},
+      {"[\"\xc0\xaf\"]", "t.json:1:3", "invalid UTF-8 (byte 0xC0)"},      // overlong '/'
+      {"[\"\xed\xa0\x80\"]", "t.json:1:3", "invalid UTF-8 (byte 0xED)"},  // a surrogate
+      {"[\"\xf4\x90\x80\x80\"]", "t.json:1:3", "invalid UTF-8 (byte 0xF4)"},  // > U+10FFFF
+      {"[\n\"\xe2\x82\"]", "t.json:2:2", "invalid UTF-8 (byte 0xE2)"},  // cut short
   };
   for (const Case& c : cases) {
     Diagnostic d = parse_error(c.text);

@@ -58,7 +58,7 @@ constexpr std::string_view kKnownClasses[] = {
     // reader (policy/jsonc.cc)
     "expected ", "unterminated", "unexpected text after", "control character", "escape",
     "duplicate key", "trailing comma", "not allowed", "nesting deeper", "too many values", "NUL",
-    "larger than",
+    "larger than", "invalid UTF-8",
     // schema check and types (policy/schema_check.cc)
     "unknown field", "must be", "needs ", "has no ",
     // names, references, values (policy/loader.cc, builder*.cc)

@@ -69,6 +69,23 @@ TEST_F(CliCheckTest, InvalidPolicyExitsOneWithEveryErrorAndItsPosition) {
             std::string::npos) << j.out;
 }
 
+// A policy that is not UTF-8 is refused at its first bad byte, and --json
+// stays JSON (its bytes would otherwise be copied into the output).
+TEST_F(CliCheckTest, PolicyThatIsNotUtf8IsInvalidAndJsonStaysJson) {
+  std::string p = dir.write("latin1.json", "{\"workers\": [{\"name\": \"caf\xe9\", \"program\": \"/bin/true\"}]}\n");
+  Ran r = capsa({"check", "--no-fs-checks", p});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(p + ":1:27: error: invalid UTF-8 (byte 0xE9): a policy must be UTF-8 text"),
+            std::string::npos) << r.err;
+  Ran j = capsa({"check", "--json", "--no-fs-checks", p});
+  EXPECT_EQ(j.status, 1);
+  auto doc = nlohmann::json::parse(j.out, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << j.out;
+  EXPECT_EQ(doc["valid"], false);
+  EXPECT_EQ(doc["errors"][0]["line"], 1);
+  EXPECT_EQ(doc["errors"][0]["column"], 27);
+}
+
 TEST_F(CliCheckTest, MissingProgramIsAnErrorUnlessFsChecksAreOff) {
   std::string nowhere = "bin=/nonexistent/capsa-bin";
   Ran strict = capsa({"check", "--define", nowhere, example("hostile.json")});
