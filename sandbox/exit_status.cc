@@ -20,6 +20,7 @@ std::string_view exit_kind_name(ExitKind kind) noexcept {
     case ExitKind::kLimitCpu: return "limit cpu";
     case ExitKind::kLimitWall: return "limit wall";
     case ExitKind::kKilled: return "killed";
+    case ExitKind::kLimitFileSize: return "limit file size";
   }
   return "unknown";
 }
@@ -84,6 +85,10 @@ ExitStatus classify_exit(const Worker::State& s, const StatusRecord* exact, int 
              (st.signal == SIGKILL && s.limits.cpu_seconds != 0 &&
               st.cpu_time >= std::chrono::seconds(s.limits.cpu_seconds))) {
     st.kind = ExitKind::kLimitCpu;
+  } else if (st.signal == SIGXFSZ) {
+    // Checked before the memory inference: a worker with a large resident
+    // set that wrote past its file-size limit died of the file size.
+    st.kind = ExitKind::kLimitFileSize;
   } else if (s.limits.address_space_bytes != 0 &&
              st.peak_rss_bytes * 4 >= s.limits.address_space_bytes * 3) {
     // RLIMIT_AS makes allocation fail; the program then aborts or exits

@@ -60,6 +60,9 @@ enum class ExitKind : std::uint8_t {
   kLimitCpu,     // RLIMIT_CPU: SIGXCPU or the SIGKILL that follows it
   kLimitWall,    // killed by expire() at the wall-clock deadline
   kKilled,       // killed by Worker::kill()
+  kLimitFileSize,  // RLIMIT_FSIZE: SIGXFSZ, a write past max_file_size_bytes
+                   // with the signal's default action (a worker that ignores
+                   // it gets EFBIG instead and goes on)
 };
 
 std::string_view exit_kind_name(ExitKind kind) noexcept;

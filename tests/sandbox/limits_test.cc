@@ -90,6 +90,25 @@ TEST_F(HostileTest, FillingTmpStopsAtTheFileSizeLimit) {
   expect_verdict(out, "fill_tmp limited mib=2 write=EFBIG");
 }
 
+// Past RLIMIT_FSIZE with SIGXFSZ at its default action the kernel kills the
+// worker: that is the file-size limit, also when its resident set (here 80%
+// of the address-space limit) would otherwise read as the memory limit.
+TEST_F(HostileTest, WritingPastTheFileSizeLimitIsLimitFileSize) {
+  Limits l = small_limits();
+  l.max_file_size_bytes = 1ull << 20;
+  const std::uint64_t resident_mib = (l.address_space_bytes >> 20) * 4 / 5;
+  auto spec = hostile_spec("fsize_kill", {std::to_string(resident_mib)}).limits(l).build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  Outcome out = run_spec(*spec);
+  EXPECT_EQ(out.reports,
+            std::vector<std::string>{"fsize_kill resident_mib=" + std::to_string(resident_mib)});
+  EXPECT_EQ(out.status.kind, ExitKind::kLimitFileSize) << out.status.to_string();
+  EXPECT_EQ(out.status.signal, SIGXFSZ) << out.status.to_string();
+  EXPECT_GE(out.status.peak_rss_bytes * 4, l.address_space_bytes * 3)
+      << "the resident set must be one the memory inference would have claimed";
+  expect_still_serves();
+}
+
 // RLIMIT_NOFILE: with fds 0-3 open, exactly max_open_files - 4 more.
 TEST_F(HostileTest, FdExhaustionStopsAtTheLimit) {
   Outcome out = run_attack("fds");

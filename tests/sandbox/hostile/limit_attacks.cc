@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 
 #include "tests/sandbox/hostile/hostile.h"
@@ -162,6 +163,30 @@ int fds(const char*) {
   return 0;
 }
 
+// Touches `arg` MiB (a resident set that would read as a memory limit), then
+// writes past the file-size limit with SIGXFSZ at its default action: the
+// kernel kills it with SIGXFSZ.
+int fsize_kill(const char* arg) {
+  const long mib = arg != nullptr ? std::atol(arg) : 0;
+  const std::size_t bytes = static_cast<std::size_t>(mib) << 20;
+  void* resident = bytes > 0 ? ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                             : nullptr;
+  if (resident == MAP_FAILED) {
+    report("fsize_kill mmap=%s", outcome(-1, errno));
+    return 0;
+  }
+  if (resident != nullptr) std::memset(resident, 'x', bytes);
+  report("fsize_kill resident_mib=%ld", mib);
+  int fd = ::open("/tmp/capsa_fsize", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  static char chunk[1 << 20];
+  for (int i = 0; fd >= 0 && i < 64; ++i) {
+    if (::write(fd, chunk, sizeof(chunk)) < 0) break;
+  }
+  report("fsize_kill survived errno=%s", outcome(-1, errno));
+  return 0;
+}
+
 }  // namespace
 
 const AttackEntry kLimitAttacks[] = {
@@ -171,6 +196,7 @@ const AttackEntry kLimitAttacks[] = {
     {"cpu_spin", cpu_spin},
     {"wall", wall},
     {"fill_tmp", fill_tmp},
+    {"fsize_kill", fsize_kill},
     {"fds", fds},
     {nullptr, nullptr},
 };
