@@ -88,9 +88,9 @@ __attribute__((no_sanitize("address", "undefined"))) void stage_mounts(ExecJob* 
     if (job->stage_dir[i]) {
       if (::mkdir(job->stage_at[i], 0755) != 0) child_fail(job, kStepMountPoint);
     } else {
-      int fd = ::open(job->stage_at[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-      if (fd < 0) child_fail(job, kStepMountPoint);
-      ::close(fd);
+      // An empty file to mount on, made without an fd (post-clone code
+      // holds none of its own).
+      if (::mknod(job->stage_at[i], S_IFREG | 0444, 0) != 0) child_fail(job, kStepMountPoint);
     }
     if (::syscall(SYS_move_mount, job->stage_tree[i], "", AT_FDCWD, job->stage_at[i],
                   MOVE_MOUNT_F_EMPTY_PATH) != 0) {

@@ -6,16 +6,12 @@
 
 #include <vector>
 
+#include "sandbox/host_file.h"  // kUnprivilegedId
 #include "sandbox/mount_plan.h"
 #include "sandbox/spec.h"
 
 namespace capsa::sandbox::detail {
 
-// The uid/gid bubblewrap runs as when the supervisor is root. Never the
-// sandbox as kernel uid 0: root's processes are exempt from RLIMIT_NPROC
-// (so a fork bomb would not be bounded) and a kernel escape would land as
-// root. The sandbox sees uid/gid 65534 inside in every case.
-inline constexpr uid_t kUnprivilegedId = 65534;
 
 // What the clone child needs, prepared by the parent: after the clone it
 // shares the parent's memory (CLONE_VM) and must not allocate, lock or

@@ -16,9 +16,6 @@
 namespace capsa::sandbox {
 namespace {
 
-// The uid/gid bubblewrap runs as when the supervisor is root (spawn.cc).
-constexpr uid_t kNobody = 65534;
-
 std::string_view use_name(HostFileUse use) {
   switch (use) {
     case HostFileUse::kLauncher: return "launcher";
@@ -95,8 +92,8 @@ Result<void> check_bits(HostFileUse use, const std::string& path, const struct s
 SandboxIdentity sandbox_identity() {
   SandboxIdentity id;
   if (::geteuid() == 0) {
-    id.uid = kNobody;
-    id.gid = kNobody;
+    id.uid = kUnprivilegedId;
+    id.gid = kUnprivilegedId;
     return id;  // bubblewrap is started with setgroups(0)
   }
   id.uid = ::geteuid();

@@ -27,6 +27,12 @@
 
 namespace capsa::sandbox {
 
+// The uid/gid bubblewrap runs as when the supervisor is root. Never the
+// sandbox as kernel uid 0: root's processes are exempt from RLIMIT_NPROC
+// (so a fork bomb would not be bounded) and a kernel escape would land as
+// root. The sandbox sees uid/gid 65534 inside in every case.
+inline constexpr uid_t kUnprivilegedId = 65534;
+
 // The credentials the sandbox's processes have on host files. A supervisor
 // running as root starts bubblewrap as uid/gid 65534 with no supplementary
 // groups (never kernel uid 0 in a sandbox: see docs/SANDBOX.md); any other

@@ -60,7 +60,7 @@ Result<MountPlan> plan_mounts(const Spec& spec, const HostFiles& files, bool sta
   };
   if (!files.launcher.valid() || !files.program.valid() ||
       files.binds.size() != spec.ro_binds.size()) {
-    return make_error(Errc::kInvalidArgument, "spawn: the host files are not those of the spec");
+    return make_error(Errc::kInvalidArgument, "spawn: the host files do not match the spec (launcher, program, one per ro_bind)");
   }
   std::vector<Source> sources{{&files.program, kProgramInSandbox, spec.program}};
   for (std::size_t i = 0; i < spec.ro_binds.size(); ++i) {

@@ -16,7 +16,9 @@
 //     from there, a path that uid 65534 can resolve;
 //   - otherwise (no CAP_SYS_ADMIN: an unprivileged supervisor), they are
 //     passed with --ro-bind-fd: bubblewrap resolves the fd's current name as
-//     the caller's uid, which could open it in the first place, and refuses
+//     the caller's uid, which could open it in the first place (root without
+//     CAP_SYS_ADMIN lands here too, but its bubblewrap resolves as 65534:
+//     private directories fail there; docs/SANDBOX.md), and refuses
 //     to start when the mount is not the fd's inode (a file renamed away is
 //     still found under its new name; a deleted one is refused).
 #pragma once

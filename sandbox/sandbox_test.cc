@@ -76,6 +76,24 @@ TEST(Sandbox, OrdinaryProgramFeaturesWorkUnderTheDefaultFilter) {
   expect_exits_normally(w);
 }
 
+// A Spec whose limits were changed after build() is refused by spawn():
+// an unset limit would reach the launcher as no limit at all.
+TEST(Sandbox, SpawnRefusesASpecWithAnUnsetLimit) {
+  FdLeakCheck leaks;
+  {
+    auto ch = channel();
+    auto spec = SpecBuilder().name("unset").program("/usr/bin/true").limits(sandbox_test_limits()).build();
+    ASSERT_TRUE(spec) << spec.error().to_string();
+    spec->limits.max_open_files = kUnsetLimit;
+    auto w = spawn(*spec, std::move(ch.theirs));
+    ASSERT_FALSE(w);
+    EXPECT_EQ(w.error().code, Errc::kInvalidArgument);
+    EXPECT_EQ(w.error().message,
+              "spawn: limits.max_open_files is not set (the sandbox has no default limits)");
+  }
+  EXPECT_EQ(leaks.leaked(), 0) << testing::describe_open_fds();
+}
+
 TEST(Sandbox, MissingProgramIsAPreciseError) {
   FdLeakCheck leaks;
   {

@@ -111,6 +111,13 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   if (spec.ro_binds.size() > kMaxBinds) {
     return make_error(Errc::kInvalidArgument, "spawn: more than kMaxBinds ro_binds");
   }
+  // A Spec made without SpecBuilder::build() (or changed after it) must not
+  // reach the launcher with an unset limit: that would be no limit at all.
+  if (auto unset = unset_limits(spec.limits); !unset.empty()) {
+    return make_error(Errc::kInvalidArgument,
+                      "spawn: limits." + std::string(unset.front()) +
+                          " is not set (the sandbox has no default limits)");
+  }
   const bool as_root = ::geteuid() == 0;
   CAPSA_ASSIGN_OR_RETURN(auto plan, d::plan_mounts(spec, files, as_root));
   // Compiled once per distinct syscall set, then shared (seccomp_policy.h).

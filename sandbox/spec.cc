@@ -113,6 +113,20 @@ SpecBuilder& SpecBuilder::stderr_to(Output where) {
   return *this;
 }
 
+std::vector<std::string_view> unset_limits(const Limits& l) {
+  std::vector<std::string_view> out;
+  for (const auto& [field, value] :
+       {std::pair<std::string_view, std::uint64_t>{"address_space_bytes", l.address_space_bytes},
+        {"cpu_seconds", l.cpu_seconds},
+        {"wall_seconds", l.wall_seconds},
+        {"max_processes", l.max_processes},
+        {"max_open_files", l.max_open_files},
+        {"max_file_size_bytes", l.max_file_size_bytes}}) {
+    if (value == kUnsetLimit) out.push_back(field);
+  }
+  return out;
+}
+
 Result<Spec> SpecBuilder::build() const {
   std::vector<std::string> errs = errors_;
   Spec s = spec_;
@@ -156,17 +170,9 @@ Result<Spec> SpecBuilder::build() const {
   if (s.tmpfs_bytes < (1ull << 20) || s.tmpfs_bytes > (16ull << 30)) {
     errs.push_back("tmpfs_bytes: must be within [1 MiB, 16 GiB]");
   }
-  for (const auto& [field, value] :
-       {std::pair<std::string_view, std::uint64_t>{"address_space_bytes", s.limits.address_space_bytes},
-        {"cpu_seconds", s.limits.cpu_seconds},
-        {"wall_seconds", s.limits.wall_seconds},
-        {"max_processes", s.limits.max_processes},
-        {"max_open_files", s.limits.max_open_files},
-        {"max_file_size_bytes", s.limits.max_file_size_bytes}}) {
-    if (value == kUnsetLimit) {
-      errs.push_back("limits." + std::string(field) +
-                     ": not set (the sandbox has no default limits; policy/limits.h has them)");
-    }
+  for (std::string_view field : unset_limits(s.limits)) {
+    errs.push_back("limits." + std::string(field) +
+                   ": not set (the sandbox has no default limits; policy/limits.h has them)");
   }
   if (s.extra_syscalls.size() > 512) errs.push_back("extra_syscalls: too many");
   for (const auto& name : s.extra_syscalls) {

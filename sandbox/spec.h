@@ -56,6 +56,9 @@ struct Limits {
   // and fill the disk); not configurable.
 };
 
+// The fields of `l` still at kUnsetLimit, by name ("cpu_seconds", ...).
+std::vector<std::string_view> unset_limits(const Limits& l);
+
 // What happens when the worker makes a syscall that the filter does not
 // allow. Either way the supervisor receives a Violation record.
 enum class ViolationAction : std::uint8_t {

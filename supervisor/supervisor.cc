@@ -18,8 +18,6 @@ namespace capsa::supervisor {
 
 namespace {
 
-// A supervisor holds one fd per live grant; the default soft limit (often
-// 1024) would cap a busy supervisor far below what the hard limit allows.
 // "%*" in the default worker pattern: "warning: " (the level's name) before
 // a line that is not at info, nothing before an info line.
 class LevelUnlessInfo final : public spdlog::custom_flag_formatter {
@@ -48,6 +46,8 @@ std::shared_ptr<spdlog::logger> default_worker_logger() {
   return out;
 }
 
+// A supervisor holds one fd per live grant; the default soft limit (often
+// 1024) would cap a busy supervisor far below what the hard limit allows.
 void raise_fd_limit() {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

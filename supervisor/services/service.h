@@ -77,7 +77,7 @@ using ReplyBuilder = std::function<void(flatbuffers::FlatBufferBuilder&)>;
 
 // What the supervisor core does with a Call: the only part of the core a
 // service's calls reach (services never see the grant table or the
-// supervisor's state). Implemented by the core (supervisor/call_sink.cc).
+// supervisor's state). Implemented by the core (supervisor/call.cc).
 class CallSink {
  public:
   using Continuation = std::move_only_function<void(Call)>;
