@@ -80,6 +80,11 @@ WorkerBuilder& WorkerBuilder::limit(LimitKind kind, std::uint64_t value, SourceL
   return *this;
 }
 
+WorkerBuilder& WorkerBuilder::new_channel(std::string api, SourceLoc at) {
+  new_channels_.push_back({std::move(api), std::move(at)});
+  return *this;
+}
+
 WorkerBuilder& WorkerBuilder::on_bad_message(BadMessageAction action, SourceLoc /*at*/) {
   on_bad_message_ = action;
   return *this;
@@ -105,6 +110,11 @@ ChannelBuilder& ChannelBuilder::client(std::string worker, SourceLoc at) {
 
 ChannelBuilder& ChannelBuilder::server(std::string worker, SourceLoc at) {
   server_ = {std::move(worker), std::move(at)};
+  return *this;
+}
+
+ChannelBuilder& ChannelBuilder::mode(ChannelMode mode, SourceLoc /*at*/) {
+  mode_ = mode;
   return *this;
 }
 

@@ -87,6 +87,8 @@ class WorkerBuilder {
   WorkerBuilder& seccomp_profile(std::string path, SourceLoc at = {});
   WorkerBuilder& limit(LimitKind kind, std::uint64_t value, SourceLoc at = {});
   WorkerBuilder& on_bad_message(BadMessageAction action, SourceLoc at = {});
+  // An interface it may make mediated channels of at run time.
+  WorkerBuilder& new_channel(std::string api, SourceLoc at = {});
   // The returned reference stays valid for the builder's lifetime.
   GrantBuilder& grant(std::string name, std::string api, SourceLoc name_at = {},
                       SourceLoc api_at = {});
@@ -104,6 +106,7 @@ class WorkerBuilder {
   std::vector<std::pair<LimitKind, Located<std::uint64_t>>> limits_;
   BadMessageAction on_bad_message_ = BadMessageAction::kKill;
   std::deque<GrantBuilder> grants_;
+  std::vector<Located<std::string>> new_channels_;
 };
 
 class ChannelBuilder {
@@ -112,6 +115,7 @@ class ChannelBuilder {
   ChannelBuilder& interface(std::string api, SourceLoc at = {});
   ChannelBuilder& client(std::string worker, SourceLoc at = {});
   ChannelBuilder& server(std::string worker, SourceLoc at = {});
+  ChannelBuilder& mode(ChannelMode mode, SourceLoc at = {});
 
  private:
   friend class PolicyBuilder;
@@ -119,6 +123,7 @@ class ChannelBuilder {
   Located<std::string> interface_;
   Located<std::string> client_;
   Located<std::string> server_;
+  ChannelMode mode_ = ChannelMode::kMediated;
 };
 
 class PolicyBuilder {

@@ -168,6 +168,18 @@ class PolicyBuilder::Checker {
       }
       out.grants.push_back(grant(g));
     }
+    for (const Located<std::string>& api : w.new_channels_) {
+      const ApiSpec* spec = b_.catalog_.find(api.value);
+      if (spec == nullptr || !spec->grantable) {
+        error(api.at, "unknown interface " + quoted(api.value) + " in new_channels; known: " +
+                          join_names(b_.catalog_.grantable_names()));
+      } else if (std::find(out.new_channels.begin(), out.new_channels.end(), api.value) !=
+                 out.new_channels.end()) {
+        error(api.at, "interface " + quoted(api.value) + " is listed twice in new_channels");
+      } else {
+        out.new_channels.push_back(api.value);
+      }
+    }
     return out;
   }
 
@@ -342,7 +354,7 @@ class PolicyBuilder::Checker {
   }
 
   Channel channel(const ChannelBuilder& c, const Policy& p, std::map<std::string, SourceLoc>& names) {
-    Channel out{c.name_.value, c.interface_.value, c.client_.value, c.server_.value};
+    Channel out{c.name_.value, c.interface_.value, c.client_.value, c.server_.value, c.mode_};
     name(c.name_, "channel");
     auto [it, fresh] = names.emplace(c.name_.value, c.name_.at);
     if (!fresh && valid_name(c.name_.value)) {

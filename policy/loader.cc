@@ -133,7 +133,7 @@ class Feeder {
     if (const json::Value* sb = object(w, "sandbox")) sandbox(*sb, wb);
     if (const json::Value* lim = object(w, "limits")) limits(*lim, wb);
     if (const json::Value* a = member(w, "on_bad_message"); a && a->kind == json::Kind::kString) {
-      if (auto v = bad_message_action_value(a->text)) {
+      if (auto v = schema_enum_value("BadMessageAction", a->text)) {
         wb.on_bad_message(static_cast<BadMessageAction>(*v), at(*a));
       }
     }
@@ -142,6 +142,9 @@ class Feeder {
         if (g.kind == json::Kind::kObject) grant(g, wb);
       }
     }
+    strings(w, "new_channels", [&](std::string s, SourceLoc loc) {
+      wb.new_channel(std::move(s), loc);
+    });
   }
 
   void sandbox(const json::Value& sb, WorkerBuilder& wb) {
@@ -216,6 +219,11 @@ class Feeder {
     if (auto s = string(c, "interface", &l)) cb.interface(std::move(*s), l);
     if (auto s = string(c, "client", &l)) cb.client(std::move(*s), l);
     if (auto s = string(c, "server", &l)) cb.server(std::move(*s), l);
+    if (const json::Value* m = member(c, "mode"); m && m->kind == json::Kind::kString) {
+      if (auto v = schema_enum_value("ChannelMode", m->text)) {
+        cb.mode(static_cast<ChannelMode>(*v), at(*m));
+      }
+    }
   }
 
   const std::string& file_;

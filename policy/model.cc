@@ -45,7 +45,17 @@ static_assert(static_cast<int>(fbs::BadMessageAction::MIN) == 0 &&
                   static_cast<int>(fbs::BadMessageAction::MAX) == 2,
               "policy.fbs BadMessageAction has values the model does not");
 
+static_assert(static_cast<int>(fbs::ChannelMode::mediated) ==
+                  static_cast<int>(ChannelMode::kMediated) &&
+              static_cast<int>(fbs::ChannelMode::direct) == static_cast<int>(ChannelMode::kDirect) &&
+              static_cast<int>(fbs::ChannelMode::MAX) == 1,
+              "policy.fbs ChannelMode and the model's ChannelMode disagree");
+
 }  // namespace
+
+std::string_view to_string(ChannelMode m) noexcept {
+  return m == ChannelMode::kDirect ? "direct" : "mediated";
+}
 
 std::string to_string(const ConstraintValue& v) {
   if (const bool* b = std::get_if<bool>(&v)) return *b ? "true" : "false";

@@ -66,17 +66,25 @@ struct WorkerProfile {
   Limits limits;
   BadMessageAction on_bad_message = BadMessageAction::kKill;
   std::vector<Grant> grants;
+  // Interfaces it may make mediated channels of (Bootstrap.NewChannel).
+  std::vector<std::string> new_channels;
 
   const Grant* find_grant(std::string_view grant_name) const;
 };
 
-// The supervisor creates one socket pair per channel and hands the client
-// end to `client` and the server end to `server`, both under `name`.
+// Values are the schema's (policy.fbs, ChannelMode).
+enum class ChannelMode : std::uint8_t { kMediated = 0, kDirect = 1 };
+std::string_view to_string(ChannelMode m) noexcept;
+
+// A channel between two workers, handed to `client` and `server` under
+// `name`. Mediated: the supervisor relays (and checks) every message;
+// direct: one socketpair, the supervisor not on its path.
 struct Channel {
   std::string name;
   std::string interface;
   std::string client;
   std::string server;
+  ChannelMode mode = ChannelMode::kMediated;
 };
 
 struct Policy {

@@ -11,6 +11,10 @@
 // service (a clone: same resource, its own per-port state) and the old one
 // as parent. The port received is closed here: if it was the worker's only
 // copy, the old grant is released when its end hangs up.
+// NewChannel(interface): both ends of a new mediated channel, when the
+// worker's policy lists the interface in new_channels (an allowlist); both
+// are grants of the caller and count against its cap.
+#include <algorithm>
 #include <utility>
 
 #include "capabilities/interfaces/builtin.h"
@@ -32,12 +36,13 @@ class BootstrapService final : public ServiceObject {
 
   // By ordinal (services/dispatch.h); checked against the loaded
   // capsa.Bootstrap in supervisor_test.cc.
-  static const MethodTable<BootstrapService, 3>& methods() {
-    static constexpr MethodTable<BootstrapService, 3> kTable{
+  static const MethodTable<BootstrapService, 4>& methods() {
+    static constexpr MethodTable<BootstrapService, 4> kTable{
         interfaces::kBootstrap,
         {{{0, "Get", &BootstrapService::get},
           {1, "List", &BootstrapService::list},
-          {2, "Attenuate", &BootstrapService::attenuate}}}};
+          {2, "Attenuate", &BootstrapService::attenuate},
+          {3, "NewChannel", &BootstrapService::new_channel}}}};
     return kTable;
   }
 
@@ -83,8 +88,14 @@ class BootstrapService final : public ServiceObject {
         call.fail(Errc::kFailed, "no service for " + std::string(plan->iface->name()));
         return;
       }
-      auto port = core_.table().mint(worker_, 0, *plan->iface, plan->rights, GrantOrigin::kPolicy,
-                             plan->grant->name, plan->limits, std::move(service));
+      GrantTable::Spec spec;
+      spec.iface = plan->iface;
+      spec.rights = plan->rights;
+      spec.origin = GrantOrigin::kPolicy;
+      spec.name = plan->grant->name;
+      spec.transferable = plan->grant->transferable;
+      spec.limits = plan->limits;
+      auto port = core_.table().mint(worker_, spec, std::move(service));
       if (!port) {
         call.fail(port.error());
         return;
@@ -94,16 +105,16 @@ class BootstrapService final : public ServiceObject {
       return;
     }
     if (ChannelEnd* end = worker_.find_channel_end(name)) {
-      if (end->taken || !end->port.valid()) {
-        refuse(call, Errc::kDenied, "Get",
-               "channel '" + std::string(name) + "' was already handed out (one end per worker)");
+      auto port = core_.take_channel_end(worker_, *end);
+      if (!port) {
+        if (port.error().code == Errc::kDenied) {
+          refuse(call, Errc::kDenied, "Get", port.error().message);
+        } else {
+          call.fail(port.error());
+        }
         return;
       }
-      end->taken = true;
-      const std::uint64_t inode = socket_inode(end->port.fd());
-      core_.table().record_channel_end(worker_, *end, inode);
-      send_port(call, Handle{HandleKind::kPort, end->port.release_fd()}, *end->iface,
-                end->iface->defined_rights());
+      send_port(call, std::move(port->handle), *end->iface, end->iface->defined_rights());
       return;
     }
     refuse(call, Errc::kNotFound, "Get", "not granted: '" + std::string(name) + "'");
@@ -137,7 +148,7 @@ class BootstrapService final : public ServiceObject {
     Fd fd = call.request().take_handle(*req->port());
     const std::uint64_t inode = socket_inode(fd);
     GrantRecord* old = core_.table().find(core_.table().find_by_inode(inode));
-    if (old == nullptr || old->holder != &worker_ || old->channel || !old->endpoint) {
+    if (old == nullptr || old->holder != &worker_ || old->kind != GrantKind::kServed) {
       refuse(call, Errc::kNotFound, "Attenuate",
              "the port is not a capability the supervisor serves to this worker");
       return;
@@ -167,8 +178,17 @@ class BootstrapService final : public ServiceObject {
       return;
     }
     const Interface& iface = *old->iface;
-    auto port = core_.table().mint(worker_, old->id, iface, rights, GrantOrigin::kAttenuated, old->name,
-                           old->limits, std::move(service));
+    GrantTable::Spec spec;
+    spec.parent = old->id;
+    spec.iface = &iface;
+    spec.rights = rights;
+    spec.origin = GrantOrigin::kAttenuated;
+    spec.name = old->name;
+    spec.transferable = old->transferable;
+    spec.limits = old->limits;
+    spec.channel = old->channel;  // a narrower client end of the same channel
+    spec.via = old->via;
+    auto port = core_.table().mint(worker_, spec, std::move(service));
     fd.reset();  // consumed: the worker's copy of the wide port came to us
     if (!port) {
       call.fail(port.error());
@@ -182,6 +202,41 @@ class BootstrapService final : public ServiceObject {
         [&] {
           std::vector<Handle> h;
           h.push_back(std::move(port->handle));
+          return h;
+        }());
+  }
+
+  void new_channel(Call call) {
+    const auto* req = call.request().payload_as<capsa::NewChannelRequest>();
+    if (req->interface() == nullptr || req->interface()->size() == 0 ||
+        req->interface()->size() > kMaxNameBytes) {
+      call.fail(Errc::kBadMessage, "NewChannel: interface missing or longer than 256 bytes");
+      return;
+    }
+    const std::string_view api = req->interface()->string_view();
+    const auto& allowed = worker_.profile->new_channels;
+    const Interface* iface = core_.registry().find(api);
+    if (iface == nullptr || std::find(allowed.begin(), allowed.end(), api) == allowed.end()) {
+      refuse(call, Errc::kDenied, "NewChannel",
+             "the policy lets worker '" + worker_.name + "' make no channel of '" +
+                 std::string(api) + "'");
+      return;
+    }
+    auto ends = core_.new_channel(worker_, *iface);
+    if (!ends) {
+      call.fail(ends.error());
+      return;
+    }
+    const std::string_view name = iface->name();
+    call.reply(
+        [&](flatbuffers::FlatBufferBuilder& fbb) {
+          auto n = fbb.CreateString(name.data(), name.size());
+          fbb.Finish(capsa::CreateNewChannelReply(fbb, 0, 1, n));
+        },
+        [&] {
+          std::vector<Handle> h;
+          h.push_back(std::move(ends->first.handle));
+          h.push_back(std::move(ends->second.handle));
           return h;
         }());
   }

@@ -29,6 +29,20 @@ Result<void> Supervisor::Impl::reply(CallState& call, const ReplyBuilder& build,
     fail(call, Errc::kFailed, why);
     return make_error(Errc::kFailed, std::move(why));
   }
+  return reply_bytes(call, payload, std::move(handles));
+}
+
+Result<void> Supervisor::Impl::reply_bytes(CallState& call, std::span<const std::uint8_t> payload,
+                                           std::vector<Handle> handles) {
+  if (destroying_) {
+    call.answered = true;
+    return make_error(Errc::kClosed, "the supervisor is shutting down");
+  }
+  GrantRecord* g = table_->find(call.grant);
+  if (g == nullptr) {
+    call.answered = true;
+    return make_error(Errc::kRevoked, "the grant is gone");
+  }
   if (g->limits && g->limits->budget && !g->limits->budget->charge(payload.size())) {
     fail(call, Errc::kOverloaded, "byte budget exhausted");
     return make_error(Errc::kOverloaded, "byte budget exhausted");
@@ -40,6 +54,12 @@ Result<void> Supervisor::Impl::reply(CallState& call, const ReplyBuilder& build,
     return make_error(Errc::kClosed, "the reply was not sent: the port is closed");
   }
   return {};
+}
+
+void Supervisor::Impl::next(CallState& call) {
+  if (destroying_) return;
+  GrantRecord* g = table_->find(call.grant);
+  if (g != nullptr && g->endpoint) g->endpoint->call_done();
 }
 
 void Supervisor::Impl::fail(CallState& call, Errc code, std::string_view text) {
@@ -80,6 +100,10 @@ bool Supervisor::Impl::answer(CallState& call, const Header& header,
   call.answered = true;
   GrantRecord* g = table_->find(call.grant);
   if (g == nullptr) return false;  // handles close with the vector
+  g->endpoint->answered();
+  // A worker being killed does not see its verdict (a refusal) before it
+  // is dead (port_endpoint.cc, bad_message).
+  if (g->holder != nullptr && g->holder->killing) return false;
   // Ports of grants we minted that leave with this answer: audited as
   // transferred once the packet is sent (a Get, an Open, an Attenuate).
   GrantId moved[kMaxHandlesPerMessage];
@@ -102,7 +126,6 @@ bool Supervisor::Impl::answer(CallState& call, const Header& header,
     (void)audit_->port_transferred(moved[i], "supervisor",
                                    holder != nullptr ? holder->name : "operator");
   }
-  g->endpoint->call_done();
   return true;
 }
 

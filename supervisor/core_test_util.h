@@ -49,21 +49,28 @@ class HeldCalls final : public CallSink, public ServiceHost {
     GrantRecord* g = table->find(call.grant);
     if (g == nullptr) return make_error(Errc::kRevoked, "gone");
     build(encoder.payload_builder());
+    return reply_bytes(call, encoder.payload_bytes(), std::move(handles));
+  }
+  Result<void> reply_bytes(CallState& call, std::span<const std::uint8_t> payload,
+                           std::vector<Handle> handles) override {
+    call.answered = true;
+    GrantRecord* g = table->find(call.grant);
+    if (g == nullptr) return make_error(Errc::kRevoked, "gone");
     Header h{MessageKind::kReply, call.call_id, call.method->ordinal,
              call.method->reply.type_hash, Errc::kFailed, {}};
-    auto sent = send_message(g->endpoint->port(), encoder, h, encoder.payload_bytes(),
-                             std::move(handles));
-    if (!sent) return sent;
-    g->endpoint->call_done();
-    return {};
+    g->endpoint->answered();
+    return send_message(g->endpoint->port(), encoder, h, payload, std::move(handles));
+  }
+  void next(CallState& call) override {
+    if (GrantRecord* g = table->find(call.grant)) g->endpoint->call_done();
   }
   void fail(CallState& call, Errc code, std::string_view text) override {
     call.answered = true;
     GrantRecord* g = table->find(call.grant);
     if (g == nullptr) return;
     Header h{MessageKind::kError, call.call_id, call.method->ordinal, 0, code, text};
+    g->endpoint->answered();
     (void)send_message(g->endpoint->port(), encoder, h, {}, {});
-    g->endpoint->call_done();
   }
   Result<void> charge(CallState&, std::uint64_t) override { return {}; }
   void off_loop(Call call, std::move_only_function<Continuation()>) override {
@@ -128,10 +135,21 @@ class CoreTest : public ::testing::Test {
   // worker's end.
   GrantTable::Minted mint(GrantId parent = 0, Rights rights = kAllRights,
                           GrantOrigin origin = GrantOrigin::kReturned) {
-    auto m = table_->mint(worker_, parent, *echo_, rights, origin, "echo", nullptr,
+    auto m = table_->mint(worker_, spec(parent, rights, origin, "echo"),
                           std::make_unique<HoldingService>(held_));
     EXPECT_TRUE(m) << (m ? "" : m.error().message);
     return m ? std::move(*m) : GrantTable::Minted{};
+  }
+
+  GrantTable::Spec spec(GrantId parent, Rights rights, GrantOrigin origin,
+                        std::string_view name) const {
+    GrantTable::Spec s;
+    s.parent = parent;
+    s.iface = echo_;
+    s.rights = rights;
+    s.origin = origin;
+    s.name = name;
+    return s;
   }
 
   // Serves everything ready on the supervisor's side.

@@ -1,9 +1,13 @@
 // capsa — the grant table (grant_table.h).
 #include "supervisor/grant_table.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <string>
 #include <utility>
+
+#include "supervisor/server_end.h"
 
 
 namespace capsa::supervisor {
@@ -26,6 +30,12 @@ std::string_view grant_state_name(GrantState s) noexcept {
   return i < std::size(kNames) ? kNames[i] : "?";
 }
 
+std::string_view grant_kind_name(GrantKind k) noexcept {
+  constexpr std::string_view kNames[] = {"served", "server_end", "direct_end"};
+  const auto i = static_cast<std::size_t>(k);
+  return i < std::size(kNames) ? kNames[i] : "?";
+}
+
 std::vector<std::string> rights_names(const Interface& iface, Rights rights) {
   std::vector<std::string> out;
   for (const Method& m : iface.methods()) {
@@ -33,6 +43,9 @@ std::vector<std::string> rights_names(const Interface& iface, Rights rights) {
   }
   return out;
 }
+
+GrantRecord::GrantRecord() = default;
+GrantRecord::~GrantRecord() = default;
 
 GrantTable::GrantTable(AuditLog& audit, const EndpointContext& endpoints, std::size_t ended_kept)
     : audit_(audit), endpoints_(endpoints), ended_kept_(ended_kept) {}
@@ -73,7 +86,7 @@ Result<GrantRecord*> GrantTable::serve(WorkerRecord* holder, Port port, const In
                                        Rights rights, GrantOrigin origin, std::string_view name,
                                        std::unique_ptr<ServiceObject> service) {
   auto g = std::make_unique<GrantRecord>();
-  g->id = next_++;
+  g->id = next_;
   g->holder = holder;
   g->iface = &iface;
   g->rights = rights & iface.defined_rights();
@@ -83,22 +96,22 @@ Result<GrantRecord*> GrantTable::serve(WorkerRecord* holder, Port port, const In
   g->port_inode = port.peer_inode();
   CAPSA_ASSIGN_OR_RETURN(g->endpoint,
                          PortEndpoint::create(endpoints_, *g, std::move(port), std::move(service)));
-  GrantRecord* raw = g.get();
-  if (g->port_inode != 0) by_inode_.emplace(g->port_inode, g->id);
-  grants_.emplace(g->id, std::move(g));
-  if (holder != nullptr) {
-    ++live_;
-    ++holder->grants;
-    ++holder->live;
-  }
-  return raw;
+  ++next_;
+  return &add(std::move(g));
 }
 
-Result<GrantTable::Minted> GrantTable::mint(WorkerRecord& holder, GrantId parent,
-                                            const Interface& iface, Rights rights,
-                                            GrantOrigin origin, std::string_view name,
-                                            std::shared_ptr<SharedLimits> limits,
+Result<GrantTable::Minted> GrantTable::mint(WorkerRecord& holder, const Spec& spec,
                                             std::unique_ptr<ServiceObject> service) {
+  return mint(holder, spec, GrantKind::kServed, [&](GrantRecord& g, Port ours) -> Result<void> {
+    CAPSA_ASSIGN_OR_RETURN(g.endpoint,
+                           PortEndpoint::create(endpoints_, g, std::move(ours), std::move(service)));
+    return {};
+  });
+}
+
+Result<GrantTable::Minted> GrantTable::mint(WorkerRecord& holder, const Spec& spec,
+                                            GrantKind kind, const Attach& attach) {
+  const Interface& iface = *spec.iface;
   if (!holder.running) return make_error(Errc::kRevoked, "the holder is not running");
   if (holder.live >= holder.max_live()) {
     std::string why = "worker '" + holder.name + "' holds its maximum of " +
@@ -107,28 +120,56 @@ Result<GrantTable::Minted> GrantTable::mint(WorkerRecord& holder, GrantId parent
     (void)audit_.event("grant_refused", AuditFields()
                                             .str("worker", holder.name)
                                             .str("interface", iface.name())
-                                            .unum("parent_grant", parent)
+                                            .unum("parent_grant", spec.parent)
                                             .str("reason", why));
     return make_error(Errc::kOverloaded, std::move(why));
   }
-  GrantRecord* p = parent != 0 ? find(parent) : nullptr;
-  if (parent != 0 && p == nullptr) return make_error(Errc::kRevoked, "the parent grant is gone");
+  GrantRecord* p = spec.parent != 0 ? find(spec.parent) : nullptr;
+  if (spec.parent != 0 && p == nullptr) {
+    return make_error(Errc::kRevoked, "the parent grant is gone");
+  }
   CAPSA_ASSIGN_OR_RETURN(auto pair, make_channel());
   auto& [ours, theirs] = pair;
-  CAPSA_ASSIGN_OR_RETURN(GrantRecord * g, serve(&holder, std::move(ours), iface, rights, origin,
-                                                name, std::move(service)));
-  g->parent = parent;
-  g->limits = std::move(limits);
-  if (p != nullptr) p->children.push_back(g->id);
+  auto g = std::make_unique<GrantRecord>();
+  g->id = next_;
+  g->parent = spec.parent;
+  g->holder = &holder;
+  g->iface = &iface;
+  g->rights = spec.rights & iface.defined_rights();
+  g->origin = spec.origin;
+  g->name = spec.name;
+  g->kind = kind;
+  g->transferable = spec.transferable;
+  g->channel = spec.channel;
+  g->via = spec.via;
+  g->limits = spec.limits;
+  g->created = std::chrono::system_clock::now();
+  g->port_inode = ours.peer_inode();
+  CAPSA_TRY(attach(*g, std::move(ours)));
+  ++next_;
+  GrantRecord& ref = add(std::move(g));
+  if (p != nullptr) p->children.push_back(ref.id);
   // Logged before the port leaves this function: an auditor never sees a
   // port in use that the log does not explain.
-  (void)audit_.grant_created(g->id, holder.name, iface.name(), origin,
-                             rights_names(iface, g->rights), parent);
-  return Minted{g->id, Handle{HandleKind::kPort, theirs.release_fd()}};
+  (void)audit_.grant_created(ref.id, holder.name, iface.name(), spec.origin,
+                             rights_names(iface, ref.rights), spec.parent);
+  return Minted{ref.id, Handle{HandleKind::kPort, theirs.release_fd()}};
 }
 
-GrantRecord& GrantTable::record_channel_end(WorkerRecord& holder, const ChannelEnd& end,
-                                            std::uint64_t inode) {
+GrantRecord& GrantTable::add(std::unique_ptr<GrantRecord> g) {
+  GrantRecord& ref = *g;
+  if (ref.port_inode != 0) by_inode_.emplace(ref.port_inode, ref.id);
+  grants_.emplace(ref.id, std::move(g));
+  if (WorkerRecord* holder = ref.holder) {
+    ++live_;
+    ++holder->grants;
+    ++holder->live;
+  }
+  return ref;
+}
+
+GrantRecord& GrantTable::record_direct_end(WorkerRecord& holder, const ChannelEnd& end,
+                                           Fd retained) {
   auto g = std::make_unique<GrantRecord>();
   g->id = next_++;
   g->holder = &holder;
@@ -136,15 +177,12 @@ GrantRecord& GrantTable::record_channel_end(WorkerRecord& holder, const ChannelE
   g->rights = end.iface->defined_rights();
   g->origin = GrantOrigin::kPolicy;
   g->name = end.channel->name;
-  g->channel = true;
+  g->kind = GrantKind::kDirectEnd;
+  g->transferable = true;
   g->created = std::chrono::system_clock::now();
-  g->port_inode = inode;
-  GrantRecord& ref = *g;
-  if (inode != 0) by_inode_.emplace(inode, g->id);
-  grants_.emplace(g->id, std::move(g));
-  ++live_;
-  ++holder.grants;
-  ++holder.live;
+  g->port_inode = socket_inode(retained);
+  g->retained = std::move(retained);
+  GrantRecord& ref = add(std::move(g));
   (void)audit_.grant_created(ref.id, holder.name, end.iface->name(), GrantOrigin::kPolicy,
                              rights_names(*end.iface, ref.rights), 0);
   return ref;
@@ -163,7 +201,10 @@ GrantView GrantTable::view(const GrantRecord& g, GrantState state) const {
   v.rights = rights_names(*g.iface, g.rights);
   v.origin = g.origin;
   v.state = state;
+  v.kind = g.kind;
   v.channel = g.channel;
+  v.via = g.via;
+  v.transferable = g.transferable;
   v.created = g.created;
   if (state != GrantState::kLive) v.ended = std::chrono::system_clock::now();
   v.calls = g.calls;
@@ -241,6 +282,11 @@ std::vector<GrantId> GrantTable::revoke_tree(GrantId id, std::string_view reason
     if (g->origin == GrantOrigin::kPolicy && g->holder != nullptr && !g->name.empty()) {
       g->holder->revoked_names.emplace(g->name);
     }
+    if (g->kind == GrantKind::kDirectEnd && g->retained.valid()) {
+      // Every copy of the socket, wherever SCM_RIGHTS carried it: queued
+      // packets stay readable, then end-of-stream; sends fail with EPIPE.
+      (void)::shutdown(g->retained.get(), SHUT_RDWR);
+    }
     std::vector<GrantId> children = std::move(g->children);
     g->children.clear();
     std::unique_ptr<GrantRecord> rec = take(next);
@@ -249,6 +295,16 @@ std::vector<GrantId> GrantTable::revoke_tree(GrantId id, std::string_view reason
     const std::string child_why = "parent grant " + std::to_string(next) + " revoked";
     for (auto c = children.rbegin(); c != children.rend(); ++c) todo.emplace_back(*c, child_why);
   }
+  return out;
+}
+
+std::vector<GrantId> GrantTable::of_channel(ChannelId id) const {
+  std::vector<GrantId> out;
+  if (id == 0) return out;
+  for (const auto& [gid, g] : grants_) {
+    if (g->channel == id || g->via == id) out.push_back(gid);
+  }
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <unordered_map>
@@ -36,6 +37,8 @@
 
 namespace capsa::supervisor {
 
+class ServerEnd;  // server_end.h
+
 struct GrantRecord {
   GrantId id = 0;
   GrantId parent = 0;
@@ -45,14 +48,27 @@ struct GrantRecord {
   Rights rights = 0;
   GrantOrigin origin = GrantOrigin::kPolicy;
   std::string_view name;  // policy grant or channel name (points into the policy)
-  bool channel = false;   // a direct channel end: not served by us
+  GrantKind kind = GrantKind::kServed;
+  // May its holder send it on over a mediated channel (policy grants: the
+  // policy's `transferable`; what derives from a grant inherits it).
+  bool transferable = false;
+  ChannelId channel = 0;  // a channel end: its mediated channel (0: direct, or not an end)
+  ChannelId via = 0;      // the mediated channel it last travelled through (0: none)
+  GrantId peer = 0;       // a direct end: the other end's grant, once handed out
   std::chrono::system_clock::time_point created;
   std::uint64_t calls = 0;
   std::uint64_t bytes = 0;
   std::uint64_t denials = 0;
   std::uint64_t port_inode = 0;  // the holder's end
   std::shared_ptr<SharedLimits> limits;
-  std::unique_ptr<PortEndpoint> endpoint;  // nullptr for a channel end
+  std::unique_ptr<PortEndpoint> endpoint;  // kServed
+  std::unique_ptr<ServerEnd> server_end;   // kServerEnd
+  Fd retained;                             // kDirectEnd: a duplicate of the worker's socket
+
+  GrantRecord();
+  ~GrantRecord();  // out of line: ServerEnd is complete only in grant_table.cc
+  GrantRecord(const GrantRecord&) = delete;
+  GrantRecord& operator=(const GrantRecord&) = delete;
 };
 
 class GrantTable {
@@ -68,13 +84,29 @@ class GrantTable {
     GrantId id = 0;
     Handle handle;  // the holder's end, ready to attach to a reply
   };
-  // A new served grant for `holder`: a fresh channel whose our end is served
-  // by `service`, derived from `parent` (0: none). Audited before the
-  // holder's end is returned. kOverloaded past the holder's live cap,
+  // What a new grant is, besides its holder.
+  struct Spec {
+    GrantId parent = 0;  // derived from (0: none)
+    const Interface* iface = nullptr;
+    Rights rights = 0;
+    GrantOrigin origin = GrantOrigin::kPolicy;
+    std::string_view name;
+    bool transferable = false;
+    std::shared_ptr<SharedLimits> limits;
+    ChannelId channel = 0;  // a mediated channel's end
+    ChannelId via = 0;      // delegated through this mediated channel
+  };
+  // Attaches the supervisor's end of a new grant's port to its record (a
+  // served endpoint, a channel's server end).
+  using Attach = std::function<Result<void>(GrantRecord& g, Port ours)>;
+  // A new grant for `holder` on a fresh socketpair: `attach` takes our end,
+  // the holder's is returned. Audited before the holder's end is returned.
+  // kOverloaded past the holder's live cap (audited grant_refused),
   // kRevoked when the holder no longer runs or the parent is gone.
-  Result<Minted> mint(WorkerRecord& holder, GrantId parent, const Interface& iface,
-                      Rights rights, GrantOrigin origin, std::string_view name,
-                      std::shared_ptr<SharedLimits> limits,
+  Result<Minted> mint(WorkerRecord& holder, const Spec& spec, GrantKind kind,
+                      const Attach& attach);
+  // The common case: our end served by `service`.
+  Result<Minted> mint(WorkerRecord& holder, const Spec& spec,
                       std::unique_ptr<ServiceObject> service);
   // A served grant on an existing port (a bootstrap port; `holder` nullptr:
   // an operator session, all rights, not a grant and not audited).
@@ -82,9 +114,9 @@ class GrantTable {
                              Rights rights, GrantOrigin origin, std::string_view name,
                              std::unique_ptr<ServiceObject> service);
   // A direct channel end handed to `holder` (not served: the supervisor is
-  // not on its path); `inode` is the socket the holder receives. Audited.
-  GrantRecord& record_channel_end(WorkerRecord& holder, const ChannelEnd& end,
-                                  std::uint64_t inode);
+  // not on its path); `retained` is a duplicate of the socket the holder
+  // receives. Audited.
+  GrantRecord& record_direct_end(WorkerRecord& holder, const ChannelEnd& end, Fd retained);
 
   GrantRecord* find(GrantId id);
   const GrantRecord* find(GrantId id) const;
@@ -98,8 +130,12 @@ class GrantTable {
   void release(GrantId id, std::string_view reason);
   // Revokes `id` and everything derived from it, parent first (the audit
   // reads in that order); a revoked policy grant stays revoked for later
-  // Gets of its name. Returns the ids revoked.
+  // Gets of its name. A direct end's socket is shut down: every holder
+  // reads what was queued, then end-of-stream. Returns the ids revoked.
   std::vector<GrantId> revoke_tree(GrantId id, std::string_view reason);
+  // The live grants that travelled through mediated channel `via`, or are
+  // an end of it.
+  std::vector<GrantId> of_channel(ChannelId id) const;
   // Drops every record without auditing (the supervisor is destroyed).
   void clear();
 
@@ -108,6 +144,8 @@ class GrantTable {
   std::size_t live() const noexcept { return live_; }
 
  private:
+  // Puts a new record in the table and counts it against its holder.
+  GrantRecord& add(std::unique_ptr<GrantRecord> g);
   // Takes the record out of the table and its parent's children.
   std::unique_ptr<GrantRecord> take(GrantId id);
   void remember(const GrantRecord& g, GrantState state);

@@ -49,13 +49,11 @@ TEST_F(GrantTableTest, RightsAreCutToTheInterfacesMethods) {
 }
 
 TEST_F(GrantTableTest, AStoppedHolderOrAGoneParentGetsNothing) {
-  auto gone = table_->mint(worker_, 99, *echo_, kAllRights, GrantOrigin::kReturned, "", nullptr,
-                           std::make_unique<testing::HoldingService>(held_));
+  auto gone = table_->mint(worker_, spec(99, kAllRights, GrantOrigin::kReturned, ""), std::make_unique<testing::HoldingService>(held_));
   ASSERT_FALSE(gone);
   EXPECT_EQ(gone.error().code, Errc::kRevoked);
   worker_.running = false;
-  auto stopped = table_->mint(worker_, 0, *echo_, kAllRights, GrantOrigin::kReturned, "",
-                              nullptr, std::make_unique<testing::HoldingService>(held_));
+  auto stopped = table_->mint(worker_, spec(0, kAllRights, GrantOrigin::kReturned, ""), std::make_unique<testing::HoldingService>(held_));
   ASSERT_FALSE(stopped);
   EXPECT_EQ(stopped.error().code, Errc::kRevoked);
   EXPECT_EQ(table_->live(), 0u);
@@ -67,8 +65,7 @@ TEST_F(GrantTableTest, TheLiveCapRefusesOneMoreAndAuditsIt) {
   ASSERT_EQ(cap, 2u + WorkerRecord::kLiveGrantSlack);
   std::vector<GrantTable::Minted> held;
   for (std::uint64_t i = 0; i < cap; ++i) held.push_back(mint());
-  auto over = table_->mint(worker_, 0, *echo_, kAllRights, GrantOrigin::kReturned, "", nullptr,
-                           std::make_unique<testing::HoldingService>(held_));
+  auto over = table_->mint(worker_, spec(0, kAllRights, GrantOrigin::kReturned, ""), std::make_unique<testing::HoldingService>(held_));
   ASSERT_FALSE(over);
   EXPECT_EQ(over.error().code, Errc::kOverloaded);
   EXPECT_THAT(over.error().message, HasSubstr("holds its maximum of 18 live ports"));
@@ -114,8 +111,7 @@ TEST_F(GrantTableTest, RevokeTreeEndsEveryDescendantParentFirst) {
 }
 
 TEST_F(GrantTableTest, ARevokedPolicyGrantStaysRevokedByName) {
-  auto m = table_->mint(worker_, 0, *echo_, kAllRights, GrantOrigin::kPolicy, "texts", nullptr,
-                        std::make_unique<testing::HoldingService>(held_));
+  auto m = table_->mint(worker_, spec(0, kAllRights, GrantOrigin::kPolicy, "texts"), std::make_unique<testing::HoldingService>(held_));
   ASSERT_TRUE(m);
   table_->revoke_tree(m->id, "test");
   EXPECT_TRUE(worker_.revoked_names.contains("texts"));

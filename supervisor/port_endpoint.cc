@@ -61,6 +61,7 @@ void PortEndpoint::deny(std::uint64_t call_id, const Method* method, Errc code,
   const std::uint32_t ordinal = method != nullptr ? method->ordinal : 0;
   (void)ctx_->audit.call_denied(g.holder != nullptr ? g.holder->name : kOperatorName, g.id,
                                 g.iface->name(), method != nullptr ? method->name : "?", reason);
+  if (call_id == 0) return;  // an event: nobody waits for an answer
   const RefusalOutcome out = refuse_call(port_, ctx_->encoder, call_id, ordinal, code, reason);
   // A peer that hung up is released when its hang-up is read; one that does
   // not read its answers is cut off now, rather than answers queued
@@ -118,7 +119,7 @@ void PortEndpoint::on_event(Events events) {
   }
   const std::size_t packet_bytes = packet->bytes.size();
   ValidateOptions vo;
-  vo.accept = kAcceptCall;  // built-in services define no events
+  vo.accept = kAcceptCall | (service_->takes_events() ? kAcceptEvent : 0u);
   vo.rights = g.rights;
   vo.limits.max_packet_bytes = port_.max_packet_bytes();
   EnvelopeInfo info;
@@ -150,15 +151,25 @@ void PortEndpoint::admit(Message msg, std::size_t packet_bytes) {
       return deny(msg.call_id(), method, Errc::kOverloaded, "byte budget exhausted");
     }
   }
-  if (queue_.size() + (busy_ ? 1 : 0) >= calls_in_flight_limit()) {
+  const bool event = msg.kind() == MessageKind::kEvent;
+  if (!event && queue_.size() + outstanding_ >= calls_in_flight_limit()) {
     return deny(msg.call_id(), method, Errc::kOverloaded, "too many calls in flight");
   }
   g.bytes += packet_bytes;
+  if (event) {
+    ++g.calls;
+    if (g.holder != nullptr) ++g.holder->calls;
+    service_->event(std::move(msg), g.id);  // may end this endpoint
+    return;
+  }
   if (!busy_ && queue_.empty() && !pumping_) {
     // The common case: nothing waiting, no queue allocation.
+    // dispatch() may end this endpoint: what is asked after comes from
+    // locals, never from `this`, until the owner says it still serves.
     const GrantId id = g.id;
+    const EndpointContext* ctx = ctx_;
     dispatch(std::move(msg));
-    if (ctx_->owner.serving(id) && !busy_) pump();
+    if (ctx->owner.serving(id) && !busy_) pump();
     return;
   }
   queue_.push_back(std::move(msg));
@@ -175,6 +186,7 @@ void PortEndpoint::dispatch(Message msg) {
   state->request = std::move(msg);
   state->worker = g.holder != nullptr ? &g.holder->name : &kOperatorName;
   busy_ = true;
+  ++outstanding_;
   ++g.calls;
   if (g.holder != nullptr) ++g.holder->calls;
   service_->handle(Call(std::move(state)));  // may end this endpoint
@@ -184,14 +196,15 @@ void PortEndpoint::pump() {
   if (pumping_) return;
   pumping_ = true;
   const GrantId id = grant_->id;
+  const EndpointContext* ctx = ctx_;
   // A service may answer inside handle(); the loop then hands it the next
   // call, without recursion. The grant may be released meanwhile (then
-  // `this` is gone): asked again after every handle().
+  // `this` is gone): asked again, from locals, after every handle().
   while (!busy_ && !queue_.empty()) {
     Message next = std::move(queue_.front());
     queue_.erase(queue_.begin());
     dispatch(std::move(next));
-    if (!ctx_->owner.serving(id)) return;
+    if (!ctx->owner.serving(id)) return;
   }
   pumping_ = false;
   if (queue_.empty() && queue_.capacity() > 0) {

@@ -11,9 +11,12 @@
 //      or, for a well-formed call outside the rights, `denied`;
 //   2. the worker's messages_per_second, then the grant's rate: `overloaded`;
 //   3. the grant's byte budget (the packet's bytes): `overloaded`;
-//   4. calls in flight on this port (the one being served plus those
-//      waiting) at the worker's calls_in_flight: `overloaded`;
+//   4. calls in flight on this port (those dispatched and not answered plus
+//      those waiting) at the worker's calls_in_flight: `overloaded`;
 //   5. queue, then dispatch to the service one call at a time, in order.
+// Events (one-way; only to a service that takes them, a mediated channel's
+// client end) pass 1-3 and go to the service at once; a refused event is
+// audited, never answered.
 // Every refusal is answered (so the worker's call completes) and audited
 // (capabilities/refusal.h decides what follows an answer that cannot be
 // sent). A received message's fds are owned by it from the moment it is
@@ -80,8 +83,13 @@ class PortEndpoint {
 
   Port& port() noexcept { return port_; }
   ServiceObject& service() noexcept { return *service_; }
-  // The service answered the call in hand: the next waiting one may go.
+  // The service is done with the call in hand's place in order (its Call
+  // was destroyed or allowed the next): the next waiting one may go.
   void call_done();
+  // A dispatched call was answered: it no longer counts in flight.
+  void answered() noexcept {
+    if (outstanding_ > 0) --outstanding_;
+  }
   // Its holder is being killed: read nothing more (what it sent stays in
   // the kernel and goes with the socket when the grant is released).
   void stop_reading();
@@ -106,8 +114,9 @@ class PortEndpoint {
   Port port_;
   WatchId watch_ = 0;
   std::unique_ptr<ServiceObject> service_;
-  bool busy_ = false;     // a call is with the service
+  bool busy_ = false;     // a call is with the service and holds the order
   bool pumping_ = false;  // pump() is on the stack
+  std::uint32_t outstanding_ = 0;  // dispatched, not yet answered
   std::vector<Message> queue_;  // validated calls waiting, at most calls_in_flight
 };
 

@@ -103,9 +103,11 @@ Supervisor::Impl::Impl(Supervisor& self, SupervisorOptions options, policy::Poli
 
 Supervisor::Impl::~Impl() {
   destroying_ = true;
-  // Grants first (each endpoint unwatches and closes its port), then the
+  // Grants first (each endpoint unwatches and closes its port; the hub
+  // no longer relays or settles what they report), then the
   // workers (a sandbox::Worker kills and reaps its sandbox when destroyed),
   // then the reactor (joins its pool; queued answers are dropped as no-ops).
+  if (hub_) hub_->shut();
   if (table_) table_->clear();
   for (auto& w : workers_) {
     for (WatchId id : {w->pid_watch, w->notify_watch, w->deadline_timer}) {
@@ -164,18 +166,20 @@ Result<void> Supervisor::Impl::plan_workers() {
       ChannelEnd end;
       end.channel = &c;
       end.iface = iface;
+      end.server = side == c.server;
       w->channel_ends.push_back(std::move(end));
+    }
+  }
+  for (const policy::WorkerProfile& p : policy_.workers) {
+    for (const std::string& api : p.new_channels) {
+      if (registry_.find(api) == nullptr) {
+        errors += "worker '" + p.name + "' new_channels: unknown interface " + api + "\n";
+      }
     }
   }
   if (!errors.empty()) {
     errors.pop_back();
     return make_error(Errc::kInvalidArgument, errors);
-  }
-  // The channel pairs: made now, each end waiting for its worker's Get.
-  for (const policy::Channel& c : policy_.channels) {
-    CAPSA_ASSIGN_OR_RETURN(auto pair, make_channel());
-    find_worker(c.client)->find_channel_end(c.name)->port = std::move(pair.first);
-    find_worker(c.server)->find_channel_end(c.name)->port = std::move(pair.second);
   }
   return {};
 }
@@ -195,7 +199,8 @@ Result<void> Supervisor::Impl::init() {
   CAPSA_ASSIGN_OR_RETURN(reactor_, Reactor::create(options_.reactor));
   endpoints_.reset(new EndpointContext{*reactor_, *audit_, encoder_, *this, *this});
   table_ = std::make_unique<GrantTable>(*audit_, *endpoints_, options_.ended_grants_kept);
-  return {};
+  hub_ = std::make_unique<ChannelHub>(*table_, *endpoints_);
+  return open_channels();
 }
 
 Result<std::unique_ptr<Supervisor>> Supervisor::create(policy::Policy policy,
@@ -314,14 +319,26 @@ Result<std::vector<GrantId>> Supervisor::Impl::revoke(GrantId id, std::string_vi
   if (g == nullptr || g->holder == nullptr) {
     return make_error(Errc::kNotFound, "no live grant " + std::to_string(id));
   }
-  if (g->channel) {
-    return make_error(Errc::kInvalidArgument,
-                      "grant " + std::to_string(id) +
-                          " is a direct channel end: the supervisor is not on its path, so it "
-                          "cannot be revoked (it ends with either worker)");
+  const std::string why = reason.empty() ? "revoked by the operator" : std::string(reason);
+  std::vector<GrantId> roots{id};
+  if (g->kind == GrantKind::kDirectEnd && g->peer != 0) {
+    // One socketpair: cutting one end cuts both.
+    roots.push_back(g->peer);
+  } else if (g->channel != 0 && g->parent == 0) {
+    // An original end of a mediated channel is the channel: every end, and
+    // every port that travelled through it, wherever it went after.
+    roots = table_->of_channel(g->channel);
   }
-  std::vector<GrantId> out = table_->revoke_tree(id, reason.empty() ? "revoked by the operator" : reason);
-  log_->info("grant {} revoked ({} in all): {}", id, out.size(), reason);
+  std::vector<GrantId> out;
+  {
+    ChannelHub::Batch batch(*hub_);
+    for (GrantId r : roots) {
+      const std::string r_why = r == id ? why : why + " (with grant " + std::to_string(id) + ")";
+      std::vector<GrantId> cut = table_->revoke_tree(r, r_why);
+      out.insert(out.end(), cut.begin(), cut.end());
+    }
+  }
+  log_->info("grant {} revoked ({} in all): {}", id, out.size(), why);
   return out;
 }
 
@@ -338,9 +355,15 @@ Result<Handle> Supervisor::Impl::mint_child(GrantId parent, const Interface& ifa
   if (p == nullptr || p->holder == nullptr) {
     return make_error(Errc::kRevoked, "grant " + std::to_string(parent) + " is gone");
   }
-  CAPSA_ASSIGN_OR_RETURN(auto minted, table_->mint(*p->holder, parent, iface, rights,
-                                                   GrantOrigin::kReturned, p->name, p->limits,
-                                                   std::move(service)));
+  GrantTable::Spec spec;
+  spec.parent = parent;
+  spec.iface = &iface;
+  spec.rights = rights;
+  spec.origin = GrantOrigin::kReturned;
+  spec.name = p->name;
+  spec.transferable = p->transferable;  // a File opened from a Directory is as mobile as it
+  spec.limits = p->limits;
+  CAPSA_ASSIGN_OR_RETURN(auto minted, table_->mint(*p->holder, spec, std::move(service)));
   return std::move(minted.handle);
 }
 

@@ -17,6 +17,7 @@
 
 #include "capabilities/message.h"
 #include "supervisor/audit/audit_log.h"
+#include "supervisor/channel_hub.h"
 #include "supervisor/grant_table.h"
 #include "supervisor/port_endpoint.h"
 #include "supervisor/reactor/reactor.h"
@@ -46,6 +47,14 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   // Grants.
   GrantTable& table() noexcept { return *table_; }
   const GrantTable& table() const noexcept { return *table_; }
+  ChannelHub& hub() noexcept { return *hub_; }
+  // channels.cc: a policy channel's end for `w` (bootstrap Get; kDenied
+  // once taken); both ends of a new mediated channel of `iface` held by `w`
+  // (bootstrap NewChannel); the ends `w` never took, when it ends.
+  Result<GrantTable::Minted> take_channel_end(WorkerRecord& w, ChannelEnd& end);
+  Result<std::pair<GrantTable::Minted, GrantTable::Minted>> new_channel(WorkerRecord& w,
+                                                                        const Interface& iface);
+  void drop_channel_ends(WorkerRecord& w);
   // A grant derived from `parent` (origin returned), held by its holder.
   Result<Handle> mint_child(GrantId parent, const Interface& iface, Rights rights,
                             std::unique_ptr<ServiceObject> service);
@@ -60,6 +69,9 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   // CallSink (call.cc).
   Result<void> reply(CallState& call, const ReplyBuilder& build,
                      std::vector<Handle> handles) override;
+  Result<void> reply_bytes(CallState& call, std::span<const std::uint8_t> payload,
+                           std::vector<Handle> handles) override;
+  void next(CallState& call) override;
   void fail(CallState& call, Errc code, std::string_view text) override;
   Result<void> charge(CallState& call, std::uint64_t bytes) override;
   void off_loop(Call call, std::move_only_function<Continuation()> work) override;
@@ -77,6 +89,9 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
 
  private:
   Result<void> plan_workers();
+  // The policy's channels: a socketpair per direct one, a hub channel per
+  // mediated one (supervisor.cc).
+  Result<void> open_channels();
   // workers.cc
   Result<void> prepare_worker(WorkerRecord& w);
   Result<void> serve_bootstrap(WorkerRecord& w, Port port);
@@ -99,6 +114,7 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   std::unique_ptr<Reactor> reactor_;
   Encoder encoder_;  // answers; loop thread only
   std::unique_ptr<EndpointContext> endpoints_;
+  std::unique_ptr<ChannelHub> hub_;  // outlives the table: ends report to it
   std::unique_ptr<GrantTable> table_;
   std::vector<std::unique_ptr<WorkerRecord>> workers_;  // policy order, stable addresses
   bool stopping_when_idle_ = false;

@@ -19,35 +19,7 @@ namespace {
 
 using namespace capsa::supervisor::testing;
 
-class SupervisorTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_FALSE(dir_.path().empty());
-    audit_path_ = dir_.path() + "/audit.jsonl";
-    ctl_ = std::make_shared<EchoControl>();
-    options_ = options_with_echo(audit_path_, ctl_);
-  }
-
-  // Builds the policy with `fill` and creates the supervisor.
-  void make(const std::function<void(policy::PolicyBuilder&)>& fill) {
-    sup_ = make_supervisor(options_, fill);
-    ASSERT_NE(sup_, nullptr);
-  }
-
-  RawBootstrap attach(std::string_view worker) {
-    auto port = sup_->attach(worker);
-    EXPECT_TRUE(port) << port.error().to_string();
-    return RawBootstrap(std::move(*port), sup_->registry());
-  }
-
-  std::vector<std::string> audit() { return audit_lines(audit_path_); }
-
-  TempDir dir_;
-  std::string audit_path_;
-  std::shared_ptr<EchoControl> ctl_;
-  SupervisorOptions options_;
-  std::unique_ptr<Supervisor> sup_;
-};
+using SupervisorTest = SupervisorFixture;
 
 TEST(BootstrapDispatchTest, TheMethodTableMatchesTheSchema) {
   InterfaceRegistry registry;
@@ -60,13 +32,6 @@ TEST(BootstrapDispatchTest, TheMethodTableMatchesTheSchema) {
   auto wrong = check_bootstrap_methods(*registry.find(interfaces::kLogSink));
   ASSERT_FALSE(wrong);
   EXPECT_EQ(wrong.error().code, Errc::kInvalidArgument);
-}
-
-policy::WorkerBuilder& echo_worker(policy::PolicyBuilder& b, const char* name = "w") {
-  auto& w = b.worker(name).program("/bin/true");
-  w.grant("echo", "capsa.test.Echo").all_rights();
-  w.grant("narrow", "capsa.test.Echo").right("Tree");
-  return w;
 }
 
 TEST_F(SupervisorTest, GrantedApiWorksAndEveryStepIsAudited) {
@@ -448,37 +413,6 @@ TEST_F(SupervisorTest, AttachedWorkerEndsWhenItsBootstrapCloses) {
   auto w = loop.on_loop([&] { return sup_->workers(); });
   EXPECT_FALSE(w[0].running);
   EXPECT_EQ(loop.on_loop([&] { return sup_->live_grants(); }), 0u);
-}
-
-TEST_F(SupervisorTest, ChannelEndsAreHandedOutOnceAndConnectTheTwoWorkers) {
-  make([](auto& b) {
-    echo_worker(b, "a");
-    echo_worker(b, "b");
-    b.channel("pipe").interface("capsa.test.Echo").client("a").server("b");
-  });
-  RawBootstrap a = attach("a");
-  RawBootstrap bb = attach("b");
-  LoopThread loop(*sup_);
-  auto ca = a.get("pipe");
-  auto cb = bb.get("pipe");
-  ASSERT_TRUE(ca && cb);
-  EXPECT_EQ(a.get("pipe").error().code, Errc::kDenied);  // one end per worker
-  // They are the two ends of one channel: the supervisor is not between.
-  const char hi[] = "hi";
-  ASSERT_TRUE(ca->port.send(std::as_bytes(std::span(hi))));
-  auto pkt = cb->port.receive();
-  ASSERT_TRUE(pkt);
-  EXPECT_EQ(pkt->bytes.size(), sizeof hi);
-  auto grants = loop.on_loop([&] { return sup_->grants(); });
-  const GrantView* end = nullptr;
-  for (const auto& g : grants) {
-    if (g.channel) end = &g;
-  }
-  ASSERT_NE(end, nullptr);
-  const GrantId end_id = end->id;
-  auto r = loop.on_loop([&] { return sup_->revoke(end_id, "x"); });
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, Errc::kInvalidArgument);
 }
 
 TEST_F(SupervisorTest, ListNamesGrantsAndChannels) {

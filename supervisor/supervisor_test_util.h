@@ -183,6 +183,20 @@ class RawBootstrap {
     return got<capsa::AttenuateReply>(client_.call(2, client_.payload_bytes(), std::move(h)));
   }
 
+  // NewChannel: the client and server ends of a new mediated channel.
+  Result<std::pair<Port, Port>> new_channel(std::string_view interface) {
+    auto& fbb = client_.payload_builder();
+    fbb.Finish(capsa::CreateNewChannelRequest(
+        fbb, fbb.CreateString(interface.data(), interface.size())));
+    auto reply = client_.call(3, client_.payload_bytes());
+    if (!reply) return std::unexpected(reply.error());
+    const auto* r = reply->payload_as<capsa::NewChannelReply>();
+    if (!r->client().has_value() || !r->server().has_value()) {
+      return make_error(Errc::kBadMessage, "no ports");
+    }
+    return std::pair{Port(reply->take_handle(*r->client())), Port(reply->take_handle(*r->server()))};
+  }
+
   Client& client() { return client_; }
 
  private:
@@ -259,6 +273,46 @@ inline SupervisorOptions options_with_echo(const std::string& audit_path,
   };
   o.extra_services.push_back(std::move(f));
   return o;
+}
+
+// A supervisor serving capsa.test.Echo (EchoControl), built per test from
+// a policy, with attach()ed workers.
+class SupervisorFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty());
+    audit_path_ = dir_.path() + "/audit.jsonl";
+    ctl_ = std::make_shared<EchoControl>();
+    options_ = options_with_echo(audit_path_, ctl_);
+  }
+
+  // Builds the policy with `fill` and creates the supervisor.
+  void make(const std::function<void(policy::PolicyBuilder&)>& fill) {
+    sup_ = make_supervisor(options_, fill);
+    ASSERT_NE(sup_, nullptr);
+  }
+
+  RawBootstrap attach(std::string_view worker) {
+    auto port = sup_->attach(worker);
+    EXPECT_TRUE(port) << port.error().to_string();
+    return RawBootstrap(std::move(*port), sup_->registry());
+  }
+
+  std::vector<std::string> audit() { return audit_lines(audit_path_); }
+
+  TempDir dir_;
+  std::string audit_path_;
+  std::shared_ptr<EchoControl> ctl_;
+  SupervisorOptions options_;
+  std::unique_ptr<Supervisor> sup_;
+};
+
+// A worker with the Echo grants "echo" (all rights) and "narrow" (Tree).
+inline policy::WorkerBuilder& echo_worker(policy::PolicyBuilder& b, const char* name = "w") {
+  auto& w = b.worker(name).program("/bin/true");
+  w.grant("echo", "capsa.test.Echo").all_rights();
+  w.grant("narrow", "capsa.test.Echo").right("Tree");
+  return w;
 }
 
 }  // namespace capsa::supervisor::testing

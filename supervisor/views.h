@@ -17,6 +17,25 @@
 
 namespace capsa::supervisor {
 
+using ChannelId = std::uint64_t;  // a mediated channel (channel_hub.h); 0: none
+
+// How the supervisor stands to a grant's port.
+enum class GrantKind : std::uint8_t {
+  // The supervisor serves it: a built-in service, a bootstrap port, or the
+  // client end of a mediated channel (its ServiceObject relays).
+  kServed,
+  // The server end of a mediated channel: the supervisor sends the calls of
+  // the channel's clients on it and reads the answers (channel_hub.h).
+  kServerEnd,
+  // An end of a direct channel: a socketpair between two workers, the
+  // supervisor not on its path. It keeps a duplicate of the socket so that
+  // revoking shuts it down for every holder (shutdown(2) acts on the
+  // socket, not on one fd).
+  kDirectEnd,
+};
+
+std::string_view grant_kind_name(GrantKind k) noexcept;  // "served", "server_end", "direct_end"
+
 enum class GrantState : std::uint8_t { kLive, kRevoked, kReleased };
 std::string_view grant_state_name(GrantState s) noexcept;
 
@@ -31,7 +50,10 @@ struct GrantView {
   std::vector<std::string> rights;  // method names
   GrantOrigin origin = GrantOrigin::kPolicy;
   GrantState state = GrantState::kLive;
-  bool channel = false;           // a channel end (not served by the supervisor)
+  GrantKind kind = GrantKind::kServed;
+  ChannelId channel = 0;          // a mediated channel's end: the channel
+  ChannelId via = 0;              // the mediated channel it travelled through last
+  bool transferable = false;
   std::chrono::system_clock::time_point created;
   std::chrono::system_clock::time_point ended;  // when not live
   std::uint64_t calls = 0;        // calls served

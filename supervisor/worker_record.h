@@ -21,6 +21,7 @@
 #include "supervisor/reactor/reactor.h"
 #include "supervisor/services/rate_limit.h"
 #include "supervisor/services/service.h"
+#include "supervisor/views.h"
 
 namespace capsa::supervisor {
 
@@ -46,7 +47,10 @@ struct GrantPlan {
 struct ChannelEnd {
   const policy::Channel* channel = nullptr;
   const Interface* iface = nullptr;
-  Port port;  // invalid once handed out (or closed)
+  bool server = false;     // the server's end (else the client's)
+  ChannelId mediated = 0;  // a mediated channel: the hub's id (channel_hub.h)
+  Port port;               // a direct channel: this end, until handed out (or closed)
+  GrantId grant = 0;       // once handed out
   bool taken = false;
 };
 

@@ -271,8 +271,8 @@ void Supervisor::Impl::worker_ended(WorkerRecord& w, std::string_view how) {
   const std::vector<GrantId> held = table_->held_by(w);
   for (GrantId id : held) table_->release(id, "holder exited");
   if (!held.empty()) log_->debug("worker '{}': {} grants released", w.name, held.size());
-  // Channel ends it never took: closing them tells the other side at once.
-  for (ChannelEnd& e : w.channel_ends) e.port = Port();
+  // Channel ends it never took: the other side learns at once.
+  drop_channel_ends(w);
   stop_if_idle();
 }
 

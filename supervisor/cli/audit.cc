@@ -40,6 +40,18 @@ std::string rights_text(const ctl::GrantEntry& g) {
   return out.empty() ? "-" : out;
 }
 
+// The ORIGIN column: how the grant came to be, and what kind of channel end
+// it is ("policy direct end": the supervisor is not on its path; "delegated
+// via ch 3": it travelled through mediated channel 3).
+std::string origin_text(const ctl::GrantEntry& g) {
+  std::string out(supervisor::wire_name(g.origin()));
+  if (g.kind() == ctl::GrantKind::DirectEnd) out += " direct end";
+  if (g.kind() == ctl::GrantKind::ServerEnd) out += " server end";
+  if (g.kind() == ctl::GrantKind::Served && g.channel() != 0) out += " client end";
+  if (g.via() != 0) out += " via ch " + std::to_string(g.via());
+  return out;
+}
+
 std::string worker_state(const ctl::WorkerEntry& w) {
   if (w.running()) return "running";
   if (!str(w.start_error()).empty()) return "not started: " + std::string(str(w.start_error()));
@@ -86,7 +98,7 @@ std::string format_audit_table(const ctl::AuditReport& report, bool all) {
       row.insert(row.end(),
                  {std::string(str(g->worker())), name.empty() ? "-" : name,
                   std::string(str(g->interface())), rights_text(*g),
-                  g->channel() ? std::string("channel") : std::string(supervisor::wire_name(g->origin())),
+                  origin_text(*g),
                   g->parent() != 0 ? std::to_string(g->parent()) : "-",
                   age(std::chrono::nanoseconds(report.now_ns() - g->created_ns())), std::to_string(g->calls()),
                   std::to_string(g->bytes()), kernel_text(*g)});
@@ -131,7 +143,10 @@ std::string format_audit_json(const ctl::AuditReport& report) {
                                {"rights", nlohmann::ordered_json::array()},
                                {"origin", supervisor::wire_name(g->origin())},
                                {"state", supervisor::wire_name(g->state())},
+                               {"kind", supervisor::wire_name(g->kind())},
                                {"channel", g->channel()},
+                               {"via", g->via()},
+                               {"transferable", g->transferable()},
                                {"created", rfc3339(g->created_ns())},
                                {"age_ms", (report.now_ns() - g->created_ns()) / 1'000'000}};
       if (const auto* rights = g->rights()) {

@@ -67,7 +67,10 @@ std::vector<std::uint8_t> build_audit_report(const ReportInput& input) {
     b.add_rights(rights);
     b.add_origin(to_wire(g.origin));
     b.add_state(to_wire(g.state));
+    b.add_kind(to_wire(g.kind));
     b.add_channel(g.channel);
+    b.add_via(g.via);
+    b.add_transferable(g.transferable);
     b.add_created_ns(unix_ns(g.created));
     b.add_ended_ns(g.state == GrantState::kLive ? 0 : unix_ns(g.ended));
     b.add_calls(g.calls);

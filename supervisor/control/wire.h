@@ -32,6 +32,10 @@ static_assert(enum_cast<control::GrantState>(GrantState::kLive) == control::Gran
 static_assert(enum_cast<control::GrantState>(GrantState::kRevoked) == control::GrantState::Revoked);
 static_assert(enum_cast<control::GrantState>(GrantState::kReleased) == control::GrantState::Released);
 static_assert(control::GrantState::MAX == control::GrantState::Released);
+static_assert(enum_cast<control::GrantKind>(GrantKind::kServed) == control::GrantKind::Served);
+static_assert(enum_cast<control::GrantKind>(GrantKind::kServerEnd) == control::GrantKind::ServerEnd);
+static_assert(enum_cast<control::GrantKind>(GrantKind::kDirectEnd) == control::GrantKind::DirectEnd);
+static_assert(control::GrantKind::MAX == control::GrantKind::DirectEnd);
 static_assert(enum_cast<control::KernelVerdict>(KernelVerdict::kUnknown) == control::KernelVerdict::Unknown);
 static_assert(enum_cast<control::KernelVerdict>(KernelVerdict::kHeld) == control::KernelVerdict::Held);
 static_assert(enum_cast<control::KernelVerdict>(KernelVerdict::kNotHeld) == control::KernelVerdict::NotHeld);
@@ -42,12 +46,16 @@ static_assert(control::KernelVerdict::MAX == control::KernelVerdict::HeldByOther
 inline control::GrantOrigin to_wire(GrantOrigin o) { return enum_cast<control::GrantOrigin>(o); }
 inline control::GrantState to_wire(GrantState s) { return enum_cast<control::GrantState>(s); }
 inline control::KernelVerdict to_wire(KernelVerdict v) { return enum_cast<control::KernelVerdict>(v); }
+inline control::GrantKind to_wire(GrantKind k) { return enum_cast<control::GrantKind>(k); }
 
 inline std::string_view wire_name(control::GrantOrigin o) {
   return o > control::GrantOrigin::MAX ? "unknown" : grant_origin_name(enum_cast<GrantOrigin>(o));
 }
 inline std::string_view wire_name(control::GrantState s) {
   return s > control::GrantState::MAX ? "unknown" : grant_state_name(enum_cast<GrantState>(s));
+}
+inline std::string_view wire_name(control::GrantKind k) {
+  return k > control::GrantKind::MAX ? "unknown" : grant_kind_name(enum_cast<GrantKind>(k));
 }
 inline std::string_view wire_name(control::KernelVerdict v) {
   return v > control::KernelVerdict::MAX ? "unknown" : kernel_verdict_name(enum_cast<KernelVerdict>(v));

@@ -12,14 +12,18 @@ Call::Call(Call&&) noexcept = default;
 
 Call& Call::operator=(Call&& other) noexcept {
   if (this != &other) {
-    if (state_ && !state_->answered) fail(Errc::kFailed, "service dropped the call");
+    finish();
     state_ = std::move(other.state_);
   }
   return *this;
 }
 
-Call::~Call() {
-  if (state_ && !state_->answered) fail(Errc::kFailed, "service dropped the call");
+Call::~Call() { finish(); }
+
+void Call::finish() noexcept {
+  if (!state_) return;
+  if (!state_->answered) fail(Errc::kFailed, "service dropped the call");
+  allow_next();
 }
 
 Message& Call::request() noexcept { return state_->request; }
@@ -31,6 +35,17 @@ ServiceHost& Call::host() noexcept { return state_->sink->host(); }
 Result<void> Call::reply(const ReplyBuilder& build, std::vector<Handle> handles) {
   if (!state_ || state_->answered) return make_error(Errc::kFailed, "the call was answered");
   return state_->sink->reply(*state_, build, std::move(handles));
+}
+
+Result<void> Call::reply_bytes(std::span<const std::uint8_t> payload, std::vector<Handle> handles) {
+  if (!state_ || state_->answered) return make_error(Errc::kFailed, "the call was answered");
+  return state_->sink->reply_bytes(*state_, payload, std::move(handles));
+}
+
+void Call::allow_next() {
+  if (!state_ || state_->next_allowed) return;
+  state_->next_allowed = true;
+  state_->sink->next(*state_);
 }
 
 void Call::fail(Errc code, std::string_view text) {

@@ -32,6 +32,12 @@ class RecordingSink final : public CallSink, public ServiceHost {
     call.answered = true;
     return {};
   }
+  Result<void> reply_bytes(CallState& call, std::span<const std::uint8_t>,
+                           std::vector<Handle>) override {
+    call.answered = true;
+    return {};
+  }
+  void next(CallState&) override {}
   void fail(CallState& call, Errc code, std::string_view text) override {
     call.answered = true;
     failures.push_back({code, std::string(text)});

@@ -14,8 +14,11 @@
 //
 // Ordering: calls on one port are handed to the service one at a time, in
 // order: the next call is dispatched only after the previous one was
-// answered. So a Seek then a Read on one fs.File see each other, and a
-// service needs no locking of its per-port state.
+// answered AND its Call destroyed (so a service that updates its state
+// after a successful reply, such as a file position, has done so before the
+// next call sees it). So a Seek then a Read on one fs.File see each other,
+// and a service needs no locking of its per-port state. A service that does
+// not need the order (a relay) says so with Call::allow_next().
 //
 // Revocation: if the grant is revoked (or its holder dies) while a call is
 // being served, answering it does nothing: the port is closed, the holder
@@ -27,6 +30,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +88,13 @@ class CallSink {
   virtual ~CallSink() = default;
   virtual Result<void> reply(CallState& call, const ReplyBuilder& build,
                              std::vector<Handle> handles) = 0;
+  // A reply whose payload is already built (a relayed answer, validated
+  // against the call's method by the caller).
+  virtual Result<void> reply_bytes(CallState& call, std::span<const std::uint8_t> payload,
+                                   std::vector<Handle> handles) = 0;
+  // The service is done with the call's place in its port's order (the Call
+  // was destroyed, or allow_next()): the next call may be dispatched.
+  virtual void next(CallState& call) = 0;
   virtual void fail(CallState& call, Errc code, std::string_view text) = 0;
   virtual Result<void> charge(CallState& call, std::uint64_t bytes) = 0;
   // Runs `work` on the reactor's pool and hands `call` to its result on
@@ -120,6 +131,12 @@ class Call {
   // whose state depends on the worker having the answer, such as a file
   // position, updates it only then); otherwise says why it was not.
   Result<void> reply(const ReplyBuilder& build, std::vector<Handle> handles = {});
+  // The same with a payload built elsewhere: a finished flatbuffer of the
+  // method's reply table (a relay passes on an answer it validated).
+  Result<void> reply_bytes(std::span<const std::uint8_t> payload, std::vector<Handle> handles);
+  // The next call on this port may be dispatched before this one is
+  // answered (calls in flight still count it until then).
+  void allow_next();
   // Sends an error with a wire code (kBadMessage, kDenied, kNotFound,
   // kOverloaded, kFailed; any other code is sent as kFailed).
   void fail(Errc code, std::string_view text);
@@ -152,6 +169,8 @@ class Call {
  private:
   using Continuation = CallSink::Continuation;
   void submit_off_loop(std::move_only_function<Continuation()> work);
+  // Answers `failed` if unanswered, then releases the call's place in order.
+  void finish() noexcept;
   std::unique_ptr<CallState> state_;
 };
 
@@ -164,6 +183,7 @@ struct CallState {
   Message request;
   const std::string* worker = nullptr;  // the holder's name (outlives the call)
   bool answered = false;
+  bool next_allowed = false;  // next() was reported
 };
 
 // Serves one port of one grant.
@@ -172,10 +192,17 @@ class ServiceObject {
   virtual ~ServiceObject() = default;
   // One validated call whose method is in the grant's rights.
   virtual void handle(Call call) = 0;
-  // A service object for an attenuated copy of this grant (the same
-  // resource, its own per-port state). nullptr when the service cannot be
-  // copied (then Attenuate answers `denied`).
+  // A service object for an attenuated or delegated copy of this grant (the
+  // same resource, its own per-port state). nullptr when the service cannot
+  // be copied (then Attenuate answers `denied`, and the port cannot travel
+  // over a mediated channel).
   virtual std::unique_ptr<ServiceObject> clone() const = 0;
+  // Whether the port accepts one-way events (built-in services define
+  // none; a mediated channel relays them). Events pass the same checks as
+  // calls except calls in flight, and are never answered.
+  virtual bool takes_events() const { return false; }
+  // One validated event sent on grant `from`'s port.
+  virtual void event(Message /*msg*/, GrantId /*from*/) {}
 };
 
 // How the supervisor makes the service object for a policy grant of one
