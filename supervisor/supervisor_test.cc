@@ -12,6 +12,8 @@
 #include "capabilities/interfaces/builtin.h"
 #include "supervisor/supervisor_impl.h"
 #include "supervisor/supervisor_test_util.h"
+#include "fs_directory_generated.h"
+#include "fs_file_generated.h"
 #include "tests/support/fd_count.h"
 
 namespace capsa::supervisor {
@@ -432,6 +434,46 @@ TEST_F(SupervisorTest, ListNamesGrantsAndChannels) {
   EXPECT_EQ(l->grants()->Get(0)->name()->str(), "echo");
   EXPECT_EQ(l->grants()->Get(1)->name()->str(), "narrow");
   EXPECT_EQ(l->grants()->Get(2)->name()->str(), "pipe");
+}
+
+// Calls on one fs.File are served in order and each sees the position the
+// one before left: two Reads sent together read consecutive bytes. (A
+// service updates its position after its reply is sent; the next call is
+// dispatched only once the previous Call is done with.)
+TEST_F(SupervisorTest, PipelinedReadsOnOneFileReadConsecutiveBytes) {
+  {
+    std::ofstream f(dir_.path() + "/abc.txt");
+    f << "abcdefgh";
+  }
+  const std::string root = dir_.path();
+  make([&](auto& b) {
+    auto& w = echo_worker(b);
+    w.grant("dir", "fs.Directory").all_rights().constraint("root", root);
+  });
+  RawBootstrap boot = attach("w");
+  LoopThread loop(*sup_);
+  auto dir = boot.get("dir");
+  ASSERT_TRUE(dir) << dir.error().to_string();
+  Client d(std::move(dir->port), *sup_->registry().find("fs.Directory"));
+  auto& fbb = d.payload_builder();
+  fbb.Finish(fs::CreateOpenRequest(fbb, fbb.CreateString("abc.txt")));
+  auto opened = d.call(0, d.payload_bytes());
+  ASSERT_TRUE(opened) << opened.error().to_string();
+  Client file(Port(opened->take_handle(*opened->payload_as<fs::OpenReply>()->file())),
+              *sup_->registry().find("fs.File"));
+  std::vector<std::string> got;
+  for (int i = 0; i < 2; ++i) {
+    auto& rb = file.payload_builder();
+    rb.Finish(fs::CreateReadRequest(rb, -1, 4));
+    auto id = file.submit(0, file.payload_bytes(), {}, [&](Result<Message> r) {
+      ASSERT_TRUE(r) << r.error().to_string();
+      const auto* data = r->payload_as<fs::ReadReply>()->data();
+      got.emplace_back(data->begin(), data->end());
+    });
+    ASSERT_TRUE(id);
+  }
+  while (got.size() < 2) ASSERT_TRUE(file.on_readable());
+  EXPECT_EQ(got, (std::vector<std::string>{"abcd", "efgh"}));
 }
 
 }  // namespace
