@@ -102,6 +102,7 @@ std::string explain_text(const Policy& p) {
     };
     if (!sb.seccomp_profile.empty()) rows.push_back({"seccomp profile", sb.seccomp_profile});
     rows.push_back({"limits", limits_text(w.limits)});
+    rows.push_back({"new channels", list_or_none(w.new_channels)});
     out += table(rows, 2);
     if (w.grants.empty()) {
       out += "  grants: none\n";
@@ -117,8 +118,10 @@ std::string explain_text(const Policy& p) {
     out += "\n";
   }
   if (!p.channels.empty()) {
-    std::vector<Row> c = {{"CHANNEL", "INTERFACE", "CLIENT", "SERVER"}};
-    for (const Channel& ch : p.channels) c.push_back({ch.name, ch.interface, ch.client, ch.server});
+    std::vector<Row> c = {{"CHANNEL", "INTERFACE", "CLIENT", "SERVER", "MODE"}};
+    for (const Channel& ch : p.channels) {
+      c.push_back({ch.name, ch.interface, ch.client, ch.server, std::string(to_string(ch.mode))});
+    }
     out += table(c, 0);
   }
   return out;
@@ -161,14 +164,14 @@ std::string explain_json(const Policy& p) {
       out += "},\"rate\":" + std::to_string(gr.rate) + ",\"byte_budget\":" +
              std::to_string(gr.byte_budget) + ",\"transferable\":" + (gr.transferable ? "true" : "false") + "}";
     }
-    out += "]}";
+    out += "],\"new_channels\":" + json_list(w.new_channels) + "}";
   }
   out += "],\"channels\":[";
   for (std::size_t i = 0; i < p.channels.size(); ++i) {
     const Channel& c = p.channels[i];
     out += (i ? "," : "") + std::string("{\"name\":") + json_quote(c.name) + ",\"interface\":" +
            json_quote(c.interface) + ",\"client\":" + json_quote(c.client) + ",\"server\":" +
-           json_quote(c.server) + "}";
+           json_quote(c.server) + ",\"mode\":" + json_quote(to_string(c.mode)) + "}";
   }
   return out + "]}\n";
 }

@@ -15,8 +15,10 @@
 #include <gtest/gtest.h>
 
 #include "capabilities/validator.h"
+#include "demo_word_count_generated.h"
 #include "supervisor/supervisor_test_util.h"
 #include "tests/support/fd_count.h"
+#include "workers/sdk/context.h"
 
 namespace capsa::supervisor {
 namespace {
@@ -35,6 +37,7 @@ class ChannelTest : public SupervisorFixture {
         w.grant("mobile", "capsa.test.Echo").all_rights().transferable(true);
         w.on_bad_message(n == std::string("a") ? a_action : BadMessageAction::kClosePort);
         w.new_channel("capsa.test.Echo");
+        w.new_channel("demo.WordCount");
       }
       b.channel("pipe").interface("capsa.test.Echo").client("a").server("b").mode(mode);
     });
@@ -360,6 +363,40 @@ TEST_F(ChannelTest, NewChannelGivesBothEndsWhenThePolicyAllowsTheInterface) {
   const auto lines = audit();
   EXPECT_EQ(count_lines_with(lines, {"\"channel_created\"", "\"worker\":\"a\""}), 1u);
   EXPECT_EQ(count_lines_with(lines, {"\"call_denied\"", "NewChannel"}), 1u);
+}
+
+// The worker SDK's side of NewChannel: a capability on one end, a port to
+// serve on the other, and the policy's refusal as the SDK reports it.
+TEST_F(ChannelTest, TheWorkerSdkMakesAChannelAndServesIt) {
+  make_pair();
+  auto port = sup_->attach("a");
+  ASSERT_TRUE(port);
+  auto ctx = worker::Context::from_port(std::move(*port));
+  ASSERT_TRUE(ctx) << ctx.error().to_string();
+  LoopThread loop(*sup_);
+  auto ends = ctx->new_channel("demo.WordCount");
+  ASSERT_TRUE(ends) << ends.error().to_string();
+  EXPECT_EQ(ends->client.interface_name(), "demo.WordCount");
+  auto server = ctx->serve(std::move(ends->server), "demo.WordCount");
+  ASSERT_TRUE(server) << server.error().to_string();
+  ASSERT_TRUE((*server)->on("Count", [](Message& req, Reply& out) -> Result<void> {
+    const auto* r = req.payload_as<demo::CountRequest>();
+    out.builder().Finish(demo::CreateCountReply(out.builder(), 0, 0, r->text()->size()));
+    return {};
+  }));
+  auto answer = std::async(std::launch::async, [&] {
+    auto& fbb = ends->client.payload_builder();
+    fbb.Finish(demo::CreateCountRequest(fbb, fbb.CreateString("twelve bytes")));
+    return ends->client.call("Count", ends->client.payload_bytes());
+  });
+  ASSERT_TRUE((*server)->port().wait_readable(5000).value_or(false));
+  ASSERT_TRUE((*server)->on_readable());
+  auto r = answer.get();
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->payload_as<demo::CountReply>()->bytes(), 12u);
+  auto refused = ctx->new_channel("fs.File");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::kDenied);
 }
 
 TEST_F(ChannelTest, EventsAreRelayedOneWay) {

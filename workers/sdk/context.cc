@@ -126,6 +126,31 @@ Result<Capability> Context::attenuate(Capability cap, std::span<const std::strin
   return capability_from_reply(reply, name, iface);
 }
 
+Result<Context::ChannelEnds> Context::new_channel(std::string_view interface) {
+  const Interface* iface = registry_->find(interface);
+  if (iface == nullptr) {
+    return make_error(Errc::kNotFound, "interface " + std::string(interface) +
+                                           " is not one this worker SDK knows");
+  }
+  auto& fbb = bootstrap_->payload_builder();
+  fbb.Finish(capsa::CreateNewChannelRequest(fbb, fbb.CreateString(interface.data(), interface.size())));
+  CAPSA_ASSIGN_OR_RETURN(Message reply, bootstrap_->call("NewChannel", bootstrap_->payload_bytes()));
+  const auto* r = reply.payload_as<capsa::NewChannelReply>();
+  if (!r->client().has_value() || !r->server().has_value()) {
+    return make_error(Errc::kBadMessage, "NewChannel reply carries no ports");
+  }
+  // Taken now: both close on every return below unless wrapped.
+  Port client(reply.take_handle(*r->client()));
+  Port server(reply.take_handle(*r->server()));
+  if (str(r->interface()) != interface) {
+    return make_error(Errc::kBadMessage, "NewChannel answered a channel of " +
+                                             std::string(str(r->interface())) + ", not " +
+                                             std::string(interface));
+  }
+  return ChannelEnds{Capability(std::move(client), *iface, kAllRights, registry_, std::string(interface)),
+                     std::move(server)};
+}
+
 Result<Capability> Context::adopt(Port port, std::string_view expected_interface,
                                   std::string name) {
   const Interface* iface = registry_->find(expected_interface);

@@ -71,6 +71,20 @@ class Context {
   Result<Capability> adopt(Port port, std::string_view expected_interface,
                            std::string name = "");
 
+  // Both ends of a new mediated channel speaking `interface`, allowed when
+  // the worker's policy lists it in new_channels. The supervisor relays
+  // and checks every message between them; both are grants of this worker
+  // and can be handed on (a port sent in a message). `client` calls;
+  // `server` is served with serve() here or by whoever receives it.
+  // Errors: kDenied (the policy does not allow it), kOverloaded (this
+  // worker holds its maximum of live ports), kNotFound (an interface this
+  // SDK does not know).
+  struct ChannelEnds {
+    Capability client;
+    Port server;
+  };
+  Result<ChannelEnds> new_channel(std::string_view interface);
+
   // Serves `interface` on `port` (the other end of a channel this worker
   // made or received): a capsa::Server, validated like any supervisor
   // service. Register handlers with on(), then run() or on_readable().
