@@ -4,7 +4,7 @@ namespace capsa::policy {
 
 ApiCatalog builtin_api_catalog() {
   ApiCatalog c;
-  c.add({.name = "capsa.Bootstrap", .methods = {"Get", "List", "Attenuate"}, .constraints = {},
+  c.add({.name = "capsa.Bootstrap", .methods = {"Get", "List", "Attenuate", "NewChannel"}, .constraints = {},
          .grantable = false, .served = true, .served_note = ""});
   // read_only defaults to true: a policy that wants writes must say so.
   c.add({.name = "fs.Directory",

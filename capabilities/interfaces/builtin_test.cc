@@ -22,7 +22,7 @@ TEST(BuiltinInterfaces, AllLoadWithTheCatalogueMethodsInOrdinalOrder) {
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(reg.size(), 5u);
   const std::vector<Expected> expected = {
-      {kBootstrap, {"Get", "List", "Attenuate"}},
+      {kBootstrap, {"Get", "List", "Attenuate", "NewChannel"}},
       {kDirectory, {"Open", "OpenFile", "List", "Stat"}},
       {kFile, {"Read", "Seek", "Stat"}},
       {kLogSink, {"Write"}},

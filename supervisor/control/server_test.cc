@@ -95,14 +95,15 @@ TEST_F(ControlTest, AuditShowsEveryGrantAndWhoTheKernelSaysHoldsIt) {
 
   const auto* a_pipe = find_grant(r, g_pa->id);
   ASSERT_NE(a_pipe, nullptr);
-  EXPECT_TRUE(a_pipe->channel());
+  EXPECT_EQ(a_pipe->kind(), ctl::GrantKind::Served);  // a mediated channel's client end
+  EXPECT_NE(a_pipe->channel(), 0u);
   EXPECT_EQ(a_pipe->kernel(), ctl::KernelVerdict::Held);
 
   // The same in the two renderings `capsa audit` prints.
   std::string table = cli::format_audit_table(r, false);
   EXPECT_NE(table.find("held by a"), std::string::npos) << table;
   EXPECT_NE(table.find("not held"), std::string::npos) << table;
-  EXPECT_NE(table.find("channel"), std::string::npos) << table;
+  EXPECT_NE(table.find("policy client end"), std::string::npos) << table;
   std::string json = cli::format_audit_json(r);
   EXPECT_NE(json.find("\"id\":" + std::to_string(g_eb->id) + ","), std::string::npos) << json;
   EXPECT_NE(json.find("\"kernel\":\"held by other\",\"kernel_detail\":\"a\""), std::string::npos) << json;
@@ -176,9 +177,12 @@ TEST_F(ControlTest, RevokeThroughTheSocketRevokesWhatWasDerivedAndIsAudited) {
   auto again = c->revoke(wide_id, "");
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, Errc::kNotFound) << again.error().to_string();
+  // A channel end is revoked like any grant (the channel with it).
   auto chan = c->revoke(pipe_id, "");
-  ASSERT_FALSE(chan);
-  EXPECT_EQ(chan.error().code, Errc::kDenied) << chan.error().to_string();
+  ASSERT_TRUE(chan) << chan.error().to_string();
+  EXPECT_EQ(*chan, (std::vector<std::uint64_t>{pipe_id}));
+  EXPECT_TRUE(pipe->port.wait_readable(10000).value_or(false));
+  EXPECT_TRUE(pipe->port.peer_closed());
   auto too_long = c->revoke(pipe_id, std::string(kMaxRevokeReasonBytes + 1, 'x'));
   ASSERT_FALSE(too_long);
   EXPECT_EQ(too_long.error().code, Errc::kBadMessage);
