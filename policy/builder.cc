@@ -80,6 +80,16 @@ WorkerBuilder& WorkerBuilder::limit(LimitKind kind, std::uint64_t value, SourceL
   return *this;
 }
 
+WorkerBuilder& WorkerBuilder::on_violation_flood(ViolationFloodAction action, SourceLoc /*at*/) {
+  on_violation_flood_ = action;
+  return *this;
+}
+
+WorkerBuilder& WorkerBuilder::output(OutputMode mode, SourceLoc /*at*/) {
+  output_ = mode;
+  return *this;
+}
+
 WorkerBuilder& WorkerBuilder::on_bad_message(BadMessageAction action, SourceLoc /*at*/) {
   on_bad_message_ = action;
   return *this;

@@ -87,6 +87,8 @@ class WorkerBuilder {
   WorkerBuilder& seccomp_profile(std::string path, SourceLoc at = {});
   WorkerBuilder& limit(LimitKind kind, std::uint64_t value, SourceLoc at = {});
   WorkerBuilder& on_bad_message(BadMessageAction action, SourceLoc at = {});
+  WorkerBuilder& on_violation_flood(ViolationFloodAction action, SourceLoc at = {});
+  WorkerBuilder& output(OutputMode mode, SourceLoc at = {});
   // The returned reference stays valid for the builder's lifetime.
   GrantBuilder& grant(std::string name, std::string api, SourceLoc name_at = {},
                       SourceLoc api_at = {});
@@ -103,6 +105,8 @@ class WorkerBuilder {
   std::optional<Located<std::string>> seccomp_profile_;
   std::vector<std::pair<LimitKind, Located<std::uint64_t>>> limits_;
   BadMessageAction on_bad_message_ = BadMessageAction::kKill;
+  ViolationFloodAction on_violation_flood_ = ViolationFloodAction::kKill;
+  OutputMode output_ = OutputMode::kSupervisor;
   std::deque<GrantBuilder> grants_;
 };
 

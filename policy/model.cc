@@ -45,7 +45,24 @@ static_assert(static_cast<int>(fbs::BadMessageAction::MIN) == 0 &&
                   static_cast<int>(fbs::BadMessageAction::MAX) == 2,
               "policy.fbs BadMessageAction has values the model does not");
 
+// The other two enums: same values, same names (the loader casts).
+static_assert(static_cast<int>(fbs::ViolationFloodAction::kill) == static_cast<int>(ViolationFloodAction::kKill) &&
+              static_cast<int>(fbs::ViolationFloodAction::report) == static_cast<int>(ViolationFloodAction::kReport) &&
+              static_cast<int>(fbs::ViolationFloodAction::MAX) == 1);
+static_assert(static_cast<int>(fbs::OutputMode::supervisor) == static_cast<int>(OutputMode::kSupervisor) &&
+              static_cast<int>(fbs::OutputMode::inherit) == static_cast<int>(OutputMode::kInherit) &&
+              static_cast<int>(fbs::OutputMode::discard) == static_cast<int>(OutputMode::kDiscard) &&
+              static_cast<int>(fbs::OutputMode::MAX) == 2);
+
 }  // namespace
+
+std::string_view to_string(ViolationFloodAction a) noexcept {
+  return fbs::EnumNameViolationFloodAction(static_cast<fbs::ViolationFloodAction>(a));
+}
+
+std::string_view to_string(OutputMode m) noexcept {
+  return fbs::EnumNameOutputMode(static_cast<fbs::OutputMode>(m));
+}
 
 std::string to_string(const ConstraintValue& v) {
   if (const bool* b = std::get_if<bool>(&v)) return *b ? "true" : "false";

@@ -163,10 +163,10 @@ std::optional<std::uint64_t> to_unsigned(const json::Value& v, bool allow_size) 
                                                                       : std::nullopt;
 }
 
-std::optional<std::uint8_t> bad_message_action_value(const std::string& name) {
+std::optional<std::uint8_t> schema_enum_value(std::string_view enum_name, const std::string& name) {
   const reflection::Schema& s = schema();
   for (const reflection::Enum* e : *s.enums()) {
-    if (short_name(e->name()) != "BadMessageAction") continue;
+    if (short_name(e->name()) != enum_name) continue;
     for (const reflection::EnumVal* ev : *e->values()) {
       if (ev->name()->string_view() == name) return static_cast<std::uint8_t>(ev->value());
     }

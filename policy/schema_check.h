@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "policy/diagnostic.h"
 #include "policy/jsonc.h"
@@ -25,9 +26,10 @@ void check_against_schema(const json::Value& root, const std::string& file, Diag
 // or exponent, or (if `allow_size`) a "64M"-style string. nullopt otherwise.
 std::optional<std::uint64_t> to_unsigned(const json::Value& v, bool allow_size);
 
-// The value of a BadMessageAction name in policy.fbs, for the loader, which
-// casts it to policy::BadMessageAction (model.h): policy/model.cc
-// static_asserts that the two enums agree value by value.
-std::optional<std::uint8_t> bad_message_action_value(const std::string& name);
+// The value of `name` in the policy.fbs enum `enum_name` (BadMessageAction,
+// ViolationFloodAction, OutputMode), for the loader, which casts it to the
+// model's enum (model.h): policy/model.cc static_asserts that each pair of
+// enums agrees value by value.
+std::optional<std::uint8_t> schema_enum_value(std::string_view enum_name, const std::string& name);
 
 }  // namespace capsa::policy
