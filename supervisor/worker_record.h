@@ -21,6 +21,7 @@
 #include "supervisor/reactor/reactor.h"
 #include "supervisor/services/rate_limit.h"
 #include "supervisor/services/service.h"
+#include "supervisor/worker_output.h"
 
 namespace capsa::supervisor {
 
@@ -63,6 +64,7 @@ struct WorkerRecord {
   WatchId pid_watch = 0;
   WatchId notify_watch = 0;
   WatchId deadline_timer = 0;
+  std::unique_ptr<WorkerOutput> output;  // output: supervisor, once started
   std::uint64_t bootstrap = 0;  // its bootstrap grant
   std::optional<services::RateLimiter> message_rate;
   std::vector<GrantPlan> plans;          // policy order

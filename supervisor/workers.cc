@@ -42,6 +42,10 @@ Result<sandbox::Spec> spec_for(const policy::WorkerProfile& p, const std::string
   b.limits(l);
   for (const std::string& s : p.sandbox.extra_syscalls()) b.allow_syscall(s);
   if (!launcher.empty()) b.launcher(launcher);
+  const sandbox::Output out = p.output == policy::OutputMode::kSupervisor ? sandbox::Output::kPipe
+                              : p.output == policy::OutputMode::kInherit  ? sandbox::Output::kInherit
+                                                                          : sandbox::Output::kNull;
+  b.stdout_to(out).stderr_to(out);
   return b.build();
 }
 
@@ -119,6 +123,7 @@ Result<void> Supervisor::Impl::start(std::string_view name) {
     (void)audit_->worker_started(w->name, w->pid, w->profile->program);
     (void)audit_->port_transferred(w->bootstrap, "supervisor", w->name);
     log_->info("worker '{}' started (pid {})", w->name, w->pid);
+    watch_output(*w);
     return watch_sandbox(*w);
   }();
   if (started) return {};
@@ -167,6 +172,20 @@ Result<void> Supervisor::Impl::watch_sandbox(WorkerRecord& w) {
     if (t) w.deadline_timer = *t;
   }
   return {};
+}
+
+// Output: supervisor (worker_output.h): the sandbox's pipes, read on the
+// loop. A worker whose output cannot be read is killed (its writes would
+// block on a full pipe); it is then reaped through its pidfd as usual.
+void Supervisor::Impl::watch_output(WorkerRecord& w) {
+  Fd out = w.sandbox->take_stdout_pipe(), err = w.sandbox->take_stderr_pipe();
+  if (!out.valid() && !err.valid()) return;
+  w.output = std::make_unique<WorkerOutput>(
+      *reactor_, *audit_, *log_, w.name, w.profile->limits.output_bytes,
+      [this, wp = &w](LogLevel level, std::string_view text) { worker_log(wp->name, level, text); });
+  if (auto watched = w.output->watch(std::move(out), std::move(err)); !watched) {
+    kill_worker(w, "cannot watch its output: " + watched.error().message);
+  }
 }
 
 void Supervisor::Impl::on_violation(WorkerRecord& w) {
@@ -244,6 +263,7 @@ void Supervisor::Impl::worker_ended(WorkerRecord& w, std::string_view how) {
     if (*id != 0) reactor_->unwatch(std::exchange(*id, 0));
   }
   w.attached_pidfd.reset();
+  if (w.output) w.output->finish();  // its last lines and output_dropped before worker_exited
   if (was_running) {
     AuditFields f;
     f.str("worker", w.name).num("pid", w.pid);

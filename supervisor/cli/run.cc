@@ -68,6 +68,11 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& options) {
                   "text, or json: one JSON object per log line (docs in supervisor/cli/log.h)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  cmd->add_option("--worker-output", options.worker_output,
+                  "where every worker's stdout/stderr go, overriding the policy's `output`: "
+                  "supervisor (logged as [worker] line), inherit (the supervisor's own: the "
+                  "worker can truncate or overwrite them), discard")
+      ->check(CLI::IsMember({"supervisor", "inherit", "discard"}));
   return cmd;
 }
 
@@ -79,6 +84,14 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
     err << policy::format_diagnostics(policy.error());
     err << options.policy_path << ": invalid policy, not started\n";
     return kExitUsage;
+  }
+
+  if (!options.worker_output.empty()) {
+    const policy::OutputMode mode = options.worker_output == "inherit" ? policy::OutputMode::kInherit
+                                    : options.worker_output == "discard"
+                                        ? policy::OutputMode::kDiscard
+                                        : policy::OutputMode::kSupervisor;
+    for (policy::WorkerProfile& w : policy->workers) w.output = mode;
   }
 
   // SIGINT and SIGTERM are read from a signalfd on the loop: they must be
