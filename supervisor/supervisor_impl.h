@@ -83,6 +83,7 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   Result<void> watch_sandbox(WorkerRecord& w);
   void watch_output(WorkerRecord& w);
   void on_violation(WorkerRecord& w);
+  void violation_flood(WorkerRecord& w);
   void worker_ended(WorkerRecord& w, std::string_view how);
   void stop_if_idle();
 

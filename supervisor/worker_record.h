@@ -67,6 +67,8 @@ struct WorkerRecord {
   std::unique_ptr<WorkerOutput> output;  // output: supervisor, once started
   std::uint64_t bootstrap = 0;  // its bootstrap grant
   std::optional<services::RateLimiter> message_rate;
+  std::optional<services::RateLimiter> violation_rate;  // limits.violations_per_second
+  bool violation_flood = false;                         // on_violation_flood ran
   std::vector<GrantPlan> plans;          // policy order
   std::vector<ChannelEnd> channel_ends;  // channels naming this worker
   std::set<std::string, std::less<>> revoked_names;

@@ -78,6 +78,9 @@ Result<void> Supervisor::Impl::prepare_worker(WorkerRecord& w) {
     }
     if (plan.grant->byte_budget > 0) plan.limits->budget.emplace(plan.grant->byte_budget);
   }
+  const auto vps = static_cast<std::uint32_t>(w.profile->limits.violations_per_second);
+  CAPSA_ASSIGN_OR_RETURN(auto vr, services::RateLimiter::create(vps, vps));
+  w.violation_rate.emplace(std::move(vr));
   const auto mps = static_cast<std::uint32_t>(w.profile->limits.messages_per_second);
   if (mps > 0) {
     CAPSA_ASSIGN_OR_RETURN(auto rl, services::RateLimiter::create(mps, mps));
@@ -201,12 +204,32 @@ void Supervisor::Impl::on_violation(WorkerRecord& w) {
     std::copy(std::begin(viol.args), std::end(viol.args), sv.args.begin());
     sv.action = viol.action == sandbox::ViolationAction::kKill ? "killed" : "errno EPERM";
     (void)audit_->seccomp_violation(sv);
+    if (!w.violation_rate->try_acquire()) violation_flood(w);
   }
   // handle_violation() closes the fd once no task can use the filter; the
   // watch must go with it.
   if (!w.sandbox->notify_fd().valid() && w.notify_watch != 0) {
     reactor_->unwatch(std::exchange(w.notify_watch, 0));
   }
+}
+
+// More violations in a second than limits.violations_per_second: the
+// policy's on_violation_flood, once per worker.
+void Supervisor::Impl::violation_flood(WorkerRecord& w) {
+  if (w.violation_flood) return;
+  w.violation_flood = true;
+  const std::uint64_t rate = w.profile->limits.violations_per_second;
+  if (w.profile->on_violation_flood == policy::ViolationFloodAction::kKill) {
+    kill_worker(w, "violation flood: more than " + std::to_string(rate) +
+                       " seccomp violations in a second");
+    return;
+  }
+  (void)audit_->event("violation_flood", AuditFields()
+                                             .str("worker", w.name)
+                                             .unum("violations_per_second", rate)
+                                             .str("action", "report"));
+  log_->warn("worker '{}': more than {} seccomp violations in a second (reported, not killed)",
+             w.name, rate);
 }
 
 Result<Port> Supervisor::Impl::attach(std::string_view name, pid_t pid) {
@@ -264,6 +287,7 @@ void Supervisor::Impl::worker_ended(WorkerRecord& w, std::string_view how) {
   }
   w.attached_pidfd.reset();
   if (w.output) w.output->finish();  // its last lines and output_dropped before worker_exited
+  (void)audit_->flush_coalesced(w.name);  // its refusals' summaries, too
   if (was_running) {
     AuditFields f;
     f.str("worker", w.name).num("pid", w.pid);

@@ -114,6 +114,14 @@ AuditFields& AuditFields::unum(std::string_view k, std::uint64_t value) {
   return *this;
 }
 
+AuditFields& AuditFields::append(const AuditFields& more) {
+  if (!more.json_.empty()) {
+    if (!json_.empty()) json_ += ',';
+    json_ += more.json_;
+  }
+  return *this;
+}
+
 AuditFields& AuditFields::boolean(std::string_view k, bool value) {
   key(k);
   json_ += value ? "true" : "false";
@@ -188,23 +196,90 @@ Result<void> AuditLog::write_line(const std::string& line) {
   return {};
 }
 
-Result<std::uint64_t> AuditLog::event(std::string_view type, const AuditFields& fields) {
-  // The time is read under the lock so that ts, like seq, never goes
-  // backwards from one line to the next (unless the wall clock is set back).
-  std::lock_guard lock(mu_);
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
+Result<std::uint64_t> AuditLog::write_event(std::string_view type, std::string_view fields,
+                                            const timespec& now) {
   std::uint64_t seq = seq_ + 1;
   std::string line = "{\"ts\":\"" + rfc3339_utc_ms(now) + "\",\"seq\":" + std::to_string(seq) + ",\"event\":";
   append_json_string(line, type);
-  if (!fields.json().empty()) {
+  if (!fields.empty()) {
     line += ',';
-    line += fields.json();
+    line += fields;
   }
   line += "}\n";
   CAPSA_TRY(write_line(line));
   seq_ = seq;
   return seq;
+}
+
+// The time is read under the lock so that ts, like seq, never goes
+// backwards from one line to the next (unless the wall clock is set back).
+Result<std::uint64_t> AuditLog::event(std::string_view type, const AuditFields& fields) {
+  std::lock_guard lock(mu_);
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return write_event(type, fields.json(), now);
+}
+
+std::chrono::steady_clock::time_point AuditLog::steady_now() const {
+  return options_.clock ? options_.clock() : std::chrono::steady_clock::now();
+}
+
+// Every summary is attempted; the first error is returned.
+Result<void> AuditLog::write_summaries(std::vector<Coalescer::Summary>& due, const timespec& now) {
+  Result<void> result;
+  for (const Coalescer::Summary& s : due) {
+    AuditFields f;
+    f.str("of", s.type).str("worker", s.worker);
+    std::string fields = f.json();
+    fields += s.identity.empty() ? ",\"various\":true" : "," + s.identity;
+    fields += ",";
+    fields += AuditFields().unum("count", s.count).str("first", s.first).str("last", s.last).json();
+    if (auto w = write_event("coalesced", fields, now); !w && result) result = std::unexpected(w.error());
+  }
+  due.clear();
+  return result;
+}
+
+Result<std::uint64_t> AuditLog::refusal(std::string_view type, std::string_view worker,
+                                        const AuditFields& identity, const AuditFields& fields) {
+  std::lock_guard lock(mu_);
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  std::vector<Coalescer::Summary> due;
+  const bool write = coalescer_.admit(worker, type, identity.json(), steady_now(), rfc3339_utc_ms(now), due);
+  CAPSA_TRY(write_summaries(due, now));
+  if (!write) return 0;
+  return write_event(type, fields.json(), now);
+}
+
+Result<void> AuditLog::flush_due() {
+  std::lock_guard lock(mu_);
+  std::vector<Coalescer::Summary> due;
+  coalescer_.tick(steady_now(), due);
+  if (due.empty()) return {};
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return write_summaries(due, now);
+}
+
+Result<void> AuditLog::flush_coalesced(std::string_view worker) {
+  std::lock_guard lock(mu_);
+  std::vector<Coalescer::Summary> due;
+  coalescer_.flush(worker, due);
+  if (due.empty()) return {};
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return write_summaries(due, now);
+}
+
+AuditLog::~AuditLog() {
+  // Counted refusals are not lost when the supervisor stops: "" is every worker.
+  std::vector<Coalescer::Summary> due;
+  coalescer_.flush("", due);
+  if (due.empty()) return;
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  (void)write_summaries(due, now);
 }
 
 std::uint64_t AuditLog::last_seq() const {
@@ -243,18 +318,23 @@ Result<std::uint64_t> AuditLog::port_transferred(std::uint64_t grant, std::strin
 Result<std::uint64_t> AuditLog::call_denied(std::string_view worker, std::uint64_t grant,
                                             std::string_view interface, std::string_view method,
                                             std::string_view reason) {
-  return event("call_denied", AuditFields()
-                                  .str("worker", worker)
-                                  .unum("grant", grant)
-                                  .str("interface", interface)
-                                  .str("method", method)
-                                  .str("reason", reason));
+  AuditFields id;
+  id.unum("grant", grant).str("interface", interface).str("method", method).str("reason", reason);
+  AuditFields f;
+  f.str("worker", worker);
+  return refusal("call_denied", worker, id, f.append(id));
 }
 
 Result<std::uint64_t> AuditLog::bad_message(std::string_view worker, std::uint64_t grant, std::string_view reason,
                                             std::string_view action) {
-  return event("bad_message",
-               AuditFields().str("worker", worker).unum("grant", grant).str("reason", reason).str("action", action));
+  AuditFields id;
+  id.unum("grant", grant).str("reason", reason).str("action", action);
+  AuditFields f;
+  f.str("worker", worker).append(id);
+  // Closing the port or killing the worker changes the security state: only
+  // a bad message that was merely answered is a refusal.
+  if (action != "reply_error") return event("bad_message", f);
+  return refusal("bad_message", worker, id, f);
 }
 
 Result<std::uint64_t> AuditLog::seccomp_violation(const SeccompViolation& v) {
@@ -269,7 +349,11 @@ Result<std::uint64_t> AuditLog::seccomp_violation(const SeccompViolation& v) {
     args[i] = buf;
   }
   f.strs("args", args).str("action", v.action);
-  return event("seccomp_violation", f);
+  // The same syscall refused the same way is the same violation, whatever
+  // its arguments and thread.
+  AuditFields id;
+  id.str("syscall", v.syscall).num("syscall_nr", v.syscall_nr).str("action", v.action);
+  return refusal("seccomp_violation", v.worker, id, f);
 }
 
 Result<std::uint64_t> AuditLog::revoked(std::uint64_t grant, std::string_view holder, std::string_view reason) {
