@@ -1,6 +1,5 @@
 #include "supervisor/audit/audit_log.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -159,11 +158,8 @@ std::string rfc3339_utc_ms(const timespec& ts) {
 }
 
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, Options options) {
-  CAPSA_ASSIGN_OR_RETURN(Fd fd, sys_fd("open", path, [&] {
-                           return ::open(path.c_str(),
-                                         O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-                         }));
-  std::unique_ptr<AuditLog> log(new AuditLog(std::move(fd), options));
+  CAPSA_ASSIGN_OR_RETURN(AuditFile file, AuditFile::open(path, options.max_bytes, options.keep));
+  std::unique_ptr<AuditLog> log(new AuditLog(std::move(file), std::move(options)));
   CAPSA_TRY(log->event("audit_opened", AuditFields().num("pid", ::getpid())));
   return log;
 }
@@ -172,33 +168,17 @@ Result<void> AuditLog::write_line(const std::string& line) {
   // A line cut short by an earlier failure (disk full) is ended first, so
   // that this event gets a line of its own and stays parseable.
   if (torn_) {
-    auto n = sys("write", "audit log", [&] { return ::write(fd_.get(), "\n", 1); });
-    if (!n || *n != 1) return make_error(Errc::kFailed, "audit log: cannot end a torn line");
+    bool torn = false;
+    if (!file_.append("\n", torn)) return make_error(Errc::kFailed, "audit log: cannot end a torn line");
     torn_ = false;
   }
-  std::size_t done = 0;
-  while (done < line.size()) {
-    auto n = sys("write", "audit log",
-                 [&] { return ::write(fd_.get(), line.data() + done, line.size() - done); });
-    if (!n || *n == 0) {
-      torn_ = done > 0;
-      if (!n) return std::unexpected(std::move(n).error());
-      return make_error(Errc::kFailed, "write(audit log) wrote nothing");
-    }
-    // A short write happens only when the file cannot grow (disk full,
-    // RLIMIT_FSIZE); finishing the line keeps the file parseable if the
-    // condition clears, and the next error is reported either way.
-    done += static_cast<std::size_t>(*n);
-  }
-  if (options_.sync_each_line) {
-    CAPSA_TRY(sys("fdatasync", "audit log", [&] { return ::fdatasync(fd_.get()); }));
-  }
+  CAPSA_TRY(file_.append(line, torn_));
+  if (options_.sync_each_line) CAPSA_TRY(file_.sync());
   return {};
 }
 
-Result<std::uint64_t> AuditLog::write_event(std::string_view type, std::string_view fields,
-                                            const timespec& now) {
-  std::uint64_t seq = seq_ + 1;
+std::string AuditLog::make_line(std::uint64_t seq, std::string_view type, std::string_view fields,
+                                const timespec& now) {
   std::string line = "{\"ts\":\"" + rfc3339_utc_ms(now) + "\",\"seq\":" + std::to_string(seq) + ",\"event\":";
   append_json_string(line, type);
   if (!fields.empty()) {
@@ -206,9 +186,40 @@ Result<std::uint64_t> AuditLog::write_event(std::string_view type, std::string_v
     line += fields;
   }
   line += "}\n";
+  return line;
+}
+
+// Before a line that would take the file past its cap: the next file
+// starts with "audit_rotated" (seq continues), which names the file the
+// previous lines are now in. A failed rotation is written where the lines
+// keep going, once per max_bytes (audit_file.h).
+Result<void> AuditLog::rotate_for(std::size_t bytes, const timespec& now) {
+  if (!file_.full_for(bytes)) return {};
+  if (torn_) CAPSA_TRY(write_line(""));  // a torn line ends in its own file
+  AuditFields f;
+  if (auto rotated = file_.rotate(); !rotated) {
+    f.str("reason", rotated.error().message).unum("max_bytes", file_.max_bytes());
+    std::string line = make_line(seq_ + 1, "audit_rotate_failed", f.json(), now);
+    CAPSA_TRY(write_line(line));
+    ++seq_;
+    return {};
+  }
+  f.str("previous", file_.path() + ".1").unum("max_bytes", file_.max_bytes()).unum("keep", file_.keep());
+  std::string line = make_line(seq_ + 1, "audit_rotated", f.json(), now);
   CAPSA_TRY(write_line(line));
-  seq_ = seq;
-  return seq;
+  ++seq_;
+  return {};
+}
+
+Result<std::uint64_t> AuditLog::write_event(std::string_view type, std::string_view fields,
+                                            const timespec& now) {
+  std::string line = make_line(seq_ + 1, type, fields, now);
+  if (file_.full_for(line.size())) {
+    CAPSA_TRY(rotate_for(line.size(), now));
+    line = make_line(seq_ + 1, type, fields, now);  // its seq moved past the rotation's line
+  }
+  CAPSA_TRY(write_line(line));
+  return ++seq_;
 }
 
 // The time is read under the lock so that ts, like seq, never goes

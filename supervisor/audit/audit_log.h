@@ -48,6 +48,7 @@
 
 #include "capabilities/error.h"
 #include "capabilities/fd.h"
+#include "supervisor/audit/audit_file.h"
 #include "supervisor/audit/coalescer.h"
 
 namespace capsa::supervisor {
@@ -116,6 +117,10 @@ class AuditLog {
     std::uint32_t coalesce_after = 10;
     // The coalescing windows' clock; tests inject one. Default steady_clock.
     std::function<std::chrono::steady_clock::time_point()> clock;
+    // Size cap of the file, with rotation (audit_file.h): 0 for none, else
+    // at least kMinAuditMaxBytes. `keep` rotated files (PATH.1 newest).
+    std::uint64_t max_bytes = kDefaultAuditMaxBytes;
+    std::uint32_t keep = kDefaultAuditKeep;
   };
 
   // Opens (creating if needed, mode 0600) and writes the "audit_opened" line.
@@ -164,16 +169,19 @@ class AuditLog {
   AuditLog& operator=(const AuditLog&) = delete;
 
  private:
-  AuditLog(Fd fd, Options options)
-      : fd_(std::move(fd)), options_(std::move(options)), coalescer_(options_.coalesce_after) {}
+  AuditLog(AuditFile file, Options options)
+      : file_(std::move(file)), options_(std::move(options)), coalescer_(options_.coalesce_after) {}
+  static std::string make_line(std::uint64_t seq, std::string_view type, std::string_view fields,
+                               const timespec& now);
   Result<void> write_line(const std::string& line);
+  Result<void> rotate_for(std::size_t bytes, const timespec& now);
   // The line for `type` and `fields` at `now`, written: mu_ held.
   Result<std::uint64_t> write_event(std::string_view type, std::string_view fields,
                                     const timespec& now);
   Result<void> write_summaries(std::vector<Coalescer::Summary>& due, const timespec& now);
   std::chrono::steady_clock::time_point steady_now() const;
 
-  Fd fd_;
+  AuditFile file_;
   bool torn_ = false;  // the last line was cut short by a failed write
   Options options_;
   mutable std::mutex mu_;
