@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "policy/limits.h"
 #include "policy/loader.h"
 #include "supervisor/cli/check.h"
 #include "supervisor/cli/format.h"
@@ -73,6 +74,12 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& options) {
                   "supervisor (logged as [worker] line), inherit (the supervisor's own: the "
                   "worker can truncate or overwrite them), discard")
       ->check(CLI::IsMember({"supervisor", "inherit", "discard"}));
+  cmd->add_option("--audit-max-bytes", options.audit_max_bytes,
+                  "rotate the audit log before it passes SIZE (64K..; K, M, G suffixes; 0: never)")
+      ->capture_default_str();
+  cmd->add_option("--audit-keep", options.audit_keep, "rotated audit files kept (FILE.1 newest)")
+      ->check(CLI::Range(1u, supervisor::kMaxAuditKeep))
+      ->capture_default_str();
   return cmd;
 }
 
@@ -112,6 +119,13 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
                         count_of(policy->channels.size(), "channel"));
   supervisor::SupervisorOptions so;
   so.audit_log_path = options.audit_log;
+  const auto max_bytes = policy::parse_size(options.audit_max_bytes);
+  if (!max_bytes || (*max_bytes != 0 && *max_bytes < supervisor::kMinAuditMaxBytes)) {
+    err << "capsa run: --audit-max-bytes " << options.audit_max_bytes << ": a size of at least 64K, or 0\n";
+    return kExitUsage;
+  }
+  so.audit.max_bytes = *max_bytes;
+  so.audit.keep = options.audit_keep;
   so.logger = log.supervisor;
   so.worker_logger = log.workers;
   auto sup = supervisor::Supervisor::create(std::move(*policy), std::move(so));

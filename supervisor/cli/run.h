@@ -9,7 +9,8 @@
 //
 //   capsa run [--audit-log FILE] [--control SOCKET] [--define NAME=VALUE]...
 //             [-q | -v] [--log-format text|json]
-//             [--worker-output supervisor|inherit|discard] POLICY
+//             [--worker-output supervisor|inherit|discard]
+//             [--audit-max-bytes SIZE] [--audit-keep N] POLICY
 //
 // --worker-output overrides every worker's `output` (docs/POLICY.md):
 // "inherit" gives the workers the supervisor's own stdout and stderr,
@@ -24,6 +25,7 @@
 // not start), 2 for a usage error or an invalid policy.
 #pragma once
 
+#include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -48,6 +50,10 @@ struct RunOptions {
   // "" = each worker's policy `output`; else supervisor, inherit or discard
   // for every worker.
   std::string worker_output;
+  // The audit log's size cap (0: none) and rotated files kept
+  // (supervisor/audit/audit_file.h).
+  std::string audit_max_bytes = "64M";
+  std::uint32_t audit_keep = 4;
 };
 
 CLI::App* add_run_command(CLI::App& app, RunOptions& options);
