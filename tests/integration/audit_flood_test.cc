@@ -1,4 +1,4 @@
-// A bounded audit log with real sandboxed workers (flood_worker.cc): a
+// A bounded audit log with real sandboxed workers (it_worker.cc): a
 // worker looping on a refused syscall is killed per on_violation_flood with
 // the exact audited verdict, its lines stay few and the log small, and a
 // neighbour keeps being served; with "report" it keeps running and its
@@ -17,7 +17,7 @@
 #include "policy/builder.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/supervisor_test_util.h"
-#include "tests/support/private_checkout.h"
+#include "tests/integration/sandboxed_supervisor.h"
 
 namespace capsa::supervisor {
 namespace {
@@ -25,17 +25,15 @@ namespace {
 using namespace capsa::supervisor::testing;
 using Json = nlohmann::json;
 
-class AuditFloodTest : public ::testing::Test {
+class AuditFloodTest : public SandboxedSupervisorTest {
  protected:
   void SetUp() override {
-    flood_worker_ = checkout_.add_program(test_bin_dir() + "/flood_worker");
-    it_worker_ = checkout_.add_program(test_bin_dir() + "/it_worker");
+    SandboxedSupervisorTest::SetUp();
     root_ = checkout_.make_dir("served");
-    audit_path_ = tmp_.path() + "/audit.jsonl";
   }
 
   policy::WorkerBuilder& flooder(policy::PolicyBuilder& b, const std::string& mode, long n) {
-    auto& w = b.worker("flooder").program(flood_worker_).arg(mode).arg(std::to_string(n));
+    auto& w = b.worker("flooder").program(it_worker_).arg(mode).arg(std::to_string(n));
     w.grant("log", "log.Sink").all_rights();
     w.grant("dir", "fs.Directory").right("Stat").constraint("root", root_);
     return w;
@@ -48,12 +46,7 @@ class AuditFloodTest : public ::testing::Test {
   }
 
   void run(const std::function<void(policy::PolicyBuilder&)>& fill) {
-    SupervisorOptions o;
-    o.audit_log_path = audit_path_;
-    o.launcher = checkout_.launcher();
-    log_.install(o);
-    sup_ = make_supervisor(std::move(o), fill);
-    ASSERT_NE(sup_, nullptr);
+    make(fill);
     start_and_run(*sup_);
   }
 
@@ -90,14 +83,7 @@ class AuditFloodTest : public ::testing::Test {
     return static_cast<std::uint64_t>(st.st_size);
   }
 
-  TempDir tmp_;
-  capsa::testing::PrivateCheckout checkout_{sandbox::default_launcher_path()};
-  std::string flood_worker_;
-  std::string it_worker_;
   std::string root_;
-  std::string audit_path_;
-  LogCapture log_;
-  std::unique_ptr<Supervisor> sup_;
 };
 
 // Without the flood action a 5 s socket() loop wrote about 65 MB of audit

@@ -169,7 +169,7 @@ TEST_F(CliHostFilesTest, RunRefusesAProgramSwappedForASymlinkAfterCheck) {
 
 // The operator sends `capsa run`'s stdout to a log file that already holds
 // earlier lines; a hostile worker attacks its own fd 1 and 2
-// (tests/integration/flood_worker.cc, stdio-attack). With the default
+// (tests/integration/it_worker.cc, stdio-attack). With the default
 // output its fds are pipes: the attacks fail on them and the file is only
 // appended to. With --worker-output inherit the same worker truncates and
 // forges the file and makes it non-blocking: the hazard POLICY.md states.
@@ -181,9 +181,8 @@ class OperatorFileTest : public CliHostFilesTest {
     bool nonblocking = false;
   };
   Seen attack(std::vector<std::string> extra) {
-    const std::string worker = checkout_.add_program(bin_dir() + "/flood_worker");
     const std::string policy = policies_ + "/attack.json";
-    std::ofstream(policy) << R"({ "workers": [ { "name": "w", "program": ")" << worker
+    std::ofstream(policy) << R"({ "workers": [ { "name": "w", "program": ")" << program_
                           << R"(", "args": ["stdio-attack"],
       "grants": [ { "name": "log", "api": "log.Sink", "rights": ["*"] } ] } ] }
 )";

@@ -1,6 +1,6 @@
 // A worker's stdout and stderr through the supervisor (output:
 // "supervisor", supervisor/worker_output.h), with real sandboxed workers
-// (flood_worker.cc): lines arrive sanitized, split at the documented bound,
+// (it_worker.cc): lines arrive sanitized, split at the documented bound,
 // at their stream's level; past limits.output_bytes they are dropped,
 // counted and audited once, and the worker is never blocked. Runs as root
 // and as uid 65534.
@@ -11,14 +11,14 @@
 #include "supervisor/supervisor.h"
 #include "supervisor/supervisor_test_util.h"
 #include "supervisor/worker_output.h"
-#include "tests/support/private_checkout.h"
+#include "tests/integration/sandboxed_supervisor.h"
 
 namespace capsa::supervisor {
 namespace {
 
 using namespace capsa::supervisor::testing;
 
-constexpr char kEscapes[] = "title\x1b]0;pwned\x07 red\x1b[31m bell\a cr\r\n";  // flood_worker's
+constexpr char kEscapes[] = "title\x1b]0;pwned\x07 red\x1b[31m bell\a cr\r\n";  // it_worker's
 constexpr std::size_t kLongLine = 10000;
 
 struct Line {
@@ -26,27 +26,21 @@ struct Line {
   std::string text;
 };
 
-class WorkerOutputTest : public ::testing::Test {
+class WorkerOutputTest : public SandboxedSupervisorTest {
  protected:
-  void SetUp() override {
-    worker_ = checkout_.add_program(test_bin_dir() + "/flood_worker");
-    audit_path_ = tmp_.path() + "/audit.jsonl";
-  }
-
-  // One worker "w" running `flood_worker output BYTES`.
+  // One worker "w" running `it_worker output BYTES`.
   void run(std::uint64_t bytes, std::optional<std::uint64_t> budget = std::nullopt) {
     SupervisorOptions o;
-    o.audit_log_path = audit_path_;
-    o.launcher = checkout_.launcher();
     o.log_output = [this](std::string_view w, LogLevel level, std::string_view text) {
       if (w == "w") lines_.push_back({level, std::string(text)});
     };
-    sup_ = make_supervisor(std::move(o), [&](policy::PolicyBuilder& b) {
-      auto& w = b.worker("w").program(worker_).arg("output").arg(std::to_string(bytes));
-      w.grant("log", "log.Sink").all_rights();
-      if (budget) w.limit(policy::LimitKind::kOutputBytes, *budget);
-    });
-    ASSERT_NE(sup_, nullptr);
+    make(
+        [&](policy::PolicyBuilder& b) {
+          auto& w = b.worker("w").program(it_worker_).arg("output").arg(std::to_string(bytes));
+          w.grant("log", "log.Sink").all_rights();
+          if (budget) w.limit(policy::LimitKind::kOutputBytes, *budget);
+        },
+        std::move(o));
     start_and_run(*sup_);
     const WorkerView v = worker_view(*sup_, "w");
     ASSERT_TRUE(v.exit);
@@ -65,12 +59,7 @@ class WorkerOutputTest : public ::testing::Test {
     return n;
   }
 
-  TempDir tmp_;
-  capsa::testing::PrivateCheckout checkout_{sandbox::default_launcher_path()};
-  std::string worker_;
-  std::string audit_path_;
   std::vector<Line> lines_;
-  std::unique_ptr<Supervisor> sup_;
 };
 
 TEST_F(WorkerOutputTest, LinesArriveSanitizedSplitAndAtTheirStreamsLevel) {
