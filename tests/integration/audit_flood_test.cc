@@ -162,5 +162,21 @@ TEST_F(AuditFloodTest, ADenialFloodIsCoalescedAndEveryDenialCounted) {
   EXPECT_TRUE(log_.said_line("steady", "calls: ok=300 failed=0"));
 }
 
+// The flood stops while the worker runs on: the supervisor's once-a-second
+// tick writes the summary then, not only at the worker's end.
+TEST_F(AuditFloodTest, AFloodThatStoppedIsSummarisedByTheTick) {
+  run([&](auto& b) { flooder(b, "denials-then-quiet", 50); });
+  auto a = audit();
+  std::size_t summary = 0, later = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].value("event", "") == "coalesced" && a[i].value("method", "") == "List") summary = i;
+    if (a[i].value("event", "") == "call_denied" && a[i].value("method", "") == "Get") later = i;
+  }
+  ASSERT_NE(summary, 0u);
+  ASSERT_NE(later, 0u);
+  EXPECT_LT(summary, later);
+  EXPECT_EQ(coalesced(a, "call_denied", "flooder"), 40u);
+}
+
 }  // namespace
 }  // namespace capsa::supervisor

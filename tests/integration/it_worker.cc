@@ -215,6 +215,14 @@ int denials(Context& ctx, long n) {
   return 0;
 }
 
+// The flood stops; 4 s later (past the supervisor's next once-a-second
+// audit tick) one refusal of another kind.
+int denials_then_quiet(Context& ctx, long n) {
+  if (denials(ctx, n) != 0) return 1;
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  return ungranted(ctx);
+}
+
 // ftruncate, pwrite at offset 0 and O_NONBLOCK on fd 1 and fd 2, then one
 // line on each: what a worker sharing the operator's log file could do.
 int stdio_attack() {
@@ -281,6 +289,7 @@ int main(int argc, char** argv) {
   if (mode == "syscall") return syscall_violation(*ctx);
   if (mode == "violations") return violations(n);
   if (mode == "denials") return denials(*ctx, n);
+  if (mode == "denials-then-quiet") return denials_then_quiet(*ctx, n);
   if (mode == "stdio-attack") return stdio_attack();
   if (mode == "output") return output(n);
   say("unknown mode " + mode);
