@@ -26,7 +26,8 @@
 //
 // Bounded: repeated refusals from one worker are coalesced into counted
 // summary lines (coalescer.h); events that change the security state never
-// are.
+// are. The file is rotated at a size cap, between lines (audit_file.h):
+// with rotation on (the default), two supervisors should not share a file.
 //
 // Thread-safe: the loop thread and pool threads may log; `seq` order is the
 // order of lines in the file.
