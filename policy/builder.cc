@@ -85,6 +85,16 @@ WorkerBuilder& WorkerBuilder::new_channel(std::string api, SourceLoc at) {
   return *this;
 }
 
+WorkerBuilder& WorkerBuilder::on_violation_flood(ViolationFloodAction action, SourceLoc /*at*/) {
+  on_violation_flood_ = action;
+  return *this;
+}
+
+WorkerBuilder& WorkerBuilder::output(OutputMode mode, SourceLoc /*at*/) {
+  output_ = mode;
+  return *this;
+}
+
 WorkerBuilder& WorkerBuilder::on_bad_message(BadMessageAction action, SourceLoc /*at*/) {
   on_bad_message_ = action;
   return *this;

@@ -89,6 +89,8 @@ class WorkerBuilder {
   WorkerBuilder& on_bad_message(BadMessageAction action, SourceLoc at = {});
   // An interface it may make mediated channels of at run time.
   WorkerBuilder& new_channel(std::string api, SourceLoc at = {});
+  WorkerBuilder& on_violation_flood(ViolationFloodAction action, SourceLoc at = {});
+  WorkerBuilder& output(OutputMode mode, SourceLoc at = {});
   // The returned reference stays valid for the builder's lifetime.
   GrantBuilder& grant(std::string name, std::string api, SourceLoc name_at = {},
                       SourceLoc api_at = {});
@@ -105,6 +107,8 @@ class WorkerBuilder {
   std::optional<Located<std::string>> seccomp_profile_;
   std::vector<std::pair<LimitKind, Located<std::uint64_t>>> limits_;
   BadMessageAction on_bad_message_ = BadMessageAction::kKill;
+  ViolationFloodAction on_violation_flood_ = ViolationFloodAction::kKill;
+  OutputMode output_ = OutputMode::kSupervisor;
   std::deque<GrantBuilder> grants_;
   std::vector<Located<std::string>> new_channels_;
 };

@@ -159,6 +159,8 @@ class PolicyBuilder::Checker {
       out.limits.set(kind, v.value);
     }
     out.on_bad_message = w.on_bad_message_;
+    out.on_violation_flood = w.on_violation_flood_;
+    out.output = w.output_;
     std::map<std::string, SourceLoc> grant_names;
     for (const GrantBuilder& g : w.grants_) {
       auto [it, fresh] = grant_names.emplace(g.name_.value, g.name_.at);

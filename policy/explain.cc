@@ -96,6 +96,8 @@ std::string explain_text(const Policy& p) {
         {"args", list_or_none(w.args)},
         {"env", env.empty() ? "(empty)" : env},
         {"on bad message", std::string(to_string(w.on_bad_message))},
+        {"violation flood", std::string(to_string(w.on_violation_flood))},
+        {"output", std::string(to_string(w.output))},
         {"tmpfs /tmp", format_size(sb.tmpfs_bytes)},
         {"read-only binds", list_or_none(sb.ro_binds)},
         {"extra syscalls", list_or_none(sb.extra_syscalls())},
@@ -139,6 +141,8 @@ std::string explain_json(const Policy& p) {
       out += (e ? "," : "") + json_quote(w.env[e].first + "=" + w.env[e].second);
     }
     out += "],\"on_bad_message\":" + json_quote(to_string(w.on_bad_message));
+    out += ",\"on_violation_flood\":" + json_quote(to_string(w.on_violation_flood));
+    out += ",\"output\":" + json_quote(to_string(w.output));
     out += ",\"sandbox\":{\"ro_binds\":" + json_list(sb.ro_binds) +
            ",\"tmpfs_size\":" + std::to_string(sb.tmpfs_bytes) +
            ",\"allow_syscalls\":" + json_list(sb.allowed_syscalls) +

@@ -13,7 +13,7 @@ constexpr std::uint64_t kGiB = 1ull << 30;
 // Ranges: a minimum below which a worker cannot even start (the launcher
 // needs stdio and the bootstrap port, the loader a few MiB), a maximum that
 // catches typos (an extra zero) before they reach the kernel.
-constexpr std::array<LimitSpec, 8> kSpecs{{
+constexpr std::array<LimitSpec, 10> kSpecs{{
     {LimitKind::kMemory, "memory", 256 * kMiB, 16 * kMiB, 64 * kGiB, true},
     {LimitKind::kCpuSeconds, "cpu_seconds", 10, 1, 86'400, false},
     {LimitKind::kWallSeconds, "wall_seconds", 60, 1, 7 * 86'400, false},
@@ -22,6 +22,11 @@ constexpr std::array<LimitSpec, 8> kSpecs{{
     {LimitKind::kMessageBytes, "message_bytes", 64 * kKiB, 256, 16 * kMiB, true},
     {LimitKind::kCallsInFlight, "calls_in_flight", 16, 1, 1024, false},
     {LimitKind::kMessagesPerSecond, "messages_per_second", 1000, 1, 1'000'000, false},
+    // A program probing for features makes a handful of refused calls at
+    // start; hundreds a second is a loop (or a fuzzer) costing supervisor CPU.
+    {LimitKind::kViolationsPerSecond, "violations_per_second", 100, 1, 1'000'000, false},
+    // 0 is allowed: every line of output is dropped (and counted).
+    {LimitKind::kOutputBytes, "output_bytes", 1 * kMiB, 0, 1 * kGiB, true},
 }};
 
 }  // namespace
@@ -45,6 +50,8 @@ std::uint64_t Limits::get(LimitKind kind) const noexcept {
     case LimitKind::kMessageBytes: return message_bytes;
     case LimitKind::kCallsInFlight: return calls_in_flight;
     case LimitKind::kMessagesPerSecond: return messages_per_second;
+    case LimitKind::kViolationsPerSecond: return violations_per_second;
+    case LimitKind::kOutputBytes: return output_bytes;
   }
   std::abort();
 }
@@ -59,6 +66,8 @@ void Limits::set(LimitKind kind, std::uint64_t value) noexcept {
     case LimitKind::kMessageBytes: message_bytes = value; return;
     case LimitKind::kCallsInFlight: calls_in_flight = value; return;
     case LimitKind::kMessagesPerSecond: messages_per_second = value; return;
+    case LimitKind::kViolationsPerSecond: violations_per_second = value; return;
+    case LimitKind::kOutputBytes: output_bytes = value; return;
   }
   std::abort();
 }

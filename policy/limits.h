@@ -23,6 +23,8 @@ enum class LimitKind : std::uint8_t {
   kMessageBytes,       // largest packet the supervisor accepts from the worker
   kCallsInFlight,      // unanswered calls per port
   kMessagesPerSecond,  // messages the worker may send per second, all ports
+  kViolationsPerSecond,  // seccomp violations per second before on_violation_flood
+  kOutputBytes,          // bytes of stdout + stderr the supervisor logs for the worker
 };
 
 struct LimitSpec {
@@ -46,6 +48,8 @@ struct Limits {
   std::uint64_t message_bytes = 64ull << 10;
   std::uint64_t calls_in_flight = 16;
   std::uint64_t messages_per_second = 1000;
+  std::uint64_t violations_per_second = 100;
+  std::uint64_t output_bytes = 1ull << 20;
 
   std::uint64_t get(LimitKind kind) const noexcept;
   void set(LimitKind kind, std::uint64_t value) noexcept;

@@ -137,6 +137,14 @@ class Feeder {
         wb.on_bad_message(static_cast<BadMessageAction>(*v), at(*a));
       }
     }
+    if (const json::Value* a = member(w, "on_violation_flood"); a && a->kind == json::Kind::kString) {
+      if (auto v = schema_enum_value("ViolationFloodAction", a->text)) {
+        wb.on_violation_flood(static_cast<ViolationFloodAction>(*v), at(*a));
+      }
+    }
+    if (const json::Value* a = member(w, "output"); a && a->kind == json::Kind::kString) {
+      if (auto v = schema_enum_value("OutputMode", a->text)) wb.output(static_cast<OutputMode>(*v), at(*a));
+    }
     if (const json::Value* gs = array(w, "grants")) {
       for (const json::Value& g : gs->items) {
         if (g.kind == json::Kind::kObject) grant(g, wb);

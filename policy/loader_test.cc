@@ -218,6 +218,30 @@ TEST_F(LoaderTest, EachBadMessageActionLoadsFromItsName) {
   }
 }
 
+TEST_F(LoaderTest, EachViolationFloodActionAndOutputModeLoadsFromItsName) {
+  auto p = load(kValid);
+  ASSERT_TRUE(p) << format_diagnostics(p.error());
+  EXPECT_EQ(p->workers[0].on_violation_flood, ViolationFloodAction::kKill);  // the defaults
+  EXPECT_EQ(p->workers[0].output, OutputMode::kSupervisor);
+  for (ViolationFloodAction a : {ViolationFloodAction::kKill, ViolationFloodAction::kReport}) {
+    const std::string name(to_string(a));
+    auto q = load(replace(kValid, "\"limits\":", "\"on_violation_flood\": \"" + name + "\", \"limits\":"));
+    ASSERT_TRUE(q) << name << ": " << format_diagnostics(q.error());
+    EXPECT_EQ(q->workers[0].on_violation_flood, a) << name;
+  }
+  for (OutputMode m : {OutputMode::kSupervisor, OutputMode::kInherit, OutputMode::kDiscard}) {
+    const std::string name(to_string(m));
+    auto q = load(replace(kValid, "\"limits\":", "\"output\": \"" + name + "\", \"limits\":"));
+    ASSERT_TRUE(q) << name << ": " << format_diagnostics(q.error());
+    EXPECT_EQ(q->workers[0].output, m) << name;
+  }
+  auto bad = load(replace(kValid, "\"limits\":", "\"output\": \"terminal\", \"limits\":"));
+  ASSERT_FALSE(bad);
+  EXPECT_NE(format_diagnostics(bad.error()).find("output must be one of: supervisor, inherit, discard"),
+            std::string::npos)
+      << format_diagnostics(bad.error());
+}
+
 TEST_F(LoaderTest, SyntaxErrorIsTheOnlyErrorWithItsPosition) {
   std::string t = replace(kValid, "\"log.Sink\",", "\"log.Sink\" ");
   auto p = load(t);

@@ -50,11 +50,27 @@ static_assert(static_cast<int>(fbs::ChannelMode::mediated) ==
               static_cast<int>(fbs::ChannelMode::direct) == static_cast<int>(ChannelMode::kDirect) &&
               static_cast<int>(fbs::ChannelMode::MAX) == 1,
               "policy.fbs ChannelMode and the model's ChannelMode disagree");
+// The other enums: same values, same names (the loader casts).
+static_assert(static_cast<int>(fbs::ViolationFloodAction::kill) == static_cast<int>(ViolationFloodAction::kKill) &&
+              static_cast<int>(fbs::ViolationFloodAction::report) == static_cast<int>(ViolationFloodAction::kReport) &&
+              static_cast<int>(fbs::ViolationFloodAction::MAX) == 1);
+static_assert(static_cast<int>(fbs::OutputMode::supervisor) == static_cast<int>(OutputMode::kSupervisor) &&
+              static_cast<int>(fbs::OutputMode::inherit) == static_cast<int>(OutputMode::kInherit) &&
+              static_cast<int>(fbs::OutputMode::discard) == static_cast<int>(OutputMode::kDiscard) &&
+              static_cast<int>(fbs::OutputMode::MAX) == 2);
 
 }  // namespace
 
+std::string_view to_string(ViolationFloodAction a) noexcept {
+  return fbs::EnumNameViolationFloodAction(static_cast<fbs::ViolationFloodAction>(a));
+}
+
+std::string_view to_string(OutputMode m) noexcept {
+  return fbs::EnumNameOutputMode(static_cast<fbs::OutputMode>(m));
+}
+
 std::string_view to_string(ChannelMode m) noexcept {
-  return m == ChannelMode::kDirect ? "direct" : "mediated";
+  return fbs::EnumNameChannelMode(static_cast<fbs::ChannelMode>(m));
 }
 
 std::string to_string(const ConstraintValue& v) {

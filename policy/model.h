@@ -26,6 +26,22 @@ namespace capsa::policy {
 using BadMessageAction = capsa::BadMessageAction;
 using capsa::to_string;  // to_string(BadMessageAction): "reply_error", ...
 
+// What the supervisor does when a worker makes more seccomp violations in
+// one second than limits.violations_per_second. Default kKill: a worker
+// looping on a refused syscall is broken or probing the kernel, and each
+// violation costs the supervisor a notification round trip.
+enum class ViolationFloodAction : std::uint8_t { kKill, kReport };
+std::string_view to_string(ViolationFloodAction a) noexcept;  // "kill", "report"
+
+// Where the worker's stdout and stderr go (docs/POLICY.md, "output").
+// Default kSupervisor: a pipe the supervisor reads, sanitizes and logs under
+// the worker's name, within limits.output_bytes. kInherit hands the worker
+// the supervisor's own fd 1 and 2: it shares those open files and can
+// truncate or overwrite the operator's log file, set O_NONBLOCK on it, or
+// drive the operator's terminal with escape sequences.
+enum class OutputMode : std::uint8_t { kSupervisor, kInherit, kDiscard };
+std::string_view to_string(OutputMode m) noexcept;  // "supervisor", "inherit", "discard"
+
 using ConstraintValue = std::variant<bool, std::uint64_t, std::string>;
 
 std::string to_string(const ConstraintValue& v);  // true, 42, /srv/texts
@@ -65,6 +81,8 @@ struct WorkerProfile {
   SandboxSettings sandbox;
   Limits limits;
   BadMessageAction on_bad_message = BadMessageAction::kKill;
+  ViolationFloodAction on_violation_flood = ViolationFloodAction::kKill;
+  OutputMode output = OutputMode::kSupervisor;
   std::vector<Grant> grants;
   // Interfaces it may make mediated channels of (Bootstrap.NewChannel).
   std::vector<std::string> new_channels;

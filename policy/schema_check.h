@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "policy/diagnostic.h"
 #include "policy/jsonc.h"
@@ -26,9 +27,9 @@ void check_against_schema(const json::Value& root, const std::string& file, Diag
 std::optional<std::uint64_t> to_unsigned(const json::Value& v, bool allow_size);
 
 // The value of `name` in the policy.fbs enum `enum_name` (BadMessageAction,
-// ChannelMode), for the loader, which casts it to the model's enum
-// (model.h): policy/model.cc static_asserts that the enums agree value by
-// value.
+// ViolationFloodAction, OutputMode, ChannelMode), for the loader, which
+// casts it to the model's enum (model.h): policy/model.cc static_asserts
+// that each pair of enums agrees value by value.
 std::optional<std::uint8_t> schema_enum_value(std::string_view enum_name, std::string_view name);
 
 }  // namespace capsa::policy

@@ -117,11 +117,10 @@ Result<GrantTable::Minted> GrantTable::mint(WorkerRecord& holder, const Spec& sp
     std::string why = "worker '" + holder.name + "' holds its maximum of " +
                       std::to_string(holder.max_live()) + " live ports";
     ++holder.denials;
-    (void)audit_.event("grant_refused", AuditFields()
-                                            .str("worker", holder.name)
-                                            .str("interface", iface.name())
-                                            .unum("parent_grant", spec.parent)
-                                            .str("reason", why));
+    AuditFields id;
+    id.str("interface", iface.name()).unum("parent_grant", spec.parent).str("reason", why);
+    // Nothing was created: a refusal, coalesced when repeated.
+    (void)audit_.refusal("grant_refused", holder.name, id, AuditFields().str("worker", holder.name).append(id));
     return make_error(Errc::kOverloaded, std::move(why));
   }
   GrantRecord* p = spec.parent != 0 ? find(spec.parent) : nullptr;

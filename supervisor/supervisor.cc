@@ -197,6 +197,9 @@ Result<void> Supervisor::Impl::init() {
   raise_fd_limit();
   CAPSA_ASSIGN_OR_RETURN(audit_, AuditLog::open(options_.audit_log_path, options_.audit));
   CAPSA_ASSIGN_OR_RETURN(reactor_, Reactor::create(options_.reactor));
+  // Coalesced refusals are summarised once a second, also after a flood
+  // stopped (audit/coalescer.h).
+  CAPSA_TRY(reactor_->add_periodic_timer(std::chrono::seconds(1), [this] { (void)audit_->flush_due(); }));
   endpoints_.reset(new EndpointContext{*reactor_, *audit_, encoder_, *this, *this});
   table_ = std::make_unique<GrantTable>(*audit_, *endpoints_, options_.ended_grants_kept);
   hub_ = std::make_unique<ChannelHub>(*table_, *endpoints_);

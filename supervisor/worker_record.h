@@ -22,6 +22,7 @@
 #include "supervisor/services/rate_limit.h"
 #include "supervisor/services/service.h"
 #include "supervisor/views.h"
+#include "supervisor/worker_output.h"
 
 namespace capsa::supervisor {
 
@@ -67,8 +68,11 @@ struct WorkerRecord {
   WatchId pid_watch = 0;
   WatchId notify_watch = 0;
   WatchId deadline_timer = 0;
+  std::unique_ptr<WorkerOutput> output;  // output: supervisor, once started
   std::uint64_t bootstrap = 0;  // its bootstrap grant
   std::optional<services::RateLimiter> message_rate;
+  std::optional<services::RateLimiter> violation_rate;  // limits.violations_per_second
+  bool violation_flood = false;                         // on_violation_flood ran
   std::vector<GrantPlan> plans;          // policy order
   std::vector<ChannelEnd> channel_ends;  // channels naming this worker
   std::set<std::string, std::less<>> revoked_names;

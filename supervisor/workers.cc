@@ -42,6 +42,10 @@ Result<sandbox::Spec> spec_for(const policy::WorkerProfile& p, const std::string
   b.limits(l);
   for (const std::string& s : p.sandbox.extra_syscalls()) b.allow_syscall(s);
   if (!launcher.empty()) b.launcher(launcher);
+  const sandbox::Output out = p.output == policy::OutputMode::kSupervisor ? sandbox::Output::kPipe
+                              : p.output == policy::OutputMode::kInherit  ? sandbox::Output::kInherit
+                                                                          : sandbox::Output::kNull;
+  b.stdout_to(out).stderr_to(out);
   return b.build();
 }
 
@@ -74,6 +78,9 @@ Result<void> Supervisor::Impl::prepare_worker(WorkerRecord& w) {
     }
     if (plan.grant->byte_budget > 0) plan.limits->budget.emplace(plan.grant->byte_budget);
   }
+  const auto vps = static_cast<std::uint32_t>(w.profile->limits.violations_per_second);
+  CAPSA_ASSIGN_OR_RETURN(auto vr, services::RateLimiter::create(vps, vps));
+  w.violation_rate.emplace(std::move(vr));
   const auto mps = static_cast<std::uint32_t>(w.profile->limits.messages_per_second);
   if (mps > 0) {
     CAPSA_ASSIGN_OR_RETURN(auto rl, services::RateLimiter::create(mps, mps));
@@ -119,6 +126,7 @@ Result<void> Supervisor::Impl::start(std::string_view name) {
     (void)audit_->worker_started(w->name, w->pid, w->profile->program);
     (void)audit_->port_transferred(w->bootstrap, "supervisor", w->name);
     log_->info("worker '{}' started (pid {})", w->name, w->pid);
+    watch_output(*w);
     return watch_sandbox(*w);
   }();
   if (started) return {};
@@ -169,6 +177,20 @@ Result<void> Supervisor::Impl::watch_sandbox(WorkerRecord& w) {
   return {};
 }
 
+// Output: supervisor (worker_output.h): the sandbox's pipes, read on the
+// loop. A worker whose output cannot be read is killed (its writes would
+// block on a full pipe); it is then reaped through its pidfd as usual.
+void Supervisor::Impl::watch_output(WorkerRecord& w) {
+  Fd out = w.sandbox->take_stdout_pipe(), err = w.sandbox->take_stderr_pipe();
+  if (!out.valid() && !err.valid()) return;
+  w.output = std::make_unique<WorkerOutput>(
+      *reactor_, *audit_, *log_, w.name, w.profile->limits.output_bytes,
+      [this, wp = &w](LogLevel level, std::string_view text) { worker_log(wp->name, level, text); });
+  if (auto watched = w.output->watch(std::move(out), std::move(err)); !watched) {
+    kill_worker(w, "cannot watch its output: " + watched.error().message);
+  }
+}
+
 void Supervisor::Impl::on_violation(WorkerRecord& w) {
   auto v = w.sandbox->handle_violation();
   if (v && v->has_value()) {
@@ -182,12 +204,32 @@ void Supervisor::Impl::on_violation(WorkerRecord& w) {
     std::copy(std::begin(viol.args), std::end(viol.args), sv.args.begin());
     sv.action = viol.action == sandbox::ViolationAction::kKill ? "killed" : "errno EPERM";
     (void)audit_->seccomp_violation(sv);
+    if (!w.violation_rate->try_acquire()) violation_flood(w);
   }
   // handle_violation() closes the fd once no task can use the filter; the
   // watch must go with it.
   if (!w.sandbox->notify_fd().valid() && w.notify_watch != 0) {
     reactor_->unwatch(std::exchange(w.notify_watch, 0));
   }
+}
+
+// More violations in a second than limits.violations_per_second: the
+// policy's on_violation_flood, once per worker.
+void Supervisor::Impl::violation_flood(WorkerRecord& w) {
+  if (w.violation_flood) return;
+  w.violation_flood = true;
+  const std::uint64_t rate = w.profile->limits.violations_per_second;
+  if (w.profile->on_violation_flood == policy::ViolationFloodAction::kKill) {
+    kill_worker(w, "violation flood: more than " + std::to_string(rate) +
+                       " seccomp violations in a second");
+    return;
+  }
+  (void)audit_->event("violation_flood", AuditFields()
+                                             .str("worker", w.name)
+                                             .unum("violations_per_second", rate)
+                                             .str("action", "report"));
+  log_->warn("worker '{}': more than {} seccomp violations in a second (reported, not killed)",
+             w.name, rate);
 }
 
 Result<Port> Supervisor::Impl::attach(std::string_view name, pid_t pid) {
@@ -244,6 +286,8 @@ void Supervisor::Impl::worker_ended(WorkerRecord& w, std::string_view how) {
     if (*id != 0) reactor_->unwatch(std::exchange(*id, 0));
   }
   w.attached_pidfd.reset();
+  if (w.output) w.output->finish();  // its last lines and output_dropped before worker_exited
+  (void)audit_->flush_coalesced(w.name);  // its refusals' summaries, too
   if (was_running) {
     AuditFields f;
     f.str("worker", w.name).num("pid", w.pid);

@@ -1,6 +1,5 @@
 #include "supervisor/audit/audit_log.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -114,6 +113,14 @@ AuditFields& AuditFields::unum(std::string_view k, std::uint64_t value) {
   return *this;
 }
 
+AuditFields& AuditFields::append(const AuditFields& more) {
+  if (!more.json_.empty()) {
+    if (!json_.empty()) json_ += ',';
+    json_ += more.json_;
+  }
+  return *this;
+}
+
 AuditFields& AuditFields::boolean(std::string_view k, bool value) {
   key(k);
   json_ += value ? "true" : "false";
@@ -151,11 +158,8 @@ std::string rfc3339_utc_ms(const timespec& ts) {
 }
 
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, Options options) {
-  CAPSA_ASSIGN_OR_RETURN(Fd fd, sys_fd("open", path, [&] {
-                           return ::open(path.c_str(),
-                                         O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-                         }));
-  std::unique_ptr<AuditLog> log(new AuditLog(std::move(fd), options));
+  CAPSA_ASSIGN_OR_RETURN(AuditFile file, AuditFile::open(path, options.max_bytes, options.keep));
+  std::unique_ptr<AuditLog> log(new AuditLog(std::move(file), std::move(options)));
   CAPSA_TRY(log->event("audit_opened", AuditFields().num("pid", ::getpid())));
   return log;
 }
@@ -164,47 +168,129 @@ Result<void> AuditLog::write_line(const std::string& line) {
   // A line cut short by an earlier failure (disk full) is ended first, so
   // that this event gets a line of its own and stays parseable.
   if (torn_) {
-    auto n = sys("write", "audit log", [&] { return ::write(fd_.get(), "\n", 1); });
-    if (!n || *n != 1) return make_error(Errc::kFailed, "audit log: cannot end a torn line");
+    bool torn = false;
+    if (!file_.append("\n", torn)) return make_error(Errc::kFailed, "audit log: cannot end a torn line");
     torn_ = false;
   }
-  std::size_t done = 0;
-  while (done < line.size()) {
-    auto n = sys("write", "audit log",
-                 [&] { return ::write(fd_.get(), line.data() + done, line.size() - done); });
-    if (!n || *n == 0) {
-      torn_ = done > 0;
-      if (!n) return std::unexpected(std::move(n).error());
-      return make_error(Errc::kFailed, "write(audit log) wrote nothing");
-    }
-    // A short write happens only when the file cannot grow (disk full,
-    // RLIMIT_FSIZE); finishing the line keeps the file parseable if the
-    // condition clears, and the next error is reported either way.
-    done += static_cast<std::size_t>(*n);
-  }
-  if (options_.sync_each_line) {
-    CAPSA_TRY(sys("fdatasync", "audit log", [&] { return ::fdatasync(fd_.get()); }));
-  }
+  CAPSA_TRY(file_.append(line, torn_));
+  if (options_.sync_each_line) CAPSA_TRY(file_.sync());
   return {};
 }
 
+std::string AuditLog::make_line(std::uint64_t seq, std::string_view type, std::string_view fields,
+                                const timespec& now) {
+  std::string line = "{\"ts\":\"" + rfc3339_utc_ms(now) + "\",\"seq\":" + std::to_string(seq) + ",\"event\":";
+  append_json_string(line, type);
+  if (!fields.empty()) {
+    line += ',';
+    line += fields;
+  }
+  line += "}\n";
+  return line;
+}
+
+// Before a line that would take the file past its cap: the next file
+// starts with "audit_rotated" (seq continues), which names the file the
+// previous lines are now in. A failed rotation is written where the lines
+// keep going, once per max_bytes (audit_file.h).
+Result<void> AuditLog::rotate_for(std::size_t bytes, const timespec& now) {
+  if (!file_.full_for(bytes)) return {};
+  if (torn_) CAPSA_TRY(write_line(""));  // a torn line ends in its own file
+  AuditFields f;
+  if (auto rotated = file_.rotate(); !rotated) {
+    f.str("reason", rotated.error().message).unum("max_bytes", file_.max_bytes());
+    std::string line = make_line(seq_ + 1, "audit_rotate_failed", f.json(), now);
+    CAPSA_TRY(write_line(line));
+    ++seq_;
+    return {};
+  }
+  f.str("previous", file_.path() + ".1").unum("max_bytes", file_.max_bytes()).unum("keep", file_.keep());
+  std::string line = make_line(seq_ + 1, "audit_rotated", f.json(), now);
+  CAPSA_TRY(write_line(line));
+  ++seq_;
+  return {};
+}
+
+Result<std::uint64_t> AuditLog::write_event(std::string_view type, std::string_view fields,
+                                            const timespec& now) {
+  std::string line = make_line(seq_ + 1, type, fields, now);
+  if (file_.full_for(line.size())) {
+    CAPSA_TRY(rotate_for(line.size(), now));
+    line = make_line(seq_ + 1, type, fields, now);  // its seq moved past the rotation's line
+  }
+  CAPSA_TRY(write_line(line));
+  return ++seq_;
+}
+
+// The time is read under the lock so that ts, like seq, never goes
+// backwards from one line to the next (unless the wall clock is set back).
 Result<std::uint64_t> AuditLog::event(std::string_view type, const AuditFields& fields) {
-  // The time is read under the lock so that ts, like seq, never goes
-  // backwards from one line to the next (unless the wall clock is set back).
   std::lock_guard lock(mu_);
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  std::uint64_t seq = seq_ + 1;
-  std::string line = "{\"ts\":\"" + rfc3339_utc_ms(now) + "\",\"seq\":" + std::to_string(seq) + ",\"event\":";
-  append_json_string(line, type);
-  if (!fields.json().empty()) {
-    line += ',';
-    line += fields.json();
+  return write_event(type, fields.json(), now);
+}
+
+std::chrono::steady_clock::time_point AuditLog::steady_now() const {
+  return options_.clock ? options_.clock() : std::chrono::steady_clock::now();
+}
+
+// Every summary is attempted; the first error is returned.
+Result<void> AuditLog::write_summaries(std::vector<Coalescer::Summary>& due, const timespec& now) {
+  Result<void> result;
+  for (const Coalescer::Summary& s : due) {
+    AuditFields f;
+    f.str("of", s.type).str("worker", s.worker);
+    std::string fields = f.json();
+    fields += s.identity.empty() ? ",\"various\":true" : "," + s.identity;
+    fields += ",";
+    fields += AuditFields().unum("count", s.count).str("first", s.first).str("last", s.last).json();
+    if (auto w = write_event("coalesced", fields, now); !w && result) result = std::unexpected(w.error());
   }
-  line += "}\n";
-  CAPSA_TRY(write_line(line));
-  seq_ = seq;
-  return seq;
+  due.clear();
+  return result;
+}
+
+Result<std::uint64_t> AuditLog::refusal(std::string_view type, std::string_view worker,
+                                        const AuditFields& identity, const AuditFields& fields) {
+  std::lock_guard lock(mu_);
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  std::vector<Coalescer::Summary> due;
+  const bool write = coalescer_.admit(worker, type, identity.json(), steady_now(), rfc3339_utc_ms(now), due);
+  CAPSA_TRY(write_summaries(due, now));
+  if (!write) return 0;
+  return write_event(type, fields.json(), now);
+}
+
+Result<void> AuditLog::flush_due() {
+  std::lock_guard lock(mu_);
+  std::vector<Coalescer::Summary> due;
+  coalescer_.tick(steady_now(), due);
+  if (due.empty()) return {};
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return write_summaries(due, now);
+}
+
+Result<void> AuditLog::flush_coalesced(std::string_view worker) {
+  std::lock_guard lock(mu_);
+  std::vector<Coalescer::Summary> due;
+  coalescer_.flush(worker, due);
+  if (due.empty()) return {};
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return write_summaries(due, now);
+}
+
+AuditLog::~AuditLog() {
+  // Counted refusals are not lost when the supervisor stops: "" is every worker.
+  std::vector<Coalescer::Summary> due;
+  coalescer_.flush("", due);
+  if (due.empty()) return;
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  (void)write_summaries(due, now);
 }
 
 std::uint64_t AuditLog::last_seq() const {
@@ -243,18 +329,23 @@ Result<std::uint64_t> AuditLog::port_transferred(std::uint64_t grant, std::strin
 Result<std::uint64_t> AuditLog::call_denied(std::string_view worker, std::uint64_t grant,
                                             std::string_view interface, std::string_view method,
                                             std::string_view reason) {
-  return event("call_denied", AuditFields()
-                                  .str("worker", worker)
-                                  .unum("grant", grant)
-                                  .str("interface", interface)
-                                  .str("method", method)
-                                  .str("reason", reason));
+  AuditFields id;
+  id.unum("grant", grant).str("interface", interface).str("method", method).str("reason", reason);
+  AuditFields f;
+  f.str("worker", worker);
+  return refusal("call_denied", worker, id, f.append(id));
 }
 
 Result<std::uint64_t> AuditLog::bad_message(std::string_view worker, std::uint64_t grant, std::string_view reason,
                                             std::string_view action) {
-  return event("bad_message",
-               AuditFields().str("worker", worker).unum("grant", grant).str("reason", reason).str("action", action));
+  AuditFields id;
+  id.unum("grant", grant).str("reason", reason).str("action", action);
+  AuditFields f;
+  f.str("worker", worker).append(id);
+  // Closing the port or killing the worker changes the security state: only
+  // a bad message that was merely answered is a refusal.
+  if (action != "reply_error") return event("bad_message", f);
+  return refusal("bad_message", worker, id, f);
 }
 
 Result<std::uint64_t> AuditLog::seccomp_violation(const SeccompViolation& v) {
@@ -269,7 +360,11 @@ Result<std::uint64_t> AuditLog::seccomp_violation(const SeccompViolation& v) {
     args[i] = buf;
   }
   f.strs("args", args).str("action", v.action);
-  return event("seccomp_violation", f);
+  // The same syscall refused the same way is the same violation, whatever
+  // its arguments and thread.
+  AuditFields id;
+  id.str("syscall", v.syscall).num("syscall_nr", v.syscall_nr).str("action", v.action);
+  return refusal("seccomp_violation", v.worker, id, f);
 }
 
 Result<std::uint64_t> AuditLog::revoked(std::uint64_t grant, std::string_view holder, std::string_view reason) {

@@ -24,6 +24,11 @@
 // U+FFFD, and each string is cut at `kMaxAuditStringBytes` (marked
 // "...[truncated]") so a worker cannot make one line arbitrarily large.
 //
+// Bounded: repeated refusals from one worker are coalesced into counted
+// summary lines (coalescer.h); events that change the security state never
+// are. The file is rotated at a size cap, between lines (audit_file.h):
+// with rotation on (the default), two supervisors should not share a file.
+//
 // Thread-safe: the loop thread and pool threads may log; `seq` order is the
 // order of lines in the file.
 #pragma once
@@ -31,16 +36,21 @@
 #include <sys/types.h>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <ctime>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "capabilities/error.h"
 #include "capabilities/fd.h"
+#include "supervisor/audit/audit_file.h"
+#include "supervisor/audit/coalescer.h"
 
 namespace capsa::supervisor {
 
@@ -62,6 +72,8 @@ class AuditFields {
   AuditFields& boolean(std::string_view key, bool value);
   // A JSON array of strings.
   AuditFields& strs(std::string_view key, std::span<const std::string> values);
+  // Every field of `more`, after these.
+  AuditFields& append(const AuditFields& more);
   // The fields as JSON object members: `"k":v,"k2":v2` (no braces).
   const std::string& json() const noexcept { return json_; }
 
@@ -100,6 +112,16 @@ class AuditLog {
     // fdatasync() after every line: survives power loss, costs a disk flush
     // per event. Off by default (a supervisor crash already loses nothing).
     bool sync_each_line = false;
+    // Identical refusals from one worker written in full per second before
+    // the rest are counted in one summary line a second (coalescer.h).
+    // 0: every refusal is written.
+    std::uint32_t coalesce_after = 10;
+    // The coalescing windows' clock; tests inject one. Default steady_clock.
+    std::function<std::chrono::steady_clock::time_point()> clock;
+    // Size cap of the file, with rotation (audit_file.h): 0 for none, else
+    // at least kMinAuditMaxBytes. `keep` rotated files (PATH.1 newest).
+    std::uint64_t max_bytes = kDefaultAuditMaxBytes;
+    std::uint32_t keep = kDefaultAuditKeep;
   };
 
   // Opens (creating if needed, mode 0600) and writes the "audit_opened" line.
@@ -109,7 +131,19 @@ class AuditLog {
   // The generic event: `type` plus fields. Returns the line's seq.
   Result<std::uint64_t> event(std::string_view type, const AuditFields& fields);
 
-  // Typed events (docs/SUPERVISOR.md, "Audit log").
+  // A refusal that may be coalesced (coalescer.h): `fields` are the whole
+  // line's, `identity` what makes two of them the same (besides `worker`
+  // and `type`). Returns the line's seq, or 0 when it was only counted.
+  Result<std::uint64_t> refusal(std::string_view type, std::string_view worker,
+                                const AuditFields& identity, const AuditFields& fields);
+  // Writes the summaries of coalescing windows older than a second. The
+  // supervisor calls it once a second, so a flood that stopped is reported.
+  Result<void> flush_due();
+  // Closes every coalescing window of `worker` now (before its exit line).
+  Result<void> flush_coalesced(std::string_view worker);
+
+  // Typed events (docs/SUPERVISOR.md, "Audit log"). call_denied,
+  // seccomp_violation and a bad_message answered "reply_error" are refusals.
   Result<std::uint64_t> worker_started(std::string_view worker, pid_t pid, std::string_view program);
   Result<std::uint64_t> worker_exited(std::string_view worker, pid_t pid, const WorkerExit& exit);
   Result<std::uint64_t> grant_created(std::uint64_t grant, std::string_view worker,
@@ -130,15 +164,30 @@ class AuditLog {
   // Last seq written (0 if none).
   std::uint64_t last_seq() const;
 
- private:
-  AuditLog(Fd fd, Options options) : fd_(std::move(fd)), options_(options) {}
-  Result<void> write_line(const std::string& line);
+  // Writes the summaries of every coalescing window still open.
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
 
-  Fd fd_;
+ private:
+  AuditLog(AuditFile file, Options options)
+      : file_(std::move(file)), options_(std::move(options)), coalescer_(options_.coalesce_after) {}
+  static std::string make_line(std::uint64_t seq, std::string_view type, std::string_view fields,
+                               const timespec& now);
+  Result<void> write_line(const std::string& line);
+  Result<void> rotate_for(std::size_t bytes, const timespec& now);
+  // The line for `type` and `fields` at `now`, written: mu_ held.
+  Result<std::uint64_t> write_event(std::string_view type, std::string_view fields,
+                                    const timespec& now);
+  Result<void> write_summaries(std::vector<Coalescer::Summary>& due, const timespec& now);
+  std::chrono::steady_clock::time_point steady_now() const;
+
+  AuditFile file_;
   bool torn_ = false;  // the last line was cut short by a failed write
   Options options_;
   mutable std::mutex mu_;
   std::uint64_t seq_ = 0;
+  Coalescer coalescer_;
 };
 
 // "2024-05-01T12:00:00.123Z" for a CLOCK_REALTIME time.

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "policy/limits.h"
 #include "policy/loader.h"
 #include "supervisor/cli/check.h"
 #include "supervisor/cli/format.h"
@@ -68,6 +69,17 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& options) {
                   "text, or json: one JSON object per log line (docs in supervisor/cli/log.h)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  cmd->add_option("--worker-output", options.worker_output,
+                  "where every worker's stdout/stderr go, overriding the policy's `output`: "
+                  "supervisor (logged as [worker] line), inherit (the supervisor's own: the "
+                  "worker can truncate or overwrite them), discard")
+      ->check(CLI::IsMember({"supervisor", "inherit", "discard"}));
+  cmd->add_option("--audit-max-bytes", options.audit_max_bytes,
+                  "rotate the audit log before it passes SIZE (64K..; K, M, G suffixes; 0: never)")
+      ->capture_default_str();
+  cmd->add_option("--audit-keep", options.audit_keep, "rotated audit files kept (FILE.1 newest)")
+      ->check(CLI::Range(1u, supervisor::kMaxAuditKeep))
+      ->capture_default_str();
   return cmd;
 }
 
@@ -79,6 +91,14 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
     err << policy::format_diagnostics(policy.error());
     err << options.policy_path << ": invalid policy, not started\n";
     return kExitUsage;
+  }
+
+  if (!options.worker_output.empty()) {
+    const policy::OutputMode mode = options.worker_output == "inherit" ? policy::OutputMode::kInherit
+                                    : options.worker_output == "discard"
+                                        ? policy::OutputMode::kDiscard
+                                        : policy::OutputMode::kSupervisor;
+    for (policy::WorkerProfile& w : policy->workers) w.output = mode;
   }
 
   // SIGINT and SIGTERM are read from a signalfd on the loop: they must be
@@ -99,6 +119,13 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
                         count_of(policy->channels.size(), "channel"));
   supervisor::SupervisorOptions so;
   so.audit_log_path = options.audit_log;
+  const auto max_bytes = policy::parse_size(options.audit_max_bytes);
+  if (!max_bytes || (*max_bytes != 0 && *max_bytes < supervisor::kMinAuditMaxBytes)) {
+    err << "capsa run: --audit-max-bytes " << options.audit_max_bytes << ": a size of at least 64K, or 0\n";
+    return kExitUsage;
+  }
+  so.audit.max_bytes = *max_bytes;
+  so.audit.keep = options.audit_keep;
   so.logger = log.supervisor;
   so.worker_logger = log.workers;
   auto sup = supervisor::Supervisor::create(std::move(*policy), std::move(so));

@@ -8,7 +8,13 @@
 // log gets their exits and is closed.
 //
 //   capsa run [--audit-log FILE] [--control SOCKET] [--define NAME=VALUE]...
-//             [-q | -v] [--log-format text|json] POLICY
+//             [-q | -v] [--log-format text|json]
+//             [--worker-output supervisor|inherit|discard]
+//             [--audit-max-bytes SIZE] [--audit-keep N] POLICY
+//
+// --worker-output overrides every worker's `output` (docs/POLICY.md):
+// "inherit" gives the workers the supervisor's own stdout and stderr,
+// shared open files a hostile worker can truncate or overwrite.
 //
 // Logs (supervisor/cli/log.h): worker lines on stdout, the supervisor's own
 // log on stderr. With --log-format json both are JSON Lines, the start-up
@@ -19,6 +25,7 @@
 // not start), 2 for a usage error or an invalid policy.
 #pragma once
 
+#include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -40,6 +47,13 @@ struct RunOptions {
   bool quiet = false;
   bool verbose = false;
   std::string log_format = "text";  // or "json" (supervisor/cli/log.h)
+  // "" = each worker's policy `output`; else supervisor, inherit or discard
+  // for every worker.
+  std::string worker_output;
+  // The audit log's size cap (0: none) and rotated files kept
+  // (supervisor/audit/audit_file.h).
+  std::string audit_max_bytes = "64M";
+  std::uint32_t audit_keep = 4;
 };
 
 CLI::App* add_run_command(CLI::App& app, RunOptions& options);

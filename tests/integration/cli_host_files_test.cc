@@ -19,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include "capabilities/fd.h"
 #include "sandbox/spec.h"
 #include "tests/support/fd_count.h"
 #include "tests/support/private_checkout.h"
@@ -64,8 +65,9 @@ class CliHostFilesTest : public ::testing::Test {
 )";
   }
 
-  // capsa ARGS..., with the checkout's launcher, stdout and stderr to files.
-  Outcome capsa(std::vector<std::string> args) {
+  // capsa ARGS..., with the checkout's launcher, stdout and stderr to files
+  // (stdout to `stdout_fd` instead when given: the caller reads it back).
+  Outcome capsa(std::vector<std::string> args, int stdout_fd = -1) {
     args.insert(args.begin(), bin_dir() + "/capsa");
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
@@ -80,7 +82,11 @@ class CliHostFilesTest : public ::testing::Test {
     std::string out = checkout_.root() + "/stdout", err = checkout_.root() + "/stderr";
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (stdout_fd >= 0) {
+      posix_spawn_file_actions_adddup2(&fa, stdout_fd, 1);
+    } else {
+      posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    }
     posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_addchdir_np(&fa, checkout_.root().c_str());
     pid_t pid = -1;
@@ -95,7 +101,7 @@ class CliHostFilesTest : public ::testing::Test {
     while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
     }
     r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-    r.out = slurp(out);
+    if (stdout_fd < 0) r.out = slurp(out);
     r.err = slurp(err);
     return r;
   }
@@ -159,6 +165,70 @@ TEST_F(CliHostFilesTest, RunRefusesAProgramSwappedForASymlinkAfterCheck) {
   EXPECT_EQ(r.err, program_at() + ": error: program " + program_ + " is a symbolic link (to " +
                        program_ + ".real); name the file itself: a link there is never followed\n" +
                        policy_ + ": invalid policy, not started\n");
+}
+
+// The operator sends `capsa run`'s stdout to a log file that already holds
+// earlier lines; a hostile worker attacks its own fd 1 and 2
+// (tests/integration/it_worker.cc, stdio-attack). With the default
+// output its fds are pipes: the attacks fail on them and the file is only
+// appended to. With --worker-output inherit the same worker truncates and
+// forges the file and makes it non-blocking: the hazard POLICY.md states.
+class OperatorFileTest : public CliHostFilesTest {
+ protected:
+  struct Seen {
+    Outcome run;
+    std::string file;
+    bool nonblocking = false;
+  };
+  Seen attack(std::vector<std::string> extra) {
+    const std::string policy = policies_ + "/attack.json";
+    std::ofstream(policy) << R"({ "workers": [ { "name": "w", "program": ")" << program_
+                          << R"(", "args": ["stdio-attack"],
+      "grants": [ { "name": "log", "api": "log.Sink", "rights": ["*"] } ] } ] }
+)";
+    const std::string path = checkout_.root() + "/operator.log";
+    Seen seen;
+    {
+      Fd log(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+      EXPECT_TRUE(log.valid());
+      EXPECT_EQ(::write(log.get(), kEarlier, sizeof kEarlier - 1),
+                static_cast<ssize_t>(sizeof kEarlier - 1));
+      std::vector<std::string> args = {"run", "-q", "--control", "none", "--audit-log",
+                                       checkout_.root() + "/audit.jsonl"};
+      args.insert(args.end(), extra.begin(), extra.end());
+      args.push_back(policy);
+      seen.run = capsa(args, log.get());
+      // The open file description the operator and capsa share.
+      seen.nonblocking = (::fcntl(log.get(), F_GETFL) & O_NONBLOCK) != 0;
+    }
+    seen.file = slurp(path);
+    return seen;
+  }
+  static constexpr char kEarlier[] = "operator: an earlier line of this log\n";
+};
+
+TEST_F(OperatorFileTest, ThroughTheSupervisorTheOperatorsFileIsOnlyAppendedTo) {
+  Seen s = attack({});
+  EXPECT_EQ(s.run.status, 0) << s.run.err;
+  EXPECT_TRUE(s.file.starts_with(kEarlier)) << s.file;
+  EXPECT_EQ(s.file.find("FORGED"), std::string::npos) << s.file;
+  EXPECT_FALSE(s.nonblocking);
+  // The attacks failed on the pipes, and the lines came through.
+  EXPECT_NE(s.file.find("[w] fd1: ftruncate=Invalid argument pwrite=Illegal seek nonblock=ok\n"),
+            std::string::npos)
+      << s.file;
+  EXPECT_NE(s.file.find("[w] fd2: ftruncate=Invalid argument pwrite=Illegal seek nonblock=ok\n"),
+            std::string::npos);
+  EXPECT_NE(s.file.find("[w] written on fd1 after the attack\n"), std::string::npos);
+  EXPECT_NE(s.file.find("[w] warning: written on fd2 after the attack\n"), std::string::npos);
+}
+
+TEST_F(OperatorFileTest, InheritedTheWorkerTruncatesAndForgesTheOperatorsFile) {
+  Seen s = attack({"--worker-output", "inherit"});
+  EXPECT_EQ(s.run.status, 0) << s.run.err;
+  EXPECT_FALSE(s.file.starts_with(kEarlier)) << s.file;
+  EXPECT_TRUE(s.file.starts_with("FORGED\n")) << s.file;
+  EXPECT_TRUE(s.nonblocking);
 }
 
 }  // namespace

@@ -2,12 +2,17 @@
 //
 // A real sandboxed worker that uses the worker SDK (as a plugin would) and
 // reports what it saw through its "log" grant, one line per fact, as
-// "key: value". The test reads those lines from the supervisor's log
-// output and the audit log; it never trusts this program's exit alone.
+// "key: value". Some modes are hostile: they flood the audit log
+// (violations, denials), attack their own stdout and stderr
+// (stdio-attack), or write past their output budget (output). The test
+// reads those lines from the supervisor's log output and the audit log; it
+// never trusts this program's exit alone.
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -172,6 +177,87 @@ int syscall_violation(Context&) {
   return 0;
 }
 
+std::string errno_outcome(int rc) { return rc >= 0 ? "ok" : std::strerror(errno); }
+
+// socket(AF_INET) in a loop for `seconds` (refused by the filter: one
+// seccomp violation each).
+int violations(long seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  long refused = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0) return say("violations: socket opened"), 1;
+    ++refused;
+  }
+  say("violations: " + std::to_string(refused) + " refused, still running");
+  return 0;
+}
+
+// The SDK checks rights locally; re-adopting the port with every method
+// makes each call reach the supervisor, which must deny it.
+// `n` calls outside the "dir" grant's rights (each denied).
+int denials(Context& ctx, long n) {
+  auto cap = ctx.get("dir", "fs.Directory");
+  if (!cap) return say("get: failed"), 1;
+  auto wide = ctx.adopt(cap->release(), "fs.Directory", "dir");
+  if (!wide) return say("adopt: failed"), 1;
+  auto dir = Directory::wrap(std::move(*wide));
+  long denied = 0, other = 0;
+  for (long i = 0; i < n; ++i) {
+    auto r = dir->list("");
+    if (!r && r.error().code == Errc::kDenied) {
+      ++denied;
+    } else {
+      ++other;
+    }
+  }
+  say("denials: denied=" + std::to_string(denied) + " other=" + std::to_string(other));
+  return 0;
+}
+
+// The flood stops; 4 s later (past the supervisor's next once-a-second
+// audit tick) one refusal of another kind.
+int denials_then_quiet(Context& ctx, long n) {
+  if (denials(ctx, n) != 0) return 1;
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  return ungranted(ctx);
+}
+
+// ftruncate, pwrite at offset 0 and O_NONBLOCK on fd 1 and fd 2, then one
+// line on each: what a worker sharing the operator's log file could do.
+int stdio_attack() {
+  for (int fd : {1, 2}) {
+    const std::string name = "fd" + std::to_string(fd);
+    const std::string t = errno_outcome(::ftruncate(fd, 0));
+    const std::string p = errno_outcome(static_cast<int>(::pwrite(fd, "FORGED\n", 7, 0)));
+    const int flags = ::fcntl(fd, F_GETFL);
+    const std::string nb = errno_outcome(flags < 0 ? -1 : ::fcntl(fd, F_SETFL, flags | O_NONBLOCK));
+    const std::string line = "written on " + name + " after the attack\n";
+    (void)!::write(fd, line.data(), line.size());
+    say(name + ": ftruncate=" + t + " pwrite=" + p + " nonblock=" + nb);
+  }
+  return 0;
+}
+
+// `bytes` of 100-byte lines on stdout, then a line with escape sequences,
+// a 10000-byte line and a line on stderr.
+int output(long bytes) {
+  std::string line(99, 'x');
+  line += '\n';
+  for (long done = 0; done + 100 <= bytes; done += 100) {
+    const std::string head = "out " + std::to_string(10'000'000 + done / 100).substr(1) + " ";
+    line.replace(0, head.size(), head);
+    if (::write(1, line.data(), line.size()) != 100) return say("output: short write"), 1;
+  }
+  const char escapes[] = "title\x1b]0;pwned\x07 red\x1b[31m bell\a cr\r\n";
+  (void)!::write(1, escapes, sizeof escapes - 1);
+  const std::string long_line = std::string(10000, 'L') + "\n";
+  (void)!::write(1, long_line.data(), long_line.size());
+  (void)!::write(2, "err line\n", 9);
+  say("output: done");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -201,6 +287,11 @@ int main(int argc, char** argv) {
   if (mode == "calls") return calls(*ctx, n);
   if (mode == "escape") return escape(*ctx);
   if (mode == "syscall") return syscall_violation(*ctx);
+  if (mode == "violations") return violations(n);
+  if (mode == "denials") return denials(*ctx, n);
+  if (mode == "denials-then-quiet") return denials_then_quiet(*ctx, n);
+  if (mode == "stdio-attack") return stdio_attack();
+  if (mode == "output") return output(n);
   say("unknown mode " + mode);
   return 2;
 }

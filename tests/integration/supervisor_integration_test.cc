@@ -30,6 +30,7 @@ extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 #include "policy/builder.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/supervisor_test_util.h"
+#include "tests/integration/sandboxed_supervisor.h"
 #include "tests/support/fd_count.h"
 #include "tests/support/private_checkout.h"
 
@@ -48,17 +49,15 @@ std::size_t live_heap_bytes() {
 #endif
 }
 
-class IntegrationTest : public ::testing::Test {
+class IntegrationTest : public SandboxedSupervisorTest {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(tmp_.path().empty());
-    it_worker_ = checkout_.add_program(test_bin_dir() + "/it_worker");
+    SandboxedSupervisorTest::SetUp();
     root_ = checkout_.make_dir("served");
     ASSERT_EQ(::mkdir((root_ + "/sub").c_str(), 0755), 0);
     std::ofstream(root_ + "/a.txt") << "alpha beta gamma\n";
     ASSERT_EQ(::symlink("/etc", (root_ + "/link-out").c_str()), 0);
     ASSERT_EQ(::symlink("/etc/passwd", (root_ + "/link-file").c_str()), 0);
-    audit_path_ = tmp_.path() + "/audit.jsonl";
   }
 
   policy::WorkerBuilder& worker(policy::PolicyBuilder& b, const std::string& name,
@@ -69,15 +68,6 @@ class IntegrationTest : public ::testing::Test {
     w.grant("dir", "fs.Directory").all_rights().constraint("root", root_);
     w.limit(policy::LimitKind::kWallSeconds, 120);
     return w;
-  }
-
-  void make(const std::function<void(policy::PolicyBuilder&)>& fill) {
-    SupervisorOptions o;
-    o.audit_log_path = audit_path_;
-    o.launcher = checkout_.launcher();
-    log_.install(o);
-    sup_ = make_supervisor(std::move(o), fill);
-    ASSERT_NE(sup_, nullptr);
   }
 
   void run() { start_and_run(*sup_); }
@@ -97,13 +87,7 @@ class IntegrationTest : public ::testing::Test {
 
   std::vector<std::string> audit() { return audit_lines(audit_path_); }
 
-  TempDir tmp_;
-  capsa::testing::PrivateCheckout checkout_{sandbox::default_launcher_path()};
-  std::string it_worker_;  // the private copy
-  std::string root_;       // the served directory, in the checkout
-  std::string audit_path_;
-  LogCapture log_;
-  std::unique_ptr<Supervisor> sup_;
+  std::string root_;  // the served directory, in the checkout
 };
 
 TEST_F(IntegrationTest, GrantedApiWorksInTheSandbox) {
