@@ -48,7 +48,7 @@ TEST(Explain, JsonIsValidAndCarriesTheFacts) {
   EXPECT_NE(j.find("\"rights\":[\"Write\"],\"all_rights\":true"), std::string::npos) << j;
   EXPECT_NE(j.find("\"read_only\":true"), std::string::npos) << j;
   EXPECT_NE(j.find("\"transferable\":true"), std::string::npos) << j;
-  EXPECT_NE(j.find("{\"name\":\"chat\",\"interface\":\"demo.WordCount\",\"client\":\"wc\",\"server\":\"other\"}"),
+  EXPECT_NE(j.find("{\"name\":\"chat\",\"interface\":\"demo.WordCount\",\"client\":\"wc\",\"server\":\"other\",\"mode\":\"mediated\"}"),
             std::string::npos) << j;
 }
 
