@@ -8,7 +8,9 @@
 The flatc --python output for the built-in schemas and schema.json (the
 interfaces, from the same .bfbs the C++ validator loads) are made at build
 time into _generated/, which is put on sys.path here: the generated code
-imports its namespaces (capsa, fs, log, demo) as top-level packages.
+imports its namespaces (capsa, fs, log, demo) as top-level packages. The
+SDK is usually imported from capsa_worker.zip; a path inside a zip is a
+valid sys.path entry.
 """
 import os as _os
 import sys as _sys

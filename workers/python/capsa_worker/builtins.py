@@ -18,7 +18,9 @@ from .errors import CapsaError, Errc
 from .handles import HandleKind, make_blob
 from .schema import vector_bytes
 
-MAX_READ_BYTES = 60 * 1024  # fs.File.Read, as capabilities/interfaces/builtin.h
+# As capabilities/interfaces/builtin.h (schemas have no constants).
+MAX_READ_BYTES = 60 * 1024  # fs.File.Read
+MAX_LOG_TEXT = 4096  # log.Sink.Write
 Entry = namedtuple("Entry", "name type size")
 Stat = namedtuple("Stat", "type size modified_ns")
 
@@ -74,6 +76,9 @@ class LogSink(_Typed):
         ERROR = 3
 
     def write(self, level, text):
+        """One line. INVALID_ARGUMENT (nothing sent) over MAX_LOG_TEXT bytes."""
+        if len(text.encode()) > MAX_LOG_TEXT:
+            raise CapsaError(Errc.INVALID_ARGUMENT, f"log text over {MAX_LOG_TEXT} bytes")
         self.cap.call("Write", _request(WriteRequest, 64 + len(text), Level=int(level), Text=text)).close()
 
 

@@ -132,7 +132,11 @@ class Capability:
             cb(state)
 
 
-def adopt_port(fd, interface, schema, name, rights=None):
-    """A Capability for a port received in a message (fd owned, checked)."""
-    return Capability(Port(fd), interface, interface.defined_rights if rights is None else rights,
-                      schema, name)
+ALL_RIGHTS = (1 << 64) - 1
+
+
+def adopt_port(fd, interface, schema, name):
+    """A Capability for a port received in a message (fd owned, checked).
+    Its rights are unknown here, so every method is allowed locally (as the
+    C++ SDK's Context::adopt): the serving side enforces the real ones."""
+    return Capability(Port(fd), interface, ALL_RIGHTS, schema, name)

@@ -18,6 +18,7 @@ from .errors import CapsaError, Errc
 from .handles import HandleKind, check_kind
 from .port import Port
 from .schema import Schema
+from .server import Server
 
 BOOTSTRAP_FD = 3
 GrantInfo = namedtuple("GrantInfo", "name interface rights")
@@ -104,6 +105,13 @@ class Context:
             os.close(fd)
             raise CapsaError(Errc.NOT_FOUND, f"interface {interface} is not known to this SDK")
         return adopt_port(fd, iface, self.schema, name)
+
+    def serve(self, cap, **options):
+        """A Server for the interface of `cap` (consumed), on its port: a
+        channel end this worker serves (e.g. a "channels" server end the
+        policy hands it). Options: on_bad_message, on_refused (Server)."""
+        interface = cap.interface
+        return Server(cap.detach(), interface, self.schema, **options)
 
     def _capability(self, reply, port_index, got, rights, name, expected):
         if port_index is None:

@@ -11,7 +11,7 @@ So every buffer from a peer is walked by verify() first, with the limits of
 docs/PROTOCOL.md (depth 16, 1024 tables), before generated code reads it.
 """
 import json
-import os
+import pkgutil
 import struct
 
 MAX_DEPTH = 16
@@ -71,9 +71,12 @@ class Interface:
 
 class Schema:
     def __init__(self, path=None):
-        path = path or os.path.join(os.path.dirname(__file__), "_generated", "schema.json")
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
+        # get_data, not open(): the SDK is imported from a zip.
+        if path is None:
+            d = json.loads(pkgutil.get_data(__package__, "_generated/schema.json"))
+        else:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
         self.tables = d["tables"]
         self.interfaces = {n: Interface(n, i) for n, i in d["interfaces"].items()}
 
