@@ -5,18 +5,16 @@
 // the Python twin; the two must print the same result for the same
 // behaviour.
 //
-//   conformance_runner SCENARIO.json
+//   conformance_runner STEPS   (the scenario's "steps" as JSON, without "expect")
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "capabilities/sys.h"
 #include "workers/sdk/builtins.h"
 
 namespace {
@@ -33,11 +31,21 @@ std::string hex(capsa::Rights r) {
   return buf;
 }
 
-// Bytes as a JSON string, as runner.py's json.dumps of latin-1 text.
+// Bytes as a JSON string, as runner.py's json.dumps() of the bytes read
+// as latin-1 (each byte one code point, so any bytes can be shown; non-ASCII
+// ones as \u00XX).
 std::string quoted(std::string_view bytes) {
-  std::string s;
-  for (unsigned char c : bytes) s += static_cast<char>(c);
-  return json(s).dump(-1, ' ', true);
+  std::string utf8;
+  for (char c : bytes) {
+    auto b = static_cast<unsigned char>(c);
+    if (b < 0x80) {
+      utf8 += c;
+    } else {
+      utf8 += static_cast<char>(0xC0 | (b >> 6));
+      utf8 += static_cast<char>(0x80 | (b & 0x3F));
+    }
+  }
+  return json(utf8).dump(-1, ' ', true);
 }
 
 std::string entry(const DirEntry& e) {
@@ -169,14 +177,13 @@ class Runner {
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: conformance_runner SCENARIO.json\n");
+    std::fprintf(stderr, "usage: conformance_runner STEPS\n");
     return 2;
   }
-  std::ifstream in(argv[1]);
-  json scenario = json::parse(in, nullptr, false);
-  if (scenario.is_discarded()) {
-    std::fprintf(stderr, "conformance_runner: cannot read %s\n", argv[1]);
-    return 1;
+  json steps = json::parse(argv[1], nullptr, false);
+  if (!steps.is_array()) {
+    std::fprintf(stderr, "conformance_runner: STEPS is not a JSON array\n");
+    return 2;
   }
   auto ctx = Context::from_fd();
   if (!ctx) return 1;
@@ -184,7 +191,7 @@ int main(int argc, char** argv) {
   if (!log) return 1;
   Runner runner(std::move(*ctx), std::move(*log));
   int n = 0;
-  for (const json& step : scenario.at("steps")) {
+  for (const json& step : steps) {
     auto r = runner.run(step);
     std::string result = r ? (r->empty() ? "ok" : "ok " + *r)
                            : "error " + std::string(capsa::errc_name(r.error().code));

@@ -6,7 +6,7 @@
 # SDK cannot pass by agreeing with itself. runner.cc is the C++ twin; the
 # two must print the same result for the same behaviour.
 #
-#   runner.py SCENARIO.json
+#   runner.py STEPS   (the scenario's "steps" as JSON, without "expect")
 import json
 import os
 import sys
@@ -84,8 +84,7 @@ def run(step):
 
 def main():
     global ctx, log
-    with open(sys.argv[1], encoding="utf-8") as f:
-        steps = json.load(f)["steps"]
+    steps = json.loads(sys.argv[1])
     ctx = Context.from_fd()
     log = LogSink.get(ctx, "log")
     for n, step in enumerate(steps, 1):
