@@ -145,6 +145,8 @@ class _Verifier:
         if data + n * elem + (1 if t == "string" else 0) > self.end:
             raise ValueError(f"{name}.{f['name']}: {t} past the end")
         if t == "string":
+            if self.buf[data + n] != 0:
+                raise ValueError(f"{name}.{f['name']}: string not terminated")
             return
         if n and elem > 1:
             if (data - self.start) % elem:
