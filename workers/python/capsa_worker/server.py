@@ -29,7 +29,8 @@ class Call:
         return self._msg.take(index)
 
     def reply(self, payload, handles=()):
-        """Sends the reply table's bytes and handles [(HandleKind, fd)]."""
+        """Sends the reply table's bytes and handles [(HandleKind, fd)]
+        (copies: the caller still owns and closes its fds)."""
         self._msg.close()
         if self.call_id:
             self._server._send(wire.build(wire.Kind.REPLY, self.call_id, self.method.ordinal,
