@@ -33,6 +33,14 @@ class EntryType(enum.IntEnum):
     OTHER = 4
 
 
+def _entry_type(value):
+    """A value this SDK does not know (a newer service) reads as UNKNOWN."""
+    try:
+        return EntryType(value)
+    except ValueError:
+        return EntryType.UNKNOWN
+
+
 def _request(module, size=64, **fields):
     """One request table: `fields` name the generated Add* functions, in
     order; a str or bytes value becomes a string, created before the table
@@ -111,8 +119,7 @@ class Directory(_Typed):
         out = []
         for i in range(r.EntriesLength()):
             e = r.Entries(i)
-            out.append(Entry((e.Name() or b"").decode("utf-8", "replace"), EntryType(e.Type())
-                             if e.Type() in EntryType._value2member_map_ else EntryType.UNKNOWN, e.Size()))
+            out.append(Entry((e.Name() or b"").decode("utf-8", "replace"), _entry_type(e.Type()), e.Size()))
         return out, r.Truncated()
 
     def open(self, path):
