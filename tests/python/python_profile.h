@@ -29,16 +29,22 @@ class PolicyRun {
  public:
   explicit PolicyRun(const std::string& dir) : dir_(dir), audit_(dir + "/audit.jsonl") {}
 
-  // Writes `policy` to DIR/policy.json, loads it (${bin}: the test's bin
-  // dir) and runs every worker until all have ended.
+  // Where ${bin} points (default: the test's bin dir) and the launcher
+  // (default: the build's), for a run from a private checkout.
+  std::string bin = test_bin_dir();
+  std::string launcher;
+
+  // Writes `policy` to DIR/policy.json, loads it and runs every worker
+  // until all have ended.
   void run(const nlohmann::json& policy) {
     const std::string path = dir_ + "/policy.json";
     std::ofstream(path) << policy.dump(2);
     supervisor::SupervisorOptions o;
     o.audit_log_path = audit_;
+    if (!launcher.empty()) o.launcher = launcher;
     log.install(o);
     policy::LoadOptions load;
-    load.defines["bin"] = test_bin_dir();
+    load.defines["bin"] = bin;
     auto p = policy::load_policy_file(path, supervisor::Supervisor::api_catalog(o), load);
     ASSERT_TRUE(p) << policy::format_diagnostics(p.error());
     auto s = supervisor::Supervisor::create(std::move(*p), std::move(o));
