@@ -17,7 +17,9 @@ class ExamplesTest : public ::testing::Test {
  protected:
   testing::TempDir bin;
   LoadOptions options() {
-    for (const char* p : {"wordcount", "asker", "counter", "hostile", "reader"}) bin.executable(p);
+    for (const char* p : {"wordcount", "asker", "counter", "hostile", "reader", "pywordcount"}) {
+      bin.executable(p);
+    }
     LoadOptions o;
     o.defines["bin"] = bin.path();
     return o;

@@ -8,6 +8,7 @@ CAPSA_PACKAGES=(
   flatbuffers-compiler libflatbuffers-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libcli11-dev
   util-linux procps strace
+  python3 python3-flatbuffers
 )
 
 capsa_missing_packages() {
