@@ -227,13 +227,19 @@ class Feeder {
 
 Checked<Policy> load_policy_text(std::string_view text, const std::string& file,
                                  const ApiCatalog& catalog, const LoadOptions& options) {
-  auto root = json::parse(text, file);
-  if (!root) return std::unexpected(Diagnostics{std::move(root.error())});
+  Diagnostics duplicates;
+  auto root = json::parse(text, file, &duplicates);
+  if (!root) {
+    duplicates.push_back(std::move(root.error()));
+    sort_diagnostics(duplicates);
+    return std::unexpected(std::move(duplicates));
+  }
   LoadOptions opts = options;
   if (!file.empty() && file.front() == '/' && opts.defines.count("policy_dir") == 0) {
     opts.defines["policy_dir"] = std::filesystem::path(file).parent_path().string();
   }
   PolicyBuilder b(catalog, opts.build);
+  for (Diagnostic& d : duplicates) b.report(std::move(d));
   Diagnostics schema_errors;
   check_against_schema(*root, file, schema_errors);
   for (Diagnostic& d : schema_errors) b.report(std::move(d));
