@@ -86,6 +86,7 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   supervisor::SupervisorOptions so;
   so.audit_log_path = audit_log;
   so.launcher = installed_launcher_path();
+  log.supervisor->debug("launcher {}", so.launcher.empty() ? sandbox::default_launcher_path() : so.launcher);
   so.logger = log.supervisor;
   so.worker_logger = log.workers;
   auto sup = supervisor::Supervisor::create(std::move(*policy), std::move(so));
