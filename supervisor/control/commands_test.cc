@@ -126,7 +126,7 @@ TEST_F(ControlTest, CommandsFindTheDefaultSocket) {
   EXPECT_NE(err.str().find("--control"), std::string::npos) << err.str();
   EXPECT_NE(err.str().find("2.sock"), std::string::npos) << err.str();
   EXPECT_NE(err.str().find(std::to_string(::getpid()) + ".sock"), std::string::npos) << err.str();
-  EXPECT_EQ(cli::run_revoke({.control = "", .reason = "", .grant = 1}, out, err), 2);
+  EXPECT_EQ(cli::run_revoke({.control = "", .reason = "", .grant = "1"}, out, err), 2);
 }
 
 }  // namespace
