@@ -1,6 +1,6 @@
 #include "supervisor/cli/revoke.h"
 
-#include <optional>
+#include <charconv>
 
 #include "supervisor/cli/audit.h"
 #include "supervisor/control/client.h"
@@ -66,7 +66,12 @@ int run_revoke(const RevokeOptions& options, std::ostream& out, std::ostream& er
     }
     grant = *found;
   } else {
-    grant = std::stoull(options.grant);  // digits only, checked by the parser
+    const char* end = options.grant.data() + options.grant.size();
+    auto [ptr, ec] = std::from_chars(options.grant.data(), end, grant);
+    if (ec != std::errc() || ptr != end) {
+      err << "capsa revoke: GRANT must be an id or WORKER/NAME, got \"" << options.grant << "\"\n";
+      return 2;
+    }
   }
   auto ids = target.client->revoke(grant, options.reason);
   if (!ids) {
