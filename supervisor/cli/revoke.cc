@@ -54,10 +54,19 @@ int run_revoke(const RevokeOptions& options, std::ostream& out, std::ostream& er
         << " bytes\n";
     return 2;
   }
+  std::uint64_t grant = 0;
+  const auto slash = options.grant.find('/');
+  if (slash == std::string::npos) {
+    const char* end = options.grant.data() + options.grant.size();
+    auto [ptr, ec] = std::from_chars(options.grant.data(), end, grant);
+    if (ec != std::errc() || ptr != end) {
+      err << "capsa revoke: GRANT must be an id or WORKER/NAME, got \"" << options.grant << "\"\n";
+      return 2;
+    }
+  }
   ControlTarget target = connect_control(options.control, "revoke", err);
   if (!target.client) return target.exit_status;
-  std::uint64_t grant = 0;
-  if (auto slash = options.grant.find('/'); slash != std::string::npos) {
+  if (slash != std::string::npos) {
     auto found = find_named_grant(*target.client, std::string_view(options.grant).substr(0, slash),
                                   std::string_view(options.grant).substr(slash + 1));
     if (!found) {
@@ -65,13 +74,6 @@ int run_revoke(const RevokeOptions& options, std::ostream& out, std::ostream& er
       return 1;
     }
     grant = *found;
-  } else {
-    const char* end = options.grant.data() + options.grant.size();
-    auto [ptr, ec] = std::from_chars(options.grant.data(), end, grant);
-    if (ec != std::errc() || ptr != end) {
-      err << "capsa revoke: GRANT must be an id or WORKER/NAME, got \"" << options.grant << "\"\n";
-      return 2;
-    }
   }
   auto ids = target.client->revoke(grant, options.reason);
   if (!ids) {
