@@ -104,6 +104,7 @@ constexpr OneError kOneError[] = {
      "unknown field \"cpu\" in Limits; allowed: calls_in_flight, cpu_seconds"},
     {"UnknownApi", "\"api\": \"log.Sink\"", "\"api\": \"log.Sunk\"", "\"log.Sunk\"",
      "unknown API \"log.Sunk\" (did you mean \"log.Sink\"?); known: demo.WordCount, fs.Directory"},
+    // Nothing within two edits of "Delete": no suggestion.
     {"MethodNotInApi", "[\"Open\", \"List\"]", "[\"Open\", \"Delete\"]", "\"Delete\"",
      "method \"Delete\" is not in fs.Directory; its methods: Open, OpenFile, List, Stat"},
     {"RelativeProgram", "\"${bin}/wc\" }", "\"bin/wc\" }", "\"bin/wc\"", "program \"bin/wc\" must be an absolute path"},
@@ -142,8 +143,6 @@ constexpr OneError kOneError[] = {
      "unknown API \"log.sink\" (did you mean \"log.Sink\"?)"},
     {"RightInSnakeCase", "[\"Open\", \"List\"]", "[\"Open\", \"open_file\"]", "\"open_file\"",
      "method \"open_file\" is not in fs.Directory (did you mean \"OpenFile\"?); its methods: "},
-    {"NoSuggestionPastTwoEdits", "[\"Open\", \"List\"]", "[\"Open\", \"Delete\"]", "\"Delete\"",
-     "method \"Delete\" is not in fs.Directory; its methods: "},
     {"EnumNearMiss", "\"limits\":", "\"on_bad_message\": \"kil\", \"limits\":", "\"kil\"",
      "on_bad_message must be one of: reply_error, close_port, kill; found \"kil\" (did you mean \"kill\"?)"},
     {"RepeatedRight", "[\"Open\", \"List\"]", "[\"Open\", \"Open\"]", "\"Open\"]",
