@@ -1,4 +1,4 @@
-# capsa_flatbuffers(<target> SCHEMAS a.fbs b.fbs ... [INCLUDE_DIRS dir ...])
+# capsa_flatbuffers(<target> SCHEMAS a.fbs b.fbs ... [INCLUDE_DIRS dir ...] [INSTALL])
 #
 # Compiles flatbuffers schemas at build time with the system flatc:
 #   - <name>_generated.h       C++ accessors and builders (--gen-object-api off)
@@ -8,8 +8,12 @@
 #   - <name>_bfbs.h            the declaration of that function
 # and adds them to <target>, an INTERFACE-free static library the caller
 # links. Nothing is downloaded or vendored: flatc comes from Debian.
+# With INSTALL, the library and its generated headers are installed and
+# exported (headers in <includedir>/capsa/generated, included by file name
+# as in the build), and the .fbs and .bfbs files go to
+# <datadir>/capsa/schemas, for tools and for plugins in other languages.
 function(capsa_flatbuffers target)
-  cmake_parse_arguments(ARG "" "" "SCHEMAS;INCLUDE_DIRS" ${ARGN})
+  cmake_parse_arguments(ARG "INSTALL" "" "SCHEMAS;INCLUDE_DIRS" ${ARGN})
   set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/generated/${target})
   file(MAKE_DIRECTORY ${out_dir})
   set(include_flags)
@@ -56,7 +60,19 @@ std::span<const std::uint8_t> ${name}_bfbs();
     list(APPEND sources ${embed})
   endforeach()
   add_library(${target} STATIC ${sources} ${outputs})
-  target_include_directories(${target} SYSTEM PUBLIC ${out_dir})
+  target_include_directories(${target} SYSTEM PUBLIC $<BUILD_INTERFACE:${out_dir}>
+                             $<INSTALL_INTERFACE:${CAPSA_INSTALL_INCLUDEDIR}/generated>)
   target_link_libraries(${target} PUBLIC flatbuffers::flatbuffers_shared)
   set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  if(ARG_INSTALL)
+    capsa_install_library(${target})
+    install(DIRECTORY ${out_dir}/ DESTINATION ${CAPSA_INSTALL_INCLUDEDIR}/generated
+            COMPONENT dev FILES_MATCHING PATTERN "*.h")
+    set(schema_files)
+    foreach(schema ${ARG_SCHEMAS})
+      get_filename_component(name ${schema} NAME_WE)
+      list(APPEND schema_files ${schema} ${out_dir}/${name}.bfbs)
+    endforeach()
+    install(FILES ${schema_files} DESTINATION ${CMAKE_INSTALL_DATADIR}/capsa/schemas COMPONENT dev)
+  endif()
 endfunction()

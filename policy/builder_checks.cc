@@ -4,10 +4,13 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
 #include <system_error>
 
 #include "policy/builder.h"
+#include "policy/sandbox_spec.h"
 #include "policy/seccomp_profile.h"
+#include "policy/suggest.h"
 #include "sandbox/host_file.h"
 
 namespace capsa::policy {
@@ -97,6 +100,21 @@ class PolicyBuilder::Checker {
       return error(p.at, std::string(what) + " " + quoted(p.value) +
                              " must be an absolute path (starting with /)");
     }
+    if ((kind == PathKind::kExecutable || kind == PathKind::kBindSource) &&
+        !sandbox::is_clean_absolute_path(p.value)) {
+      // The sandbox takes these paths literally (sandbox/spec.h): a reader
+      // of the policy must not have to resolve "..".
+      return error(p.at, std::string(what) + " " + quoted(p.value) +
+                             " has a \".\" or \"..\" component (or is longer than 4096 bytes); "
+                             "write the path without them");
+    }
+    if (kind == PathKind::kBindSource && sandbox::is_reserved_mount_point(p.value)) {
+      return error(p.at, std::string(what) + " " + quoted(p.value) +
+                             " is at or below a mount point the sandbox makes itself (/, " +
+                             join_names({sandbox::kReservedMountPoints.begin(),
+                                         sandbox::kReservedMountPoints.end()}) +
+                             "); bind a directory elsewhere");
+    }
     if (!b_.options_.check_filesystem) return;
     if (kind == PathKind::kExecutable || kind == PathKind::kBindSource) {
       // What the sandbox gets from the host: the very checks spawn() makes
@@ -128,6 +146,7 @@ class PolicyBuilder::Checker {
   }
 
   WorkerProfile worker(const WorkerBuilder& w) {
+    const std::size_t errors_before = diags_.size();
     WorkerProfile out;
     out.name = w.name_.value;
     name(w.name_, "worker");
@@ -182,7 +201,31 @@ class PolicyBuilder::Checker {
         out.new_channels.push_back(api.value);
       }
     }
+    if (diags_.size() == errors_before) sandbox_refusals(w, out);
     return out;
+  }
+
+  // The sandbox spec the supervisor will start this worker with, built the
+  // same way (policy/sandbox_spec.h): anything the sandbox refuses that the
+  // checks above let through (argv and env too large, ...) is an error
+  // here, not a failure at start. Only for a worker with no other error, so
+  // one mistake is not reported twice. Without filesystem checks the binds
+  // are left out: the spec checks that their sources exist.
+  void sandbox_refusals(const WorkerBuilder& w, const WorkerProfile& profile) {
+    WorkerProfile p = profile;
+    if (!b_.options_.check_filesystem) p.sandbox.ro_binds.clear();
+    auto spec = sandbox_spec(p, "");
+    if (spec) return;
+    std::istringstream lines(spec.error().message);
+    std::string reason;
+    std::getline(lines, reason);  // "invalid sandbox spec for NAME", then one reason a line
+    bool any = false;
+    while (std::getline(lines, reason)) {
+      reason.erase(0, reason.find_first_not_of(' '));
+      error(w.name_.at, "the sandbox would refuse worker " + quoted(w.name_.value) + ": " + reason);
+      any = true;
+    }
+    if (!any) error(w.name_.at, "the sandbox would refuse worker " + quoted(w.name_.value) + ": " + reason);
   }
 
   void sandbox(const WorkerBuilder& w, SandboxSettings& out) {
@@ -249,7 +292,8 @@ class PolicyBuilder::Checker {
       return out;
     }
     if (api == nullptr) {
-      error(g.api_.at, "unknown API " + quoted(g.api_.value) + "; known: " +
+      error(g.api_.at, "unknown API " + quoted(g.api_.value) +
+                           did_you_mean(g.api_.value, b_.catalog_.grantable_names()) + "; known: " +
                            join_names(b_.catalog_.grantable_names()));
       return out;
     }
@@ -283,12 +327,20 @@ class PolicyBuilder::Checker {
       error(g.name_.at, "grant " + quoted(g.name_.value) + " lists no rights; list the methods of " +
                             api.name + " it may call (" + methods + ") or \"*\" for all");
     }
+    std::map<std::string, SourceLoc> seen;
     for (const auto& r : g.rights_) {
       if (!api.has_method(r.value)) {
-        error(r.at, "method " + quoted(r.value) + " is not in " + api.name + "; its methods: " + methods);
-      } else if (std::find(out.rights.begin(), out.rights.end(), r.value) == out.rights.end()) {
-        out.rights.push_back(r.value);
+        error(r.at, "method " + quoted(r.value) + " is not in " + api.name +
+                        did_you_mean(r.value, api.methods) + "; its methods: " + methods);
+        continue;
       }
+      // A repeated right is harmless to run but says the author meant
+      // another method: refused, like a duplicate key.
+      if (auto [it, fresh] = seen.emplace(r.value, r.at); !fresh) {
+        error(r.at, "right " + quoted(r.value) + " is listed twice" + first_at(it->second));
+        continue;
+      }
+      out.rights.push_back(r.value);
     }
   }
 
@@ -298,7 +350,8 @@ class PolicyBuilder::Checker {
     for (const auto& c : g.constraints_) {
       const ConstraintSpec* spec = api.find_constraint(c.key.value);
       if (spec == nullptr) {
-        error(c.key.at, "unknown constraint " + quoted(c.key.value) + " for " + api.name + "; " +
+        error(c.key.at, "unknown constraint " + quoted(c.key.value) + " for " + api.name +
+                            did_you_mean(c.key.value, allowed) + "; " +
                             (allowed.empty() ? "it has none" : "allowed: " + join_names(allowed)));
         continue;
       }
@@ -367,7 +420,9 @@ class PolicyBuilder::Checker {
       error(c.name_.at, "channel " + quoted(c.name_.value) + " has no interface");
     } else if (api == nullptr || !api->grantable) {
       error(c.interface_.at, "unknown interface " + quoted(c.interface_.value) +
-                                 " for channel " + quoted(c.name_.value) + "; known: " +
+                                 " for channel " + quoted(c.name_.value) +
+                                 did_you_mean(c.interface_.value, b_.catalog_.grantable_names()) +
+                                 "; known: " +
                                  join_names(b_.catalog_.grantable_names()));
     }
     std::vector<std::string> workers;
@@ -381,7 +436,8 @@ class PolicyBuilder::Checker {
               "channel " + quoted(c.name_.value) + " needs a client and a server worker");
       } else if (w == nullptr) {
         error(end->at, "channel " + quoted(c.name_.value) + " names unknown worker " +
-                           quoted(end->value) + "; workers: " + join_names(workers));
+                           quoted(end->value) + did_you_mean(end->value, workers) +
+                           "; workers: " + join_names(workers));
       } else if (w->find_grant(c.name_.value) != nullptr) {
         error(c.name_.at, "channel " + quoted(c.name_.value) + " has the same name as a grant of worker " +
                               quoted(w->name) + "; the worker could not tell them apart");

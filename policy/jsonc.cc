@@ -19,7 +19,8 @@ namespace {
 
 class Parser {
  public:
-  Parser(std::string_view text, const std::string& file) : text_(text), file_(file) {}
+  Parser(std::string_view text, const std::string& file, Diagnostics* duplicates)
+      : text_(text), file_(file), duplicates_(duplicates) {}
 
   std::expected<Value, Diagnostic> run() {
     skip_space();
@@ -146,9 +147,13 @@ class Parser {
       if (failed_) return;
       // A hash per object: a linear scan is quadratic in the members of one
       // object, and kMaxValues allows 100,000 of them.
+      bool duplicate = false;
       if (auto [it, fresh] = first_line.try_emplace(m.key, m.line); !fresh) {
-        return fail_at(m.line, m.column,
-                       "duplicate key \"" + m.key + "\" (first at line " + std::to_string(it->second) + ")");
+        std::string message =
+            "duplicate key \"" + m.key + "\" (first at line " + std::to_string(it->second) + ")";
+        if (duplicates_ == nullptr) return fail_at(m.line, m.column, std::move(message));
+        duplicates_->push_back({SourceLoc{file_, m.line, m.column}, std::move(message)});
+        duplicate = true;
       }
       skip_space();
       if (failed_) return;
@@ -158,7 +163,7 @@ class Parser {
       if (failed_) return;
       parse_value(m.value, depth);
       if (failed_) return;
-      out.members.push_back(std::move(m));
+      if (!duplicate) out.members.push_back(std::move(m));
       skip_space();
       if (failed_) return;
       if (peek() == ',') {
@@ -314,6 +319,7 @@ class Parser {
 
   std::string_view text_;
   const std::string& file_;
+  Diagnostics* duplicates_;  // null: a duplicate key is a syntax error
   std::size_t pos_ = 0;
   std::uint32_t line_ = 1;
   std::uint32_t column_ = 1;
@@ -395,14 +401,15 @@ std::optional<Diagnostic> check_utf8(std::string_view text, const std::string& f
 
 }  // namespace
 
-std::expected<Value, Diagnostic> parse(std::string_view text, const std::string& file) {
+std::expected<Value, Diagnostic> parse(std::string_view text, const std::string& file,
+                                       Diagnostics* duplicates) {
   if (text.size() > kMaxInputBytes) {
     return std::unexpected(Diagnostic{SourceLoc{file, 1, 1},
                                       "file is larger than " + std::to_string(kMaxInputBytes) +
                                           " bytes"});
   }
   if (auto bad = check_utf8(text, file)) return std::unexpected(std::move(*bad));
-  return Parser(text, file).run();
+  return Parser(text, file, duplicates).run();
 }
 
 std::expected<std::string, std::string> read_file(const std::string& path) {

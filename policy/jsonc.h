@@ -59,7 +59,12 @@ struct Member {
 };
 
 // Parses `text`. Diagnostics name `file` and the position of the problem.
-std::expected<Value, Diagnostic> parse(std::string_view text, const std::string& file);
+// A duplicate key stops the parse, unless `duplicates` is given: then each
+// is appended there, its value is parsed and dropped (the first one stays),
+// and the parse goes on, so the errors after it are found too. A duplicate
+// key leaves every later position exact, unlike a syntax error.
+std::expected<Value, Diagnostic> parse(std::string_view text, const std::string& file,
+                                       Diagnostics* duplicates = nullptr);
 
 // Reads a whole file of at most kMaxInputBytes. Errors say which path and why
 // (missing, unreadable, too large, not a regular file).

@@ -61,7 +61,7 @@ inline constexpr std::uint64_t kFileSizeLimitBytes = 16ull << 20;
 
 // Range of the private /tmp tmpfs (a sandbox setting, not an rlimit).
 inline constexpr std::uint64_t kDefaultTmpfsBytes = 16ull << 20;
-inline constexpr std::uint64_t kMinTmpfsBytes = 64ull << 10;
+inline constexpr std::uint64_t kMinTmpfsBytes = 1ull << 20;  // the sandbox's own minimum
 inline constexpr std::uint64_t kMaxTmpfsBytes = 4ull << 30;
 
 // Per-grant generic constraints. 0 means "no per-grant limit" (the worker's
@@ -73,6 +73,9 @@ inline constexpr std::uint64_t kMaxByteBudget = 1ull << 50;  // 1 PiB
 // G or T (64M = 64 * 2^20). No spaces, no fractions, no negative values.
 // nullopt on bad syntax or overflow of 64 bits.
 std::optional<std::uint64_t> parse_size(std::string_view text) noexcept;
+
+// What parse_size() accepts after the digits, for error messages.
+inline constexpr char kSizeSuffixes[] = "K, M, G or T (powers of 1024: \"64K\", \"16M\", \"1G\")";
 
 // The shortest exact spelling: 67108864 -> "64M", 1000 -> "1000".
 std::string format_size(std::uint64_t bytes);

@@ -22,8 +22,9 @@ const json::Value* member(const json::Value& obj, std::string_view key) {
 // skipped here: no error is reported twice.
 class Feeder {
  public:
-  Feeder(const std::string& file, const LoadOptions& options, PolicyBuilder& b)
-      : file_(file), options_(options), b_(b) {}
+  Feeder(const std::string& file, const LoadOptions& options, const ApiCatalog& catalog,
+         PolicyBuilder& b)
+      : file_(file), options_(options), catalog_(catalog), b_(b) {}
 
   void policy(const json::Value& root) {
     if (const json::Value* ws = array(root, "workers")) {
@@ -51,7 +52,9 @@ class Feeder {
   }
 
   // The expanded string, or nullopt (and a diagnostic) on a bad variable.
-  std::optional<std::string> expand(const json::Value& v) {
+  // For a path, a leading variable with a relative value is resolved
+  // against base_dir (loader.h).
+  std::optional<std::string> expand(const json::Value& v, bool is_path = false) {
     const std::string& s = v.text;
     std::string out;
     for (std::size_t i = 0; i < s.size(); ++i) {
@@ -85,26 +88,34 @@ class Feeder {
                             "=VALUE (defined: " + (known.empty() ? "none" : known) + ")"});
         return std::nullopt;
       }
-      out += it->second;
+      if (is_path && i == 0 && !it->second.empty() && it->second.front() != '/' &&
+          !options_.base_dir.empty()) {
+        std::string resolved = (std::filesystem::path(options_.base_dir) / it->second).lexically_normal().string();
+        while (resolved.size() > 1 && resolved.back() == '/') resolved.pop_back();
+        out += resolved;
+      } else {
+        out += it->second;
+      }
       i = close;
     }
     return out;
   }
 
   // A string member, expanded; nullopt if absent, mistyped or badly expanded.
-  std::optional<std::string> string(const json::Value& obj, std::string_view key, SourceLoc* loc = nullptr) {
+  std::optional<std::string> string(const json::Value& obj, std::string_view key, SourceLoc* loc = nullptr,
+                                    bool is_path = false) {
     const json::Value* v = member(obj, key);
     if (v == nullptr) return std::nullopt;
     if (loc != nullptr) *loc = at(*v);
     if (v->kind != json::Kind::kString) return std::nullopt;
-    return expand(*v);
+    return expand(*v, is_path);
   }
 
-  void strings(const json::Value& obj, std::string_view key, auto&& each) {
+  void strings(const json::Value& obj, std::string_view key, auto&& each, bool is_path = false) {
     if (const json::Value* list = array(obj, key)) {
       for (const json::Value& item : list->items) {
         if (item.kind != json::Kind::kString) continue;
-        if (auto s = expand(item)) each(std::move(*s), at(item));
+        if (auto s = expand(item, is_path)) each(std::move(*s), at(item));
       }
     }
   }
@@ -114,7 +125,7 @@ class Feeder {
     std::string name = string(w, "name", &name_at).value_or("");
     WorkerBuilder& wb = b_.worker(name, name_at);
     SourceLoc program_at;
-    if (auto program = string(w, "program", &program_at)) {
+    if (auto program = string(w, "program", &program_at, /*is_path=*/true)) {
       wb.program(std::move(*program), program_at);
     } else if (member(w, "program") != nullptr) {
       // Mistyped or bad variable, reported at program_at already; the
@@ -156,13 +167,16 @@ class Feeder {
   }
 
   void sandbox(const json::Value& sb, WorkerBuilder& wb) {
-    strings(sb, "ro_binds", [&](std::string s, SourceLoc loc) { wb.ro_bind(std::move(s), loc); });
+    strings(sb, "ro_binds", [&](std::string s, SourceLoc loc) { wb.ro_bind(std::move(s), loc); },
+            /*is_path=*/true);
     if (const json::Value* t = member(sb, "tmpfs_size")) {
       if (auto n = to_unsigned(*t, true)) wb.tmpfs_size(*n, at(*t));
     }
     strings(sb, "allow_syscalls", [&](std::string s, SourceLoc loc) { wb.allow_syscall(std::move(s), loc); });
     SourceLoc loc;
-    if (auto p = string(sb, "seccomp_profile", &loc)) wb.seccomp_profile(std::move(*p), loc);
+    if (auto p = string(sb, "seccomp_profile", &loc, /*is_path=*/true)) {
+      wb.seccomp_profile(std::move(*p), loc);
+    }
   }
 
   void limits(const json::Value& lim, WorkerBuilder& wb) {
@@ -177,6 +191,7 @@ class Feeder {
     SourceLoc name_at = at(g), api_at = at(g);
     std::string name = string(g, "name", &name_at).value_or("");
     std::string api = string(g, "api", &api_at).value_or("");
+    const ApiSpec* spec = catalog_.find(api);
     GrantBuilder& gb = wb.grant(std::move(name), std::move(api), name_at, api_at);
     if (const json::Value* rights = member(g, "rights")) {
       // A mistyped value (reported by the schema check) is fed as "" at its
@@ -194,7 +209,7 @@ class Feeder {
       }
     }
     if (const json::Value* c = object(g, "constraints")) {
-      for (const json::Member& m : c->members) constraint(m, gb);
+      for (const json::Member& m : c->members) constraint(m, spec, gb);
     }
     if (const json::Value* r = member(g, "rate")) {
       if (auto n = to_unsigned(*r, false)) gb.rate(*n, at(*r));
@@ -207,7 +222,7 @@ class Feeder {
     }
   }
 
-  void constraint(const json::Member& m, GrantBuilder& gb) {
+  void constraint(const json::Member& m, const ApiSpec* api, GrantBuilder& gb) {
     SourceLoc key_at{file_, m.line, m.column};
     const json::Value& v = m.value;
     if (v.kind == json::Kind::kBool) {
@@ -216,7 +231,9 @@ class Feeder {
       if (auto n = to_unsigned(v, false)) gb.constraint(m.key, *n, key_at, at(v));
     } else if (v.kind == json::Kind::kString) {
       // A size-typed constraint may be written "64M"; the catalog decides.
-      if (auto s = expand(v)) gb.constraint(m.key, std::move(*s), key_at, at(v));
+      const ConstraintSpec* c = api != nullptr ? api->find_constraint(m.key) : nullptr;
+      bool is_path = c != nullptr && c->type == ConstraintType::kHostDir;
+      if (auto s = expand(v, is_path)) gb.constraint(m.key, std::move(*s), key_at, at(v));
     }
   }
 
@@ -236,6 +253,7 @@ class Feeder {
 
   const std::string& file_;
   const LoadOptions& options_;
+  const ApiCatalog& catalog_;
   PolicyBuilder& b_;
 };
 
@@ -243,17 +261,23 @@ class Feeder {
 
 Checked<Policy> load_policy_text(std::string_view text, const std::string& file,
                                  const ApiCatalog& catalog, const LoadOptions& options) {
-  auto root = json::parse(text, file);
-  if (!root) return std::unexpected(Diagnostics{std::move(root.error())});
+  Diagnostics duplicates;
+  auto root = json::parse(text, file, &duplicates);
+  if (!root) {
+    duplicates.push_back(std::move(root.error()));
+    sort_diagnostics(duplicates);
+    return std::unexpected(std::move(duplicates));
+  }
   LoadOptions opts = options;
   if (!file.empty() && file.front() == '/' && opts.defines.count("policy_dir") == 0) {
     opts.defines["policy_dir"] = std::filesystem::path(file).parent_path().string();
   }
   PolicyBuilder b(catalog, opts.build);
+  for (Diagnostic& d : duplicates) b.report(std::move(d));
   Diagnostics schema_errors;
   check_against_schema(*root, file, schema_errors);
   for (Diagnostic& d : schema_errors) b.report(std::move(d));
-  Feeder(file, opts, b).policy(*root);
+  Feeder(file, opts, catalog, b).policy(*root);
   return b.try_build();
 }
 

@@ -17,6 +17,13 @@
 // is predefined as the absolute directory of the policy file, unless defined.
 // An undefined variable is an error at its line:column, never an empty string
 // (which could turn "${root}/data" into "/data").
+//
+// Relative paths in variables: where a path is expected (program, ro_binds,
+// seccomp_profile, a directory constraint such as root) and the string
+// starts with a variable whose value is a relative path, that value is taken
+// relative to LoadOptions::base_dir (the command line sets the current
+// directory), so `--define bin=build/plugins` works from where it is typed.
+// Elsewhere (args, env) values are used as they are.
 #pragma once
 
 #include <map>
@@ -33,6 +40,9 @@ namespace capsa::policy {
 struct LoadOptions {
   BuildOptions build;
   std::map<std::string, std::string, std::less<>> defines;
+  // Absolute directory that relative variable values in paths resolve
+  // against (above); "" = leave them relative (then they are an error).
+  std::string base_dir;
 };
 
 Checked<Policy> load_policy_file(const std::string& path, const ApiCatalog& catalog,

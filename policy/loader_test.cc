@@ -99,11 +99,12 @@ struct OneError {
 };
 
 constexpr OneError kOneError[] = {
-    {"UnknownField", "\"limits\": {", "\"limts\": {", "\"limts\"", "unknown field \"limts\" in Worker; allowed: "},
+    {"UnknownField", "\"limits\": {", "\"limts\": {", "\"limts\"", "unknown field \"limts\" in Worker (did you mean \"limits\"?); allowed: "},
     {"UnknownNestedField", "\"cpu_seconds\": 5", "\"cpu\": 5", "\"cpu\"",
      "unknown field \"cpu\" in Limits; allowed: calls_in_flight, cpu_seconds"},
     {"UnknownApi", "\"api\": \"log.Sink\"", "\"api\": \"log.Sunk\"", "\"log.Sunk\"",
-     "unknown API \"log.Sunk\"; known: demo.WordCount, fs.Directory"},
+     "unknown API \"log.Sunk\" (did you mean \"log.Sink\"?); known: demo.WordCount, fs.Directory"},
+    // Nothing within two edits of "Delete": no suggestion.
     {"MethodNotInApi", "[\"Open\", \"List\"]", "[\"Open\", \"Delete\"]", "\"Delete\"",
      "method \"Delete\" is not in fs.Directory; its methods: Open, OpenFile, List, Stat"},
     {"RelativeProgram", "\"${bin}/wc\" }", "\"bin/wc\" }", "\"bin/wc\"", "program \"bin/wc\" must be an absolute path"},
@@ -114,9 +115,9 @@ constexpr OneError kOneError[] = {
     {"MemoryLimitOutOfRange", "\"64M\"", "\"8M\"", "\"8M\"", "limits.memory = 8388608 is out of range; allowed 16M..64G"},
     {"NegativeLimit", "\"cpu_seconds\": 5", "\"cpu_seconds\": -5", "-5", "cpu_seconds must be an integer >= 0"},
     {"LimitOver64Bits", "\"cpu_seconds\": 5", "\"cpu_seconds\": 99999999999999999999", "9999",
-     "cpu_seconds must be an integer >= 0 (at most 2^64-1)"},
+     "cpu_seconds must be an integer >= 0, found 99999999999999999999 (more than 2^64-1)"},
     {"ChannelNamesUnknownWorker", "\"server\": \"counter\"", "\"server\": \"countr\"", "\"countr\"",
-     "channel \"wordcount\" names unknown worker \"countr\"; workers: asker, counter"},
+     "channel \"wordcount\" names unknown worker \"countr\" (did you mean \"counter\"?); workers: asker, counter"},
     {"UnreadableSeccompProfile", "\"limits\":",
      "\"sandbox\": { \"seccomp_profile\": \"/nonexistent/p.json\" }, \"limits\":", "\"/nonexistent/p.json\"",
      "seccomp profile /nonexistent/p.json: No such file or directory"},
@@ -125,11 +126,37 @@ constexpr OneError kOneError[] = {
     {"ConstraintOfWrongType", "\"read_only\": true", "\"read_only\": \"yes\"", "\"yes\"",
      "constraint read_only of fs.Directory must be a boolean"},
     {"UnknownEnumName", "\"limits\":", "\"on_bad_message\": \"explode\", \"limits\":", "\"explode\"",
-     "on_bad_message must be one of: reply_error, close_port, kill"},
+     "on_bad_message must be one of: reply_error, close_port, kill; found \"explode\""},
     {"NumberForString", "\"${bin}/wc\" }", "42 }", "42", "program must be a string, found a number"},
     {"StringForArray", "\"rights\": [\"*\"]", "\"rights\": \"*\"", "\"*\"", "rights must be an array, found a string"},
     {"NumberInStringArray", "\"rights\": [\"*\"]", "\"rights\": [7]", "7]", "rights must be a string, found a number"},
     {"Null", "\"cpu_seconds\": 5", "\"cpu_seconds\": null", "null", "null is not allowed"},
+    // What was found, what is allowed, and the closest name within two edits.
+    {"StringForInteger", "\"cpu_seconds\": 5", "\"cpu_seconds\": \"5\"", "\"5\"",
+     "cpu_seconds must be an integer >= 0, found a string (\"5\"); write 5 without quotes"},
+    {"SizeWithUnknownSuffix", "\"64M\"", "\"128MB\"", "\"128MB\"",
+     "memory must be an integer >= 0 (bytes) or a size, found \"128MB\"; a size is digits with an "
+     "optional suffix K, M, G or T (powers of 1024: \"64K\", \"16M\", \"1G\") and nothing else"},
+    {"MisspeltLimit", "\"cpu_seconds\": 5", "\"cpu_secnods\": 5", "\"cpu_secnods\"",
+     "unknown field \"cpu_secnods\" in Limits (did you mean \"cpu_seconds\"?)"},
+    {"ApiInTheWrongCase", "\"api\": \"log.Sink\"", "\"api\": \"log.sink\"", "\"log.sink\"",
+     "unknown API \"log.sink\" (did you mean \"log.Sink\"?)"},
+    {"RightInSnakeCase", "[\"Open\", \"List\"]", "[\"Open\", \"open_file\"]", "\"open_file\"",
+     "method \"open_file\" is not in fs.Directory (did you mean \"OpenFile\"?); its methods: "},
+    {"EnumNearMiss", "\"limits\":", "\"on_bad_message\": \"kil\", \"limits\":", "\"kil\"",
+     "on_bad_message must be one of: reply_error, close_port, kill; found \"kil\" (did you mean \"kill\"?)"},
+    {"RepeatedRight", "[\"Open\", \"List\"]", "[\"Open\", \"Open\"]", "\"Open\"]",
+     "right \"Open\" is listed twice (first defined at p.json:"},
+    // What the sandbox refuses when it starts the worker, refused here first.
+    {"BindOverTheSandboxTmp", "\"limits\":", "\"sandbox\": { \"ro_binds\": [\"/tmp\"] }, \"limits\":",
+     "\"/tmp\"", "read-only bind \"/tmp\" is at or below a mount point the sandbox makes itself "
+     "(/, /proc, /dev, /tmp, /.capsa); bind a directory elsewhere"},
+    {"BindBelowProc", "\"limits\":", "\"sandbox\": { \"ro_binds\": [\"/proc/self\"] }, \"limits\":",
+     "\"/proc/self\"", "read-only bind \"/proc/self\" is at or below a mount point"},
+    {"BindWithDotDot", "\"limits\":", "\"sandbox\": { \"ro_binds\": [\"/usr/../etc\"] }, \"limits\":",
+     "\"/usr/../etc\"", "read-only bind \"/usr/../etc\" has a \".\" or \"..\" component"},
+    {"TmpfsBelowTheSandboxMinimum", "\"limits\":", "\"sandbox\": { \"tmpfs_size\": \"512K\" }, \"limits\":",
+     "\"512K\"", "sandbox.tmpfs_size = 524288 is out of range; allowed 1M..4G"},
 };
 
 void PrintTo(const OneError& c, std::ostream* os) { *os << c.name; }
@@ -271,6 +298,35 @@ TEST_F(LoaderTest, SeveralErrorsAreAllReportedInFileOrder) {
   for (std::size_t i = 1; i < d.size(); ++i) {
     EXPECT_LE(d[i - 1].where.line, d[i].where.line) << format_diagnostics(d);
   }
+}
+
+// A duplicate key does not hide what follows it: the first value is kept,
+// and the errors after it are all reported.
+TEST_F(LoaderTest, ErrorsAfterADuplicateKeyAreReported) {
+  std::string t = replace(kValid, "\"name\": \"asker\",", "\"name\": \"asker\", \"name\": \"again\",");
+  t = replace(t, "\"log.Sink\"", "\"log.Snk\"");
+  t = replace(t, "\"Open\", \"List\"", "\"Open\", \"Open\"");
+  auto p = load(t);
+  ASSERT_FALSE(p);
+  const Diagnostics& d = p.error();
+  EXPECT_EQ(d.size(), 3u) << format_diagnostics(d);
+  EXPECT_TRUE(has_diag(d, pos_of(file, t, "\"name\": \"again\""), "duplicate key \"name\" (first at line 5)"))
+      << format_diagnostics(d);
+  EXPECT_TRUE(has_diag(d, pos_of(file, t, "\"Open\"]"), "right \"Open\" is listed twice"));
+  EXPECT_TRUE(has_diag(d, pos_of(file, t, "\"log.Snk\""), "unknown API"));
+}
+
+// The sandbox's own checks run on every worker that passed the policy's:
+// an argument list the launcher would refuse is refused by the check.
+TEST_F(LoaderTest, WhatTheSandboxRefusesIsAPolicyError) {
+  std::string big(300 * 1024, 'a');
+  std::string t = replace(kValid, "\"program\": \"${bin}/wc\",", "\"program\": \"${bin}/wc\", \"args\": [\"" + big + "\"],");
+  auto p = load(t);
+  ASSERT_FALSE(p);
+  ASSERT_EQ(p.error().size(), 1u) << format_diagnostics(p.error());
+  EXPECT_TRUE(has_diag(p.error(), pos_of(file, t, "\"asker\""),
+                       "the sandbox would refuse worker \"asker\": argv+env: more than"))
+      << format_diagnostics(p.error());
 }
 
 TEST_F(LoaderTest, FileErrorsAndPolicyDir) {

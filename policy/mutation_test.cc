@@ -67,6 +67,9 @@ constexpr std::string_view kKnownClasses[] = {
     "is not a directory", "not an executable", "absolute path", "undefined variable",
     "is invalid; use", "lists no rights", "already grants", "implicitly", "not served",
     "same name", "to itself", "defines no workers", "cannot read",
+    // what the sandbox refuses (sandbox/host_file.cc, sandbox/spec.cc via builder_checks.cc)
+    "is not a regular file", "mount point the sandbox makes", "\"..\" component",
+    "the sandbox would refuse",
     // seccomp profiles (policy/seccomp_profile.cc)
     "missing ", "syscall", "seccomp", "libseccomp"};
 

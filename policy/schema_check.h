@@ -26,6 +26,10 @@ void check_against_schema(const json::Value& root, const std::string& file, Diag
 // or exponent, or (if `allow_size`) a "64M"-style string. nullopt otherwise.
 std::optional<std::uint64_t> to_unsigned(const json::Value& v, bool allow_size);
 
+// Why to_unsigned() refused `v`, saying what was found and what is allowed:
+// "must be an integer >= 0, found a string (\"5\"); write 5 without quotes".
+std::string not_unsigned(const json::Value& v, bool allow_size);
+
 // The value of `name` in the policy.fbs enum `enum_name` (BadMessageAction,
 // ViolationFloodAction, OutputMode, ChannelMode), for the loader, which
 // casts it to the model's enum (model.h): policy/model.cc static_asserts

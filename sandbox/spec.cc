@@ -12,10 +12,12 @@ namespace {
 
 bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
+}  // namespace
+
 // An absolute path with no "." or ".." component and no NUL. Paths are
 // handed to bubblewrap, which resolves them as root of the new mount
 // namespace; ".." would make a reviewer's reading of a policy wrong.
-bool clean_absolute(std::string_view p) {
+bool is_clean_absolute_path(std::string_view p) {
   if (p.empty() || p.front() != '/' || has_nul(p) || p.size() > 4096) return false;
   std::size_t i = 0;
   while (i < p.size()) {
@@ -28,16 +30,12 @@ bool clean_absolute(std::string_view p) {
   return true;
 }
 
-// The mount points the sandbox itself sets up. A bind over them would hide
-// the launcher or replace /proc or /dev with host content.
-bool reserved_dest(std::string_view p) {
-  for (std::string_view r : {"/proc", "/dev", "/tmp", "/.capsa"}) {
+bool is_reserved_mount_point(std::string_view p) {
+  for (std::string_view r : kReservedMountPoints) {
     if (p == r || (p.starts_with(r) && p.size() > r.size() && p[r.size()] == '/')) return true;
   }
   return p == "/";
 }
-
-}  // namespace
 
 std::string default_launcher_path() {
   if (const char* env = std::getenv("CAPSA_LAUNCHER"); env != nullptr && *env != '\0') {
@@ -137,7 +135,7 @@ Result<Spec> SpecBuilder::build() const {
       break;
     }
   }
-  if (!clean_absolute(s.program)) {
+  if (!is_clean_absolute_path(s.program)) {
     errs.push_back("program: must be an absolute path without '.', '..' or NUL: " + s.program);
   }
   if (s.argv.empty()) s.argv.push_back(default_argv0(s.program));
@@ -158,14 +156,14 @@ Result<Spec> SpecBuilder::build() const {
                    std::to_string(kMaxBinds));
   }
   for (const auto& b : s.ro_binds) {
-    if (!clean_absolute(b.source) || !clean_absolute(b.dest)) {
+    if (!is_clean_absolute_path(b.source) || !is_clean_absolute_path(b.dest)) {
       errs.push_back("ro_bind: paths must be absolute without '.', '..' or NUL: " + b.source +
                      " -> " + b.dest);
       continue;
     }
     struct stat st {};
     if (::stat(b.source.c_str(), &st) != 0) errs.push_back("ro_bind: source does not exist: " + b.source);
-    if (reserved_dest(b.dest)) errs.push_back("ro_bind: destination is reserved: " + b.dest);
+    if (is_reserved_mount_point(b.dest)) errs.push_back("ro_bind: destination is reserved: " + b.dest);
   }
   if (s.tmpfs_bytes < (1ull << 20) || s.tmpfs_bytes > (16ull << 30)) {
     errs.push_back("tmpfs_bytes: must be within [1 MiB, 16 GiB]");
@@ -186,7 +184,7 @@ Result<Spec> SpecBuilder::build() const {
     }
   }
   if (s.launcher.empty()) s.launcher = default_launcher_path();
-  if (!clean_absolute(s.launcher)) errs.push_back("launcher: must be an absolute path: " + s.launcher);
+  if (!is_clean_absolute_path(s.launcher)) errs.push_back("launcher: must be an absolute path: " + s.launcher);
   if (!errs.empty()) {
     std::string msg = "invalid sandbox spec";
     if (!s.name.empty()) msg += " for " + s.name;

@@ -12,6 +12,7 @@
 // here: the caller states every one (see Limits).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -160,6 +161,17 @@ class SpecBuilder {
   Spec spec_;
   std::vector<std::string> errors_;
 };
+
+// The mount points the sandbox makes itself; a bind at one of them or below
+// (or at "/") is refused: it would hide the launcher or put host content in
+// place of /proc or /dev. Public so the policy check refuses the same.
+inline constexpr std::array<std::string_view, 4> kReservedMountPoints{"/proc", "/dev", "/tmp",
+                                                                      "/.capsa"};
+bool is_reserved_mount_point(std::string_view path);
+
+// An absolute path with no "." or ".." component, no NUL, at most 4096 bytes:
+// what SpecBuilder accepts for a program, a bind or the launcher.
+bool is_clean_absolute_path(std::string_view path);
 
 // Read-only binds a spec may have: each is one fd or one mount on the way
 // into the sandbox, and spawn() prepares them in fixed-size tables.

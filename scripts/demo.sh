@@ -11,21 +11,27 @@
 #      live grants (and whether the kernel agrees who holds each port), and
 #      `capsa revoke` takes the file away while the reader is using it;
 #   5. the audit summary of all runs, and `capsa check` on a broken policy.
-# Installs missing packages first (as root).
+# Installs missing packages first (as root). Builds only what it runs (capsa,
+# the launcher, the example plugins; not the tests or benchmarks), showing
+# ninja's progress, and keeps the audit log of its runs in
+# build/demo-audit.jsonl (started afresh each time; it says where).
 set -euo pipefail
 CAPSA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=deps.sh
 . "$CAPSA_ROOT/scripts/deps.sh"
 capsa_ensure_deps
 BUILD="$CAPSA_ROOT/build"
-echo "== building capsa in $BUILD"
-capsa_build "$BUILD" >/dev/null
+echo "== building capsa, its launcher and the example plugins in $BUILD"
+capsa_configure "$BUILD"
+cmake --build "$BUILD" -j "$(capsa_jobs)" --target capsa capsa-launcher capsa_example_plugins ||
+  { echo "capsa: build failed in $BUILD" >&2; exit 1; }
 
 CAPSA="$BUILD/supervisor/capsa"
 PLUGINS="$BUILD/plugins"
 WORK=$(mktemp -d /tmp/capsa-demo.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-AUDIT="$WORK/audit.jsonl"
+AUDIT="$BUILD/demo-audit.jsonl"
+: >"$AUDIT"
 
 run() {  # run POLICY: capsa run with the demo's audit log and plugin dir
   "$CAPSA" run -q --control none --audit-log "$AUDIT" --define bin="$PLUGINS" "$CAPSA_ROOT/examples/$1" || true
@@ -67,7 +73,7 @@ if [ -x "$PLUGINS/reader" ] && [ -f "$CAPSA_ROOT/examples/reader.json" ]; then
 fi
 
 echo
-echo "== 5. audit summary ($AUDIT)"
+echo "== 5. audit summary (the log is kept: $AUDIT)"
 count() { grep -c "\"event\":\"$1\"" "$AUDIT" || true; }
 printf '   workers started %s, grants created %s, ports transferred %s, released %s, revoked %s\n' \
   "$(count worker_started)" "$(count grant_created)" "$(count port_transferred)" "$(count released)" "$(count revoked)"
@@ -82,8 +88,11 @@ cat >"$bad" <<'JSON'
   "workers": [
     { "name": "w", "program": "relative/path",
       "grants": [ { "name": "g", "api": "fs.Directry", "rights": ["Open"] } ],
-      "limits": { "cpu_seconds": -3 } }
+      "limits": { "cpu_seconds": "5", "memroy": "128MB" } }
   ]
 }
 JSON
 "$CAPSA" check --no-fs-checks "$bad" || echo "   (capsa check exited $? : invalid policy)"
+
+echo
+echo "== the audit log of these runs is kept in $AUDIT"

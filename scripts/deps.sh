@@ -43,12 +43,19 @@ capsa_ensure_deps() {
 # Number of parallel build jobs: all cores, at least one.
 capsa_jobs() { nproc 2>/dev/null || echo 1; }
 
-# capsa_build DIR [cmake options...]: configure (once) and build everything.
-capsa_build() {
+# capsa_configure DIR [cmake options...]: configure DIR (quietly; errors shown).
+capsa_configure() {
   local dir=$1
   shift
   cmake -S "$CAPSA_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null ||
     { echo "capsa: cmake configure failed in $dir" >&2; return 1; }
+}
+
+# capsa_build DIR [cmake options...]: configure (once) and build everything.
+capsa_build() {
+  local dir=$1
+  shift
+  capsa_configure "$dir" "$@" || return 1
   cmake --build "$dir" -j "$(capsa_jobs)" ||
     { echo "capsa: build failed in $dir" >&2; return 1; }
 }

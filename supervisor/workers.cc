@@ -12,6 +12,7 @@
 
 #include "capabilities/interfaces/builtin.h"
 #include "capabilities/sys.h"
+#include "policy/sandbox_spec.h"
 #include "supervisor/supervisor_impl.h"
 
 namespace capsa::supervisor {
@@ -22,32 +23,6 @@ namespace {
 // loop waits for every pidfd, bounded by this (a stuck reap is a kernel
 // problem, not a reason to hang the operator's terminal).
 constexpr std::chrono::seconds kShutdownGrace{10};
-
-Result<sandbox::Spec> spec_for(const policy::WorkerProfile& p, const std::string& launcher) {
-  sandbox::SpecBuilder b;
-  b.name(p.name).program(p.program);
-  std::vector<std::string> argv{sandbox::default_argv0(p.program)};
-  argv.insert(argv.end(), p.args.begin(), p.args.end());
-  b.args(std::move(argv));
-  for (const auto& [k, v] : p.env) b.env(k, v);
-  for (const std::string& dir : p.sandbox.ro_binds) b.ro_bind(dir);
-  b.tmpfs_bytes(p.sandbox.tmpfs_bytes);
-  sandbox::Limits l;
-  l.address_space_bytes = p.limits.memory;
-  l.cpu_seconds = p.limits.cpu_seconds;
-  l.wall_seconds = p.limits.wall_seconds;
-  l.max_processes = p.limits.processes;
-  l.max_open_files = p.limits.open_files;
-  l.max_file_size_bytes = policy::kFileSizeLimitBytes;
-  b.limits(l);
-  for (const std::string& s : p.sandbox.extra_syscalls()) b.allow_syscall(s);
-  if (!launcher.empty()) b.launcher(launcher);
-  const sandbox::Output out = p.output == policy::OutputMode::kSupervisor ? sandbox::Output::kPipe
-                              : p.output == policy::OutputMode::kInherit  ? sandbox::Output::kInherit
-                                                                          : sandbox::Output::kNull;
-  b.stdout_to(out).stderr_to(out);
-  return b.build();
-}
 
 }  // namespace
 
@@ -113,7 +88,7 @@ Result<void> Supervisor::Impl::start(std::string_view name) {
   w->started = true;
   auto started = [&]() -> Result<void> {
     CAPSA_TRY(prepare_worker(*w));
-    CAPSA_ASSIGN_OR_RETURN(auto spec, spec_for(*w->profile, options_.launcher));
+    CAPSA_ASSIGN_OR_RETURN(auto spec, policy::sandbox_spec(*w->profile, options_.launcher));
     CAPSA_ASSIGN_OR_RETURN(auto pair, make_channel());
     CAPSA_TRY(serve_bootstrap(*w, std::move(pair.first)));
     auto worker = sandbox::spawn(spec, pair.second.release_fd());

@@ -1,8 +1,11 @@
 #include "supervisor/cli/check.h"
 
-#include "policy/builtin_apis.h"
+#include <filesystem>
+#include <system_error>
+
 #include "policy/explain.h"
 #include "policy/loader.h"
+#include "supervisor/supervisor.h"
 
 namespace capsa::cli {
 
@@ -27,6 +30,10 @@ bool apply_defines(const std::vector<std::string>& defines, std::string_view com
     }
     load.defines[d.substr(0, eq)] = d.substr(eq + 1);
   }
+  // Relative values used as paths resolve against where the command runs
+  // (policy/loader.h).
+  std::error_code ec;
+  load.base_dir = std::filesystem::current_path(ec).string();
   return true;
 }
 
@@ -34,9 +41,8 @@ int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err)
   policy::LoadOptions load;
   load.build.check_filesystem = !options.no_fs_checks;
   if (!apply_defines(options.defines, "check", load, err)) return kExitUsage;
-  // The catalog of the built-in APIs; the supervisor will pass the one it
-  // builds from the interface registry instead.
-  auto result = policy::load_policy_file(options.policy_path, policy::builtin_api_catalog(), load);
+  // The catalog `capsa run` checks against: the supervisor's own.
+  auto result = policy::load_policy_file(options.policy_path, supervisor::Supervisor::api_catalog(), load);
   if (!result) {
     const policy::Diagnostics& diags = result.error();
     if (options.json) {

@@ -7,7 +7,9 @@
 //
 //   capsa check [--json] [--no-fs-checks] [--define NAME=VALUE]... POLICY
 //
-// --define sets a ${NAME} variable of the policy (docs/POLICY.md).
+// --define sets a ${NAME} variable of the policy (docs/POLICY.md); a
+// relative value used as a path (`-D bin=build/plugins`) is relative to the
+// current directory.
 // --no-fs-checks skips the checks that programs, read-only binds and
 // directory roots exist on this machine, to review a policy written for
 // another one; paths must still be absolute, and a seccomp profile named by

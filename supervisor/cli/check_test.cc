@@ -1,5 +1,7 @@
 // `capsa check` as an operator runs it: the built binary, its exit status
 // (0 valid, 1 invalid, 2 usage) and the lines it prints.
+#include <filesystem>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -104,6 +106,45 @@ TEST_F(CliCheckTest, UsageErrorsExitTwo) {
   EXPECT_EQ(bad_define.status, 2);
   EXPECT_NE(bad_define.err.find("--define wants NAME=VALUE"), std::string::npos) << bad_define.err;
   EXPECT_EQ(capsa({"check", "--help"}).status, 0);
+}
+
+// README's `capsa check -D bin=build/plugins ...`: a relative value used as
+// a path is taken from the current directory; elsewhere (args) it is kept.
+TEST_F(CliCheckTest, RelativeDefineIsAPathFromTheCurrentDirectory) {
+  std::string bin_dir = (bin(), dir.path());
+  std::string rel = std::filesystem::relative(bin_dir, std::filesystem::current_path()).string();
+  ASSERT_NE(rel.front(), '/');
+  Ran r = capsa({"check", "-D", "bin=" + rel, example("wordcount.json")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("  program          " + bin_dir + "/wordcount\n"), std::string::npos) << r.out;
+  std::string p = dir.write("args.json", R"({"workers": [{"name": "w", "program": "${bin}/wordcount",
+                                               "args": ["${bin}"]}]})");
+  Ran a = capsa({"check", "--json", "-D", "bin=" + rel, p});
+  EXPECT_EQ(a.status, 0) << a.out;
+  EXPECT_NE(a.out.find("\"args\":[\"" + rel + "\"]"), std::string::npos) << a.out;
+}
+
+// What `capsa run` would refuse when it starts the worker, check refuses:
+// a bind over one of the sandbox's own mount points.
+TEST_F(CliCheckTest, ASandboxSpecRunWouldRefuseIsInvalid) {
+  bin();
+  std::string p = dir.write("bind.json", R"({"workers": [{"name": "w", "program": "${bin}/wordcount",
+                                               "sandbox": {"ro_binds": ["/dev/shm"]}}]})");
+  for (bool fs : {true, false}) {
+    std::vector<std::string> args{"check", "-D", "bin=" + dir.path(), p};
+    if (!fs) args.insert(args.begin() + 1, "--no-fs-checks");
+    Ran r = capsa(args);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find(p + ":2:73: error: read-only bind \"/dev/shm\" is at or below a mount point the "
+                             "sandbox makes itself (/, /proc, /dev, /tmp, /.capsa); bind a directory elsewhere\n"),
+              std::string::npos) << r.err;
+  }
+}
+
+TEST_F(CliCheckTest, VersionIsTheProjectVersion) {
+  Ran r = capsa({"--version"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_TRUE(std::regex_match(r.out, std::regex("capsa [0-9]+\\.[0-9]+\\.[0-9]+\n"))) << r.out;
 }
 
 TEST_F(CliCheckTest, UnreadablePolicyIsInvalidNotUsage) {

@@ -1,5 +1,6 @@
 // capsa — the command line. main() only wires the subcommands, each in its
-// own cli_<name>.{h,cc}; exit status 2 for every usage error.
+// own <name>.{h,cc}; exit status 2 for every usage error. `capsa --version`
+// prints "capsa X.Y.Z" (the project version in CMakeLists.txt).
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -11,6 +12,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"capsa: capability-security sandbox runtime for untrusted workers"};
+  app.set_version_flag("--version", "capsa " CAPSA_VERSION);
   app.require_subcommand(1);
   capsa::cli::CheckOptions check;
   CLI::App* check_cmd = capsa::cli::add_check_command(app, check);

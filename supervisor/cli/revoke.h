@@ -7,8 +7,12 @@
 // of the same name answers `revoked`). Prints the ids revoked, the asked
 // one first:
 //
-//   capsa revoke [--control SOCKET] [--reason TEXT] ID
+//   capsa revoke [--control SOCKET] [--reason TEXT] ID | WORKER/NAME
 //   revoked 7 9 12
+//
+// WORKER/NAME names the live grant NAME the policy gave WORKER (found in an
+// audit report, then revoked by its id): ids differ from run to run, names
+// are in the policy.
 //
 // The audit log records the revocation with the reason and the operator's
 // uid and pid. --control as for `capsa audit` (cli_audit.h).
@@ -29,7 +33,7 @@ namespace capsa::cli {
 struct RevokeOptions {
   std::string control;  // "" = find the one in the default directory
   std::string reason;
-  std::uint64_t grant = 0;
+  std::string grant;  // digits (an id) or WORKER/NAME
 };
 
 CLI::App* add_revoke_command(CLI::App& app, RevokeOptions& options);

@@ -1,63 +1,34 @@
 #include "supervisor/cli/run.h"
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <memory>
 
 #include "policy/limits.h"
 #include "policy/loader.h"
+#include "supervisor/cli/audit_path.h"
 #include "supervisor/cli/check.h"
 #include "supervisor/cli/format.h"
+#include "supervisor/cli/install_layout.h"
 #include "supervisor/cli/log.h"
+#include "supervisor/cli/run_summary.h"
 #include "supervisor/control/server.h"
 #include "supervisor/supervisor.h"
 
 namespace capsa::cli {
 
-namespace {
-
-constexpr int kExitWorkerFailed = 1;
-
-std::string status_text(const supervisor::WorkerView& w) {
-  if (!w.start_error.empty()) return "did not start";
-  if (!w.exit) return w.running ? "running" : "ended";
-  std::string status(sandbox::exit_kind_name(w.exit->kind));
-  if (w.exit->kind == sandbox::ExitKind::kExited) return status + " " + std::to_string(w.exit->code);
-  if (w.exit->signal != 0) status += " (signal " + std::to_string(w.exit->signal) + ")";
-  return status;
-}
-
-void print_summary(const std::vector<supervisor::WorkerView>& workers, std::ostream& out) {
-  Table table({"WORKER", "STATUS", "CPU", "PEAK MEM", "WALL", "CALLS", "DENIALS", "VIOLATIONS"});
-  for (const auto& w : workers) {
-    const auto& e = w.exit;
-    table.add({w.name, status_text(w), e ? seconds(e->cpu_time) : "-",
-               e ? mebibytes(e->peak_rss_bytes) : "-", e ? seconds(e->wall_time) : "-",
-               std::to_string(w.calls), std::to_string(w.denials), std::to_string(w.violations)});
-  }
-  out << table.render();
-  for (const auto& w : workers) {
-    if (!w.start_error.empty()) out << w.name << ": " << printable(w.start_error) << "\n";
-  }
-}
-
-bool all_succeeded(const std::vector<supervisor::WorkerView>& workers) {
-  for (const auto& w : workers) {
-    if (!w.start_error.empty()) return false;
-    if (!w.exit || w.exit->kind != sandbox::ExitKind::kExited || w.exit->code != 0) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 CLI::App* add_run_command(CLI::App& app, RunOptions& options) {
   CLI::App* cmd = app.add_subcommand("run", "Start the workers of a policy, serve them, and report");
   cmd->add_option("POLICY", options.policy_path, "policy file (JSON with comments)")->required();
   cmd->add_option("-D,--define", options.defines, "set the policy variable ${NAME}")
       ->type_name("NAME=VALUE");
-  cmd->add_option("--audit-log", options.audit_log, "append audit events (JSON Lines) to FILE")
-      ->capture_default_str();
+  cmd->add_option("--audit-log", options.audit_log,
+                  "append audit events (JSON Lines) to FILE (default: $XDG_STATE_HOME/capsa/"
+                  "audit.jsonl, or /var/log/capsa/audit.jsonl as root)");
   cmd->add_option("--control", options.control,
                   "control socket for `capsa audit` and `capsa revoke` (default: per-user "
                   "runtime directory; \"none\" for no socket)");
@@ -80,12 +51,27 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& options) {
   cmd->add_option("--audit-keep", options.audit_keep, "rotated audit files kept (FILE.1 newest)")
       ->check(CLI::Range(1u, supervisor::kMaxAuditKeep))
       ->capture_default_str();
+  cmd->add_flag("--json", options.json_summary,
+                "print the end-of-run summary as one JSON object on the last line of stdout");
   return cmd;
 }
 
 int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   policy::LoadOptions load;
   if (!apply_defines(options.defines, "run", load, err)) return kExitUsage;
+  std::string audit_log = options.audit_log;
+  if (audit_log.empty()) {
+    auto path = default_audit_log_path(::geteuid(), std::getenv("XDG_STATE_HOME"), std::getenv("HOME"));
+    if (!path) {
+      err << "capsa run: " << path.error().message << "\n";
+      return kExitUsage;
+    }
+    if (auto made = make_parent_directories(*path); !made) {
+      err << "capsa run: audit log " << *path << ": " << made.error().message << "\n";
+      return kExitUsage;
+    }
+    audit_log = std::move(*path);
+  }
   auto policy = policy::load_policy_file(options.policy_path, supervisor::Supervisor::api_catalog(), load);
   if (!policy) {
     err << policy::format_diagnostics(policy.error());
@@ -118,7 +104,9 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
                         count_of(policy->workers.size(), "worker"),
                         count_of(policy->channels.size(), "channel"));
   supervisor::SupervisorOptions so;
-  so.audit_log_path = options.audit_log;
+  so.audit_log_path = audit_log;
+  so.launcher = installed_launcher_path();
+  log.supervisor->debug("launcher {}", so.launcher.empty() ? sandbox::default_launcher_path() : so.launcher);
   const auto max_bytes = policy::parse_size(options.audit_max_bytes);
   if (!max_bytes || (*max_bytes != 0 && *max_bytes < supervisor::kMinAuditMaxBytes)) {
     err << "capsa run: --audit-max-bytes " << options.audit_max_bytes << ": a size of at least 64K, or 0\n";
@@ -154,10 +142,11 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
     control = std::move(*c);
     log.notices->info("control socket {}", path);
   }
-  log.notices->info("audit log {}", options.audit_log);
+  log.notices->info("audit log {}", audit_log);
 
-  auto started = s.start_all();
-  if (!started) err << "capsa run: " << started.error().message << "\n";
+  // A worker that does not start is logged by the supervisor (and shown in
+  // the summary): its error is not printed again here.
+  (void)s.start_all();
   for (const auto& w : s.workers()) {
     if (w.start_error.empty()) log.notices->info("started {} (pid {})", w.name, w.pid);
   }
@@ -165,12 +154,18 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   auto ran = s.run();
   if (!ran) err << "capsa run: event loop failed: " << ran.error().message << "\n";
   const auto workers = s.workers();
-  // In JSON, stdout carries nothing but JSON Lines: the table is for people.
-  std::ostream& summary = json ? err : out;
-  summary << "\n";
-  print_summary(workers, summary);
+  int status = run_exit_status(workers);
+  if (!ran && status == 0) status = 1;
+  if (options.json_summary) {
+    out << summary_json(workers, status);
+  } else {
+    // In JSON logs, stdout carries nothing but JSON Lines: the table is for people.
+    std::ostream& summary = json ? err : out;
+    summary << "\n";
+    print_summary_table(workers, summary);
+  }
   control.reset();
-  return all_succeeded(workers) && ran ? kExitValid : kExitWorkerFailed;
+  return status;
 }
 
 }  // namespace capsa::cli

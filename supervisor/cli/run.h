@@ -8,7 +8,7 @@
 // log gets their exits and is closed.
 //
 //   capsa run [--audit-log FILE] [--control SOCKET] [--define NAME=VALUE]...
-//             [-q | -v] [--log-format text|json]
+//             [-q | -v] [--log-format text|json] [--json]
 //             [--worker-output supervisor|inherit|discard]
 //             [--audit-max-bytes SIZE] [--audit-keep N] POLICY
 //
@@ -16,13 +16,20 @@
 // "inherit" gives the workers the supervisor's own stdout and stderr,
 // shared open files a hostile worker can truncate or overwrite.
 //
+// The audit log: --audit-log FILE, else the default of audit_path.h
+// ($XDG_STATE_HOME/capsa/audit.jsonl, /var/log/capsa/audit.jsonl as root).
+// Its path is printed at start (not with -q).
+//
 // Logs (supervisor/cli/log.h): worker lines on stdout, the supervisor's own
 // log on stderr. With --log-format json both are JSON Lines, the start-up
 // lines are JSON records too, and the summary table goes to stderr, so
-// stdout holds nothing else.
+// stdout holds nothing else. With --json the summary is one JSON object
+// (run_summary.h) on the last line of stdout instead of the table.
 //
-// Exit status: 0 when every worker exited 0, 1 when one did not (or could
-// not start), 2 for a usage error or an invalid policy.
+// Exit status: the workers' (run_summary.h: a single worker's code, 128 +
+// signal, 126 if it did not start; with several, the first failure in
+// policy order); 2 for a usage error or an invalid policy, before any
+// worker starts. Each error is printed once.
 #pragma once
 
 #include <cstdint>
@@ -37,7 +44,7 @@ namespace capsa::cli {
 struct RunOptions {
   std::string policy_path;
   std::vector<std::string> defines;  // "NAME=VALUE"
-  std::string audit_log = "capsa-audit.jsonl";
+  std::string audit_log;  // "" = default_audit_log_path() (audit_path.h)
   // The control socket for `capsa audit` / `capsa revoke`; "" = the default
   // path (control_server.h), "none" = no control socket.
   std::string control;
@@ -54,6 +61,7 @@ struct RunOptions {
   // (supervisor/audit/audit_file.h).
   std::string audit_max_bytes = "64M";
   std::uint32_t audit_keep = 4;
+  bool json_summary = false;         // --json
 };
 
 CLI::App* add_run_command(CLI::App& app, RunOptions& options);

@@ -52,9 +52,10 @@ TEST_F(CliRunTest, WordcountPrintsTheTopWordsAndASummaryAndExitsZero) {
   EXPECT_EQ(count_lines_with(a, {"\"worker_exited\"", "\"worker\":\"wordcount\"", "\"status\":\"exited\""}), 1u);
 }
 
-TEST_F(CliRunTest, AKilledWorkerMakesTheExitStatusOne) {
+// The hostile example is killed (SIGKILL) on its first bad message: 128 + 9.
+TEST_F(CliRunTest, AKilledWorkersStatusIs128PlusTheSignal) {
   Ran r = run(capsa_run("hostile.json"), tmp_);
-  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_EQ(r.status, 128 + SIGKILL) << r.out;
   EXPECT_NE(r.out.find("\nhostile  killed"), std::string::npos) << r.out;
 }
 
@@ -81,7 +82,7 @@ TEST_F(CliRunTest, SigtermKillsTheWorkersAndClosesTheAuditLogCleanly) {
     }
     ::kill(pid, SIGTERM);
   });
-  EXPECT_EQ(r.status, 1) << r.out;  // the reader did not exit 0 by itself
+  EXPECT_EQ(r.status, 128 + SIGKILL) << r.out;  // the reader was killed, not ended by itself
   EXPECT_NE(r.out.find("stopping the workers"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\nreader  killed"), std::string::npos) << r.out;
   auto a = audit_lines(audit());
@@ -89,6 +90,62 @@ TEST_F(CliRunTest, SigtermKillsTheWorkersAndClosesTheAuditLogCleanly) {
   EXPECT_EQ(count_lines_with(a, {"\"worker_exited\"", "\"worker\":\"reader\"", "\"status\":\"killed\""}), 1u);
   // Every grant it held was released.
   EXPECT_EQ(count_lines_with(a, {"\"grant_created\""}), count_lines_with(a, {"\"released\""}));
+}
+
+// A worker's exit code passes through; with several workers, the first
+// failure in policy order (not the first to end).
+TEST_F(CliRunTest, TheExitStatusIsTheFirstFailingWorkersInPolicyOrder) {
+  auto policy = [&](const std::vector<int>& codes) {
+    std::string workers;
+    for (std::size_t i = 0; i < codes.size(); ++i) {
+      workers += std::string(i ? "," : "") + R"({"name": "w)" + std::to_string(i) + R"(", "program": ")" +
+                 CAPSA_TEST_WORKER + R"(", "args": ["exit", ")" + std::to_string(codes[i]) + "\"]}";
+    }
+    std::ofstream(tmp_.path() + "/codes.json") << R"({"workers": [)" + workers + "]}";
+    return std::vector<std::string>{CAPSA_BINARY, "run", "-q", "--control", "none", "--audit-log", audit(),
+                                    tmp_.path() + "/codes.json"};
+  };
+  EXPECT_EQ(run(policy({3}), tmp_).status, 3);
+  EXPECT_EQ(run(policy({0, 0}), tmp_).status, 0);
+  Ran r = run(policy({0, 5, 7}), tmp_);
+  EXPECT_EQ(r.status, 5) << r.out;
+  EXPECT_NE(r.out.find("\nw2      exited 7  "), std::string::npos) << r.out;
+}
+
+// --json: the summary is one JSON object, the last line of stdout, and no
+// table; its exit_status is the one capsa returns.
+TEST_F(CliRunTest, JsonSummaryIsTheLastLineOfStdout) {
+  auto args = capsa_run("hostile.json");
+  args.insert(args.begin() + 2, {"-q", "--json"});
+  Ran r = capsa::cli::testing::run(args, tmp_.path());
+  EXPECT_EQ(r.status, 137) << r.err;
+  ASSERT_FALSE(r.out.empty());
+  std::string last = r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1);
+  auto j = nlohmann::json::parse(last, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_EQ(j["exit_status"], 137);
+  ASSERT_EQ(j["workers"].size(), 1u);
+  EXPECT_EQ(j["workers"][0]["name"], "hostile");
+  EXPECT_EQ(j["workers"][0]["status"], "killed");
+  EXPECT_EQ(j["workers"][0]["signal"], SIGKILL);
+  EXPECT_GT(j["workers"][0]["denials"].get<int>(), 0);
+  EXPECT_EQ(r.out.find("WORKER"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("WORKER"), std::string::npos) << r.err;
+}
+
+// A policy the sandbox would refuse is refused before anything starts, its
+// error printed once (it used to be accepted by check and reported twice by
+// run when the worker failed to start).
+TEST_F(CliRunTest, ASandboxRefusalIsOnePolicyErrorBeforeAnythingStarts) {
+  std::ofstream(tmp_.path() + "/bind.json")
+      << R"({"workers": [{"name": "w", "program": ")" CAPSA_TEST_WORKER R"(", "sandbox": {"ro_binds": ["/tmp"]}}]})";
+  Ran r = run({CAPSA_BINARY, "run", "--control", "none", "--audit-log", audit(), tmp_.path() + "/bind.json"}, tmp_);
+  EXPECT_EQ(r.status, 2) << r.out;
+  const std::string error = "read-only bind \"/tmp\" is at or below a mount point";
+  auto first = r.out.find(error);
+  ASSERT_NE(first, std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(error, first + 1), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("invalid policy, not started"), std::string::npos) << r.out;
 }
 
 // --log-format json: stdout is JSON Lines only (each line one object with

@@ -89,7 +89,13 @@ TEST_F(CliTest, AuditAndRevokeARunningCapsaRun) {
   }
   ASSERT_FALSE(dir_id.empty()) << json.out;
 
-  Ran revoked = run({"revoke", "--control", sock_, "--reason", "end to end", dir_id});
+  // By name: the worker's policy grant "dir"; a name it does not hold is an
+  // error naming the ones it does.
+  Ran unknown = run({"revoke", "--control", sock_, "sw/nothing"});
+  EXPECT_EQ(unknown.status, 1);
+  EXPECT_NE(unknown.err.find("worker \"sw\" holds no live grant \"nothing\" (its named grants: "),
+            std::string::npos) << unknown.err;
+  Ran revoked = run({"revoke", "--control", sock_, "--reason", "end to end", "sw/dir"});
   EXPECT_EQ(revoked.status, 0) << revoked.err;
   EXPECT_EQ(revoked.out, "revoked " + dir_id + "\n");
 
@@ -108,6 +114,7 @@ TEST_F(CliTest, AuditAndRevokeARunningCapsaRun) {
   EXPECT_NE(gone.err.find("cannot reach the supervisor"), std::string::npos) << gone.err;
   EXPECT_EQ(run({"revoke", "--control", sock_}).status, 2) << "ID is required";
   EXPECT_EQ(run({"revoke", "--control", sock_, "not-a-number"}).status, 2);
+  EXPECT_EQ(run({"revoke", "--control", sock_, "/dir"}).status, 2);
 }
 
 }  // namespace

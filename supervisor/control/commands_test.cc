@@ -82,11 +82,11 @@ TEST_F(ControlTest, AuditAndRevokeCommands) {
   EXPECT_NE(out.str().find("\"id\":" + std::to_string(id) + ","), std::string::npos) << out.str();
 
   out.str("");
-  EXPECT_EQ(cli::run_revoke({.control = sock_, .reason = "cli test", .grant = id}, out, err), 0) << err.str();
+  EXPECT_EQ(cli::run_revoke({.control = sock_, .reason = "cli test", .grant = std::to_string(id)}, out, err), 0) << err.str();
   EXPECT_EQ(out.str(), "revoked " + std::to_string(id) + "\n");
   out.str("");
   err.str("");
-  EXPECT_EQ(cli::run_revoke({.control = sock_, .reason = "", .grant = id}, out, err), 1);
+  EXPECT_EQ(cli::run_revoke({.control = sock_, .reason = "", .grant = std::to_string(id)}, out, err), 1);
   EXPECT_NE(err.str().find("not found"), std::string::npos) << err.str();
   err.str("");
   EXPECT_EQ(cli::run_audit({.control = dir_.path() + "/none.sock", .json = false, .all = false}, out, err), 1);
@@ -126,7 +126,7 @@ TEST_F(ControlTest, CommandsFindTheDefaultSocket) {
   EXPECT_NE(err.str().find("--control"), std::string::npos) << err.str();
   EXPECT_NE(err.str().find("2.sock"), std::string::npos) << err.str();
   EXPECT_NE(err.str().find(std::to_string(::getpid()) + ".sock"), std::string::npos) << err.str();
-  EXPECT_EQ(cli::run_revoke({.control = "", .reason = "", .grant = 1}, out, err), 2);
+  EXPECT_EQ(cli::run_revoke({.control = "", .reason = "", .grant = "1"}, out, err), 2);
 }
 
 }  // namespace
