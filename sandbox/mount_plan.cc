@@ -30,8 +30,20 @@ std::vector<std::string> base_args(const Spec& spec) {
       a.insert(a.end(), {"--ro-bind-try", p, p});
     }
   }
-  a.insert(a.end(), {"--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
-                     "--proc", "/proc", "--dev", "/dev",
+  a.insert(a.end(), {"--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache", "--proc", "/proc"});
+  // The sandbox's procfs has the same kernel entries as ours: what exists
+  // here exists there (bubblewrap fails on a missing mount point).
+  for (const char* name : kMaskedProcFiles) {
+    const std::string path = std::string("/proc/") + name;
+    if (::access(path.c_str(), F_OK) == 0) a.insert(a.end(), {"--dev-bind", "/dev/null", path});
+  }
+  for (const char* name : kMaskedProcDirs) {
+    const std::string path = std::string("/proc/") + name;
+    if (::access(path.c_str(), F_OK) == 0) {
+      a.insert(a.end(), {"--size", "4096", "--tmpfs", path, "--remount-ro", path});
+    }
+  }
+  a.insert(a.end(), {"--dev", "/dev",
                      "--size", std::to_string(spec.tmpfs_bytes), "--tmpfs", "/tmp"});
   return a;
 }

@@ -1,0 +1,77 @@
+// What /proc tells a worker: its own processes only, and none of the
+// kernel's information files (docs/SANDBOX.md, "/proc"). Each masked file
+// is read by a hostile worker; each must open and read empty.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "sandbox/mount_plan.h"
+#include "tests/sandbox/fixture.h"
+
+namespace capsa::sandbox::testing {
+namespace {
+
+// The files the issue named must be in the list, whatever else is.
+TEST(ProcMask, ListHoldsTheKernelInformationFiles) {
+  const auto& list = detail::kMaskedProcFiles;
+  for (const char* named : {"cmdline", "kallsyms", "kmsg", "modules", "kcore", "keys"}) {
+    EXPECT_TRUE(std::any_of(std::begin(list), std::end(list),
+                            [&](const char* f) { return std::string(f) == named; }))
+        << named;
+  }
+}
+
+class MaskedProcFile : public HostileTestP<const char*> {};
+
+// Masked files that exist on this kernel read as empty in the sandbox (on
+// the host some are readable by anyone: /proc/cmdline, /proc/kallsyms);
+// the others do not exist there either.
+TEST_P(MaskedProcFile, ReadsEmpty) {
+  const std::string path = std::string("/proc/") + GetParam();
+  Outcome out = run_attack("proc_read", {path});
+  expect_verdict(out, ::access(path.c_str(), F_OK) == 0 ? "proc_read open=ok bytes=0 read=ok"
+                                                        : "proc_read open=ENOENT");
+}
+
+INSTANTIATE_TEST_SUITE_P(Hostile, MaskedProcFile, ::testing::ValuesIn(detail::kMaskedProcFiles),
+                         [](const auto& param_info) {
+                           std::string name = param_info.param;
+                           std::replace_if(name.begin(), name.end(),
+                                           [](char c) { return !std::isalnum(c); }, '_');
+                           return name;
+                         });
+
+// The control: a file that is not masked still reads (the mask is not a
+// broken /proc).
+TEST_F(HostileTest, UnmaskedProcFileStillReads) {
+  Outcome out = run_attack("proc_read", {"/proc/self/status"});
+  ASSERT_EQ(out.reports.size(), 1u) << out.status.to_string();
+  auto fields = parse_report(out.reports[0]);
+  EXPECT_EQ(fields["open"], "ok");
+  EXPECT_GT(std::stol(fields["bytes"]), 0);
+}
+
+// A masked directory shows no entry.
+TEST_F(HostileTest, MaskedProcDirectoryIsEmpty) {
+  for (const char* dir : detail::kMaskedProcDirs) {
+    const std::string path = std::string("/proc/") + dir;
+    if (::access(path.c_str(), F_OK) != 0) continue;
+    Outcome out = run_attack("dir_entries", {path});
+    expect_verdict(out, "dir_entries count=0");
+  }
+}
+
+// The worker's /proc is its pid namespace's: pid 1 (the launcher) and
+// itself, nothing of the host.
+TEST_F(HostileTest, ProcShowsOnlyTheSandboxsProcesses) {
+  Outcome out = run_attack("proc_pids");
+  expect_verdict(out, "proc_pids count=2");
+}
+
+}  // namespace
+}  // namespace capsa::sandbox::testing
