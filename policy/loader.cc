@@ -152,6 +152,9 @@ class Feeder {
     strings(sb, "allow_syscalls", [&](std::string s, SourceLoc loc) { wb.allow_syscall(std::move(s), loc); });
     SourceLoc loc;
     if (auto p = string(sb, "seccomp_profile", &loc)) wb.seccomp_profile(std::move(*p), loc);
+    if (const json::Value* r = member(sb, "require_cgroup"); r && r->kind == json::Kind::kBool) {
+      wb.require_cgroup(r->boolean, at(*r));
+    }
   }
 
   void limits(const json::Value& lim, WorkerBuilder& wb) {

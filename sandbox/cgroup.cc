@@ -125,7 +125,7 @@ Result<Cgroup> Cgroup::create(const CgroupLimits& limits) {
   auto make = [&](const CgroupBase& base, std::string* why) -> Result<bool> {
     Dir d;
     d.name = name;
-    d.controller = base.controller;
+    d.controllers = base.controllers;
     d.parent.reset(::open(base.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!d.parent.valid() || ::mkdirat(d.parent.get(), name.c_str(), 0755) != 0) {
       *why = base.path + ": " + std::strerror(errno);
@@ -161,11 +161,11 @@ Result<Cgroup> Cgroup::create(const CgroupLimits& limits) {
   for (const CgroupBase& base : find_v1_bases()) {
     CAPSA_ASSIGN_OR_RETURN(const bool made, make(base, &why_v1));
     if (!made) {
-      if (base.controller == "memory") break;  // without memory, v1 is not worth it
+      if (carries(base, "memory")) break;  // without memory, v1 is not worth it
       continue;
     }
     const Fd& dir = cg.dirs_.back().dir;
-    if (base.controller == "memory" && limits.memory_bytes != 0) {
+    if (carries(base, "memory") && limits.memory_bytes != 0) {
       const std::string v = std::to_string(limits.memory_bytes);
       CAPSA_TRY(write_file(dir, "memory.limit_in_bytes", v));
       // memory + swap (when swap is accounted): swapping does not escape it.
@@ -173,7 +173,8 @@ Result<Cgroup> Cgroup::create(const CgroupLimits& limits) {
       // Kernel memory is charged to memory.limit_in_bytes as well on the
       // kernels we run on; this file, where it still works, is a second cap.
       CAPSA_TRY(write_optional(dir, "memory.kmem.limit_in_bytes", v));
-    } else if (base.controller == "pids" && limits.max_tasks != 0) {
+    }
+    if (carries(base, "pids") && limits.max_tasks != 0) {
       CAPSA_TRY(write_file(dir, "pids.max", std::to_string(limits.max_tasks)));
     }
   }
@@ -210,7 +211,7 @@ std::vector<int> Cgroup::procs_fds() const {
 
 const Cgroup::Dir* Cgroup::find(std::string_view controller) const {
   for (const Dir& d : dirs_) {
-    if (kind_ == CgroupKind::kV2 || d.controller == controller) return &d;
+    if (kind_ == CgroupKind::kV2 || carries({"", d.controllers}, controller)) return &d;
   }
   return nullptr;
 }

@@ -74,7 +74,7 @@ class Cgroup {
     Fd parent;  // O_PATH of the parent cgroup directory: rmdir by name
     Fd dir;     // the worker's cgroup directory
     std::string name;
-    std::string controller;  // "memory", "pids", "cpuacct" (v1); "" (v2)
+    std::string controllers;  // v1: what the hierarchy carries ("memory,pids"); v2: ""
   };
   const Dir* find(std::string_view controller) const;
   Result<void> open_procs();

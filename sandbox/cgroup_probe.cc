@@ -111,12 +111,21 @@ std::vector<CgroupBase> v1_bases_from(std::string_view self_cgroup, std::string_
         // Controllers mounted together ("cpu,cpuacct") share one directory.
         const bool seen = std::any_of(out.begin(), out.end(),
                                       [&](const CgroupBase& b) { return b.path == path; });
-        if (!seen) out.push_back({std::move(path), std::string(controller)});
+        if (seen) break;
+        std::string carried;
+        for (std::string_view c : {"memory", "pids", "cpuacct"}) {
+          if (has_token(m.super_options, c, ',')) carried += (carried.empty() ? "" : ",") + std::string(c);
+        }
+        out.push_back({std::move(path), std::move(carried)});
         break;
       }
     }
   }
   return out;
+}
+
+bool carries(const CgroupBase& base, std::string_view controller) {
+  return has_token(base.controllers, controller, ',');
 }
 
 CgroupBase find_v2_base(std::string* why) {

@@ -12,8 +12,13 @@ namespace capsa::sandbox::detail {
 // A directory under which a child cgroup would be made.
 struct CgroupBase {
   std::string path;        // absolute host path of the directory
-  std::string controller;  // v1: "memory", "pids", "cpuacct"; v2: ""
+  // v1: those of memory, pids and cpuacct the hierarchy carries, in that
+  // order, comma-separated ("memory", "memory,pids"); v2: "".
+  std::string controllers;
 };
+
+// Whether `base` carries `controller` (v1).
+bool carries(const CgroupBase& base, std::string_view controller);
 
 // cgroup v2: the parent of the supervisor's own cgroup (or the root, when
 // the supervisor is in it), when that directory has both "memory" and

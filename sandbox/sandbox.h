@@ -5,7 +5,8 @@
 // `--args FD`, never argv) with new user, pid, net, mount, ipc, uts and
 // cgroup namespaces, a read-only minimal root, a size-capped /tmp, a fresh
 // /proc and minimal /dev, --die-with-parent, --new-session, all capabilities
-// dropped and a clean environment. Inside, capsa-launcher is the pid-1 of
+// dropped and a clean environment, in a cgroup of its own where the
+// supervisor may make one (CgroupKind). Inside, capsa-launcher is the pid-1 of
 // the sandbox: it forks the worker, which applies rlimits, installs the
 // seccomp filter (compiled once per syscall set by the supervisor), hands
 // the seccomp listener fd to the supervisor, keeps only fds 0 (/dev/null),

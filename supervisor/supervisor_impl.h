@@ -81,6 +81,7 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   Result<void> prepare_worker(WorkerRecord& w);
   Result<void> serve_bootstrap(WorkerRecord& w, Port port);
   Result<void> watch_sandbox(WorkerRecord& w);
+  void report_cgroup(const WorkerRecord& w);
   void on_violation(WorkerRecord& w);
   void worker_ended(WorkerRecord& w, std::string_view how);
   void stop_if_idle();

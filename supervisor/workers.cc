@@ -32,6 +32,7 @@ Result<sandbox::Spec> spec_for(const policy::WorkerProfile& p, const std::string
   for (const auto& [k, v] : p.env) b.env(k, v);
   for (const std::string& dir : p.sandbox.ro_binds) b.ro_bind(dir);
   b.tmpfs_bytes(p.sandbox.tmpfs_bytes);
+  b.require_cgroup(p.sandbox.require_cgroup);
   sandbox::Limits l;
   l.address_space_bytes = p.limits.memory;
   l.cpu_seconds = p.limits.cpu_seconds;
@@ -117,6 +118,7 @@ Result<void> Supervisor::Impl::start(std::string_view name) {
     w->sandbox.emplace(std::move(*worker));
     w->pid = w->sandbox->pid();
     (void)audit_->worker_started(w->name, w->pid, w->profile->program);
+    report_cgroup(*w);
     (void)audit_->port_transferred(w->bootstrap, "supervisor", w->name);
     log_->info("worker '{}' started (pid {})", w->name, w->pid);
     return watch_sandbox(*w);
@@ -129,6 +131,20 @@ Result<void> Supervisor::Impl::start(std::string_view name) {
   log_->error("worker '{}' did not start: {}", w->name, e.message);
   worker_ended(*w, "did not start");
   return make_error(e.code, "worker '" + w->name + "' did not start: " + e.message);
+}
+
+// A worker without a cgroup is said at its start, on the operator's log and
+// in the audit log: what bounds it is then weaker (docs/SANDBOX.md, "The
+// worker's cgroup"). A policy that will not accept that sets
+// sandbox.require_cgroup, and the worker does not start.
+void Supervisor::Impl::report_cgroup(const WorkerRecord& w) {
+  if (w.sandbox->cgroup() != sandbox::CgroupKind::kNone) return;
+  const std::string& why = w.sandbox->cgroup_note();
+  (void)audit_->event("worker_without_cgroup",
+                      AuditFields().str("worker", w.name).str("reason", why));
+  log_->warn("worker '{}' runs without a cgroup ({}): its memfds, /tmp and kernel memory are "
+             "bounded per file and per process only, not as a whole",
+             w.name, why);
 }
 
 // The sandbox's exit (pidfd), its seccomp notifications and its wall-clock
@@ -254,6 +270,8 @@ void Supervisor::Impl::worker_ended(WorkerRecord& w, std::string_view how) {
           .num("signal", e.signal)
           .unum("cpu_us", static_cast<std::uint64_t>(e.cpu_time.count()))
           .unum("peak_rss_bytes", e.peak_rss_bytes)
+          .str("cgroup", sandbox::cgroup_kind_name(e.cgroup))
+          .unum("peak_memory_bytes", e.peak_memory_bytes)
           .unum("wall_us", static_cast<std::uint64_t>(e.wall_time.count()))
           .unum("calls", w.calls)
           .unum("denials", w.denials)

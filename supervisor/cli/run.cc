@@ -26,12 +26,18 @@ std::string status_text(const supervisor::WorkerView& w) {
   return status;
 }
 
+// The sandbox's whole (cgroup: memfds, /tmp and kernel memory included)
+// when it had a cgroup; else the largest process's resident set.
+std::uint64_t peak_memory(const sandbox::ExitStatus& e) {
+  return e.cgroup != sandbox::CgroupKind::kNone ? e.peak_memory_bytes : e.peak_rss_bytes;
+}
+
 void print_summary(const std::vector<supervisor::WorkerView>& workers, std::ostream& out) {
   Table table({"WORKER", "STATUS", "CPU", "PEAK MEM", "WALL", "CALLS", "DENIALS", "VIOLATIONS"});
   for (const auto& w : workers) {
     const auto& e = w.exit;
     table.add({w.name, status_text(w), e ? seconds(e->cpu_time) : "-",
-               e ? mebibytes(e->peak_rss_bytes) : "-", e ? seconds(e->wall_time) : "-",
+               e ? mebibytes(peak_memory(*e)) : "-", e ? seconds(e->wall_time) : "-",
                std::to_string(w.calls), std::to_string(w.denials), std::to_string(w.violations)});
   }
   out << table.render();

@@ -4,10 +4,12 @@
 // reports what it saw through its "log" grant, one line per fact, as
 // "key: value". The test reads those lines from the supervisor's log
 // output and the audit log; it never trusts this program's exit alone.
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -172,6 +174,33 @@ int syscall_violation(Context&) {
   return 0;
 }
 
+// Fills memfds with write(), 1 MiB at a time, up to `mib` in all (16 MiB
+// per memfd: the policy's file-size limit, then the next one), keeping
+// every one open. Only a memory cgroup counts these pages.
+int memfd_fill(long mib) {
+  ::signal(SIGXFSZ, SIG_IGN);  // EFBIG at the file-size limit: next memfd
+  static char chunk[1 << 20];
+  std::memset(chunk, 0x5a, sizeof chunk);
+  say("memfd: filling");
+  long done = 0;
+  int fd = -1;
+  while (done < mib) {
+    if (fd < 0 && (fd = static_cast<int>(::memfd_create("fill", 0))) < 0) {
+      return say("memfd: memfd_create " + std::string(std::strerror(errno))), 0;
+    }
+    const ssize_t w = ::write(fd, chunk, sizeof chunk);
+    if (w == static_cast<ssize_t>(sizeof chunk)) {
+      ++done;
+    } else if (w < 0 && errno == EFBIG) {
+      fd = -1;
+    } else {
+      return say("memfd: write " + std::string(std::strerror(errno))), 0;
+    }
+  }
+  say("memfd: unbounded mib=" + std::to_string(done));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -201,6 +230,7 @@ int main(int argc, char** argv) {
   if (mode == "calls") return calls(*ctx, n);
   if (mode == "escape") return escape(*ctx);
   if (mode == "syscall") return syscall_violation(*ctx);
+  if (mode == "memfd") return memfd_fill(n);
   say("unknown mode " + mode);
   return 2;
 }
