@@ -56,18 +56,7 @@ Result<void> write_optional(const Fd& dir, const char* file, std::string_view va
   return rc;
 }
 
-std::string read_file(const Fd& dir, const char* file) {
-  Fd fd(::openat(dir.get(), file, O_RDONLY | O_CLOEXEC));
-  std::string out;
-  if (!fd.valid()) return out;
-  std::array<char, 4096> buf;
-  while (out.size() < 1 << 20) {
-    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-    if (n <= 0) break;
-    out.append(buf.data(), static_cast<std::size_t>(n));
-  }
-  return out;
-}
+std::string read_file(const Fd& dir, const char* file) { return read_small(dir.get(), file); }
 
 // The number after "key " in a "key value" per line file (cpu.stat,
 // memory.events, memory.oom_control); 0 when absent.

@@ -26,10 +26,10 @@ bool has_token(std::string_view list, std::string_view token, char sep) {
   return std::find(parts.begin(), parts.end(), token) != parts.end();
 }
 
-// A small kernel file, whole (cgroup and proc files here are well under
-// 64 KiB; anything longer is cut, and then found wanting by the parser).
-std::string read_small(const char* path) {
-  Fd fd(::open(path, O_RDONLY | O_CLOEXEC));
+}  // namespace
+
+std::string read_small(int dir, const char* path) {
+  Fd fd(::openat(dir, path, O_RDONLY | O_CLOEXEC));
   std::string out;
   if (!fd.valid()) return out;
   std::array<char, 4096> buf;
@@ -40,6 +40,8 @@ std::string read_small(const char* path) {
   }
   return out;
 }
+
+namespace {
 
 struct Mount {
   std::string_view root;   // the mount's root within its file system
@@ -129,12 +131,12 @@ bool carries(const CgroupBase& base, std::string_view controller) {
 }
 
 CgroupBase find_v2_base(std::string* why) {
-  CgroupBase base = v2_base_from(read_small("/proc/self/cgroup"), read_small("/proc/self/mountinfo"));
+  CgroupBase base = v2_base_from(read_small(AT_FDCWD, "/proc/self/cgroup"), read_small(AT_FDCWD, "/proc/self/mountinfo"));
   if (base.path.empty()) {
     *why = "no cgroup v2 hierarchy holds the supervisor";
     return {};
   }
-  const std::string enabled = read_small((base.path + "/cgroup.subtree_control").c_str());
+  const std::string enabled = read_small(AT_FDCWD, (base.path + "/cgroup.subtree_control").c_str());
   for (std::string_view c : {"memory", "pids"}) {
     std::string_view list = enabled;
     while (!list.empty() && list.back() == '\n') list.remove_suffix(1);
@@ -148,7 +150,7 @@ CgroupBase find_v2_base(std::string* why) {
 }
 
 std::vector<CgroupBase> find_v1_bases() {
-  return v1_bases_from(read_small("/proc/self/cgroup"), read_small("/proc/self/mountinfo"));
+  return v1_bases_from(read_small(AT_FDCWD, "/proc/self/cgroup"), read_small(AT_FDCWD, "/proc/self/mountinfo"));
 }
 
 }  // namespace capsa::sandbox::detail

@@ -34,6 +34,11 @@ CgroupBase find_v2_base(std::string* why);
 // together share one). Empty when no such hierarchy is mounted.
 std::vector<CgroupBase> find_v1_bases();
 
+// A small kernel file, whole (cgroup and proc files are well under 64 KiB;
+// anything longer is cut, and then found wanting by its parser). "" when
+// it cannot be read. `dir` is a directory fd or AT_FDCWD.
+std::string read_small(int dir, const char* path);
+
 // Parsing, exposed for tests. `self_cgroup` is /proc/self/cgroup,
 // `mountinfo` /proc/self/mountinfo.
 CgroupBase v2_base_from(std::string_view self_cgroup, std::string_view mountinfo);

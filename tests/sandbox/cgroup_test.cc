@@ -89,63 +89,52 @@ TEST_F(HostileTest, WorkerHasACgroupWhenTheMachineOffersOne) {
   EXPECT_EQ(leftover_cgroups(), std::vector<std::string>{});
 }
 
-// memfds filled with write(): with a cgroup the worker is OOM-killed when
-// the sandbox's memory reaches the limit: the cgroup's peak never passes it
-// (slack 0: the kernel refuses the charge that would), and the verdict is
-// "limit memory". Without: it fills to its cap, twice the limit.
-TEST_F(HostileTest, MemfdFillIsBoundedByTheCgroup) {
+// An attack on memory no rlimit counts, with a neighbour started before it.
+// With a cgroup: the worker said `first` and was OOM-killed when the
+// sandbox's memory reached the limit, "limit memory"; the cgroup's peak
+// never passes the limit (slack 0: the kernel refuses the charge that
+// would) and is at least half of it. Without: it said `first`, then
+// `unbounded` (its own cap, far past the limit), and exited.
+void expect_bounded_by_cgroup(const std::string& attack, const std::string& arg, const Limits& l,
+                              const std::string& first, const std::string& unbounded) {
   Neighbour neighbour;
-  const long cap_mib = static_cast<long>(2 * kMemoryLimit >> 20);
-  auto spec = hostile_spec("memfd_fill", {std::to_string(cap_mib)}).limits(memory_limits()).build();
+  auto spec = hostile_spec(attack, {arg}).limits(l).build();
   ASSERT_TRUE(spec) << spec.error().to_string();
   CgroupKind kind{};
   std::string note;
   Outcome out = run_in(*spec, &kind, &note);
-  ASSERT_FALSE(out.reports.empty()) << out.status.to_string();
-  EXPECT_EQ(out.reports[0], "memfd_fill filling cap_mib=" + std::to_string(cap_mib));
   if (kind != CgroupKind::kNone) {
-    EXPECT_EQ(out.reports.size(), 1u) << out.reports.back();
+    EXPECT_EQ(out.reports, std::vector<std::string>{first});
     EXPECT_EQ(out.status.kind, ExitKind::kLimitMemory) << out.status.to_string();
     EXPECT_EQ(out.status.signal, SIGKILL) << out.status.to_string();
-    EXPECT_LE(out.status.peak_memory_bytes, kMemoryLimit) << out.status.to_string();
-    EXPECT_GE(out.status.peak_memory_bytes, kMemoryLimit / 2) << out.status.to_string();
-    std::cout << "memfd_fill: " << out.status.to_string() << "\n";
+    EXPECT_LE(out.status.peak_memory_bytes, l.address_space_bytes) << out.status.to_string();
+    EXPECT_GE(out.status.peak_memory_bytes, l.address_space_bytes / 2) << out.status.to_string();
+    std::cout << attack << ": " << out.status.to_string() << "\n";
   } else {
     expect_no_cgroup(kind, note);
-    EXPECT_EQ(out.reports, (std::vector<std::string>{
-                               out.reports[0], "memfd_fill unbounded mib=" + std::to_string(cap_mib)}));
+    EXPECT_EQ(out.reports, (std::vector<std::string>{first, unbounded}));
     EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
   }
   neighbour.expect_unharmed();
   EXPECT_EQ(leftover_cgroups(), std::vector<std::string>{});
 }
 
+// memfds filled with write(), twice the limit asked for.
+TEST_F(HostileTest, MemfdFillIsBoundedByTheCgroup) {
+  const std::string cap = std::to_string(2 * kMemoryLimit >> 20);
+  expect_bounded_by_cgroup("memfd_fill", cap, memory_limits(), "memfd_fill filling cap_mib=" + cap,
+                           "memfd_fill unbounded mib=" + cap);
+}
+
 // Empty files in /tmp: no byte of the tmpfs cap, only kernel memory
-// (inodes, dentries). With a cgroup that memory is charged to the sandbox
-// and the flood ends at the memory limit; without, it reaches its cap.
+// (inodes, dentries), which the cgroup charges to the sandbox. 200,000
+// files are about 200 MiB of kernel memory when nothing bounds them.
 TEST_F(HostileTest, InodeFloodIsBoundedByTheCgroup) {
-  Neighbour neighbour;
-  constexpr long kCap = 200000;  // ~200 MiB of kernel memory if unbounded
   Limits l = memory_limits();
   l.address_space_bytes = 32ull << 20;
-  auto spec = hostile_spec("inode_flood", {std::to_string(kCap)}).limits(l).build();
-  ASSERT_TRUE(spec) << spec.error().to_string();
-  CgroupKind kind{};
-  std::string note;
-  Outcome out = run_in(*spec, &kind, &note);
-  ASSERT_FALSE(out.reports.empty()) << out.status.to_string();
-  EXPECT_EQ(out.reports[0], "inode_flood creating cap=" + std::to_string(kCap));
-  if (kind != CgroupKind::kNone) {
-    EXPECT_EQ(out.reports.size(), 1u) << out.reports.back();
-    EXPECT_EQ(out.status.kind, ExitKind::kLimitMemory) << out.status.to_string();
-    EXPECT_LE(out.status.peak_memory_bytes, l.address_space_bytes) << out.status.to_string();
-    std::cout << "inode_flood: " << out.status.to_string() << "\n";
-  } else {
-    expect_no_cgroup(kind, note);
-    EXPECT_EQ(out.reports, (std::vector<std::string>{
-                               out.reports[0], "inode_flood unbounded files=" + std::to_string(kCap)}));
-  }
-  neighbour.expect_unharmed();
+  const std::string cap = "200000";
+  expect_bounded_by_cgroup("inode_flood", cap, l, "inode_flood creating cap=" + cap,
+                           "inode_flood unbounded files=" + cap);
 }
 
 // A spinner killed at its wall limit reports the CPU it used: the cgroup's
