@@ -108,6 +108,10 @@ __attribute__((no_sanitize("address", "undefined"))) int exec_bwrap(void* arg) {
   auto* job = static_cast<ExecJob*>(arg);
   // "0" is the writer itself. Before anything else: the fds may be dup2
   // targets below; and as root, while we may still write the files.
+  // Until the exec this child shares the supervisor's memory in a cgroup
+  // that holds nothing else: what it allocates (a few kernel pages) is far
+  // below any limit, so the cgroup's OOM killer, which would take every
+  // process sharing the victim's memory, has no reason to pick it.
   for (int i = 0; i < job->cgroups && i < ExecJob::kMaxCgroups; ++i) {
     if (::write(job->cgroup_procs[i], "0", 1) != 1) child_fail(job, kStepCgroup);
   }

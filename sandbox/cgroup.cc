@@ -1,8 +1,10 @@
 #include "sandbox/cgroup.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +35,9 @@ namespace {
 // gone by then, so the kernel is already killing the rest; this bounds a
 // kernel that is slow, not a worker.
 constexpr auto kDrainLimit = std::chrono::seconds(2);
+
+// A dead supervisor's cgroup younger than this is left alone (sweep_dead).
+constexpr auto kStaleAge = std::chrono::seconds(60);
 
 // Unique per supervisor process; the pid tells an operator whose it was.
 std::string next_name() {
@@ -87,10 +92,39 @@ std::vector<int> pids_in(const Fd& dir) {
   return out;
 }
 
+
 }  // namespace
+
+// A supervisor that was SIGKILLed could not remove its workers' cgroups
+// (its workers died with it: the directories are empty). Before making one,
+// any capsa-<pid>-* under the same parent whose supervisor no longer runs
+// and that is older than `min_age` is removed. The age keeps a supervisor
+// that reused the dead one's pid from losing a cgroup it has just made and
+// not yet entered; rmdir itself refuses a cgroup that still has processes.
+void sweep_dead(const Fd& parent, std::chrono::seconds min_age) {
+  Fd copy(::openat(parent.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!copy.valid()) return;
+  DIR* dir = ::fdopendir(copy.get());
+  if (dir == nullptr) return;
+  (void)copy.release();  // the DIR owns it now
+  const std::string own = "capsa-" + std::to_string(::getpid()) + "-";
+  const auto now = ::time(nullptr);
+  while (const dirent* e = ::readdir(dir)) {
+    std::string_view name = e->d_name;
+    if (!name.starts_with("capsa-") || name.starts_with(own)) continue;
+    const pid_t pid = std::atoi(e->d_name + 6);
+    struct stat st {};
+    if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (::fstatat(::dirfd(dir), e->d_name, &st, 0) != 0) continue;
+    if (now - st.st_ctime < min_age.count()) continue;
+    ::unlinkat(::dirfd(dir), e->d_name, AT_REMOVEDIR);
+  }
+  ::closedir(dir);
+}
 
 Cgroup& Cgroup::operator=(Cgroup&& other) noexcept {
   if (this != &other) {
+    if (!dirs_.empty()) (void)drain();
     remove();
     kind_ = other.kind_;
     reason_ = std::move(other.reason_);
@@ -109,17 +143,30 @@ Cgroup::~Cgroup() {
 
 Result<Cgroup> Cgroup::create(const CgroupLimits& limits) {
   Cgroup cg;
-  const std::string name = next_name();
+  std::string name = next_name();
   // Makes `name` under `base`; false (and `why`) when the kernel refuses.
   auto make = [&](const CgroupBase& base, std::string* why) -> Result<bool> {
     Dir d;
-    d.name = name;
     d.controllers = base.controllers;
-    d.parent.reset(::open(base.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!d.parent.valid() || ::mkdirat(d.parent.get(), name.c_str(), 0755) != 0) {
+    d.parent.reset(::open(base.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!d.parent.valid()) {
       *why = base.path + ": " + std::strerror(errno);
       return false;
     }
+    sweep_dead(d.parent, kStaleAge);
+    // A name left by an earlier supervisor with our pid (not yet swept):
+    // the next one, never a downgrade to no cgroup.
+    int rc = -1;
+    for (int attempt = 0; attempt < 16; ++attempt) {
+      rc = ::mkdirat(d.parent.get(), name.c_str(), 0755);
+      if (rc == 0 || errno != EEXIST || !cg.dirs_.empty()) break;
+      name = next_name();
+    }
+    if (rc != 0) {
+      *why = base.path + ": " + std::strerror(errno);
+      return false;
+    }
+    d.name = name;
     d.dir.reset(::openat(d.parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     // Owned from here: a failure below removes it with `cg`.
     cg.dirs_.push_back(std::move(d));

@@ -32,6 +32,14 @@ struct CgroupUsage {
   std::uint64_t oom_kills = 0;                        // memory.events / oom_control
 };
 
+// Removes each empty capsa-<pid>-* directory under `parent` (a cgroup
+// directory, open O_RDONLY) whose supervisor <pid> no longer runs and that
+// is at least `min_age` old: what a SIGKILLed supervisor left. Cgroup::create
+// runs it with one minute, so that a supervisor that reused a dead one's
+// pid (or runs in another pid namespace) never loses a cgroup it has just
+// made and not yet entered; rmdir refuses a cgroup that has processes.
+void sweep_dead(const Fd& parent, std::chrono::seconds min_age);
+
 class Cgroup {
  public:
   // Makes the worker's cgroup under the supervisor's own (v2 when the
@@ -71,7 +79,7 @@ class Cgroup {
 
  private:
   struct Dir {
-    Fd parent;  // O_PATH of the parent cgroup directory: rmdir by name
+    Fd parent;  // the parent cgroup directory: rmdir by name
     Fd dir;     // the worker's cgroup directory
     std::string name;
     std::string controllers;  // v1: what the hierarchy carries ("memory,pids"); v2: ""

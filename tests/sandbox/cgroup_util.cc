@@ -85,9 +85,9 @@ bool machine_offers_cgroup() {
   return false;
 }
 
-std::vector<std::string> leftover_cgroups() {
+std::vector<std::string> leftover_cgroups(int owner) {
   std::vector<std::string> out;
-  const std::string prefix = "capsa-" + std::to_string(::getpid()) + "-";
+  const std::string prefix = "capsa-" + std::to_string(owner != 0 ? owner : ::getpid()) + "-";
   for (const std::string& dir : cgroup_parents()) {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {

@@ -18,8 +18,9 @@ std::vector<std::string> cgroup_parents();
 // one (a v2 child of a delegating parent, or a v1 memory child).
 bool machine_offers_cgroup();
 
-// Entries named capsa-<our pid>-* under any of cgroup_parents(): cgroups
-// the sandbox made for our workers and did not remove.
-std::vector<std::string> leftover_cgroups();
+// Entries named capsa-<owner>-* under any of cgroup_parents(): cgroups the
+// sandbox made for the workers of supervisor `owner` (default: this
+// process) and did not remove.
+std::vector<std::string> leftover_cgroups(int owner = 0);
 
 }  // namespace capsa::sandbox::testing
