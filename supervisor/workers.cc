@@ -142,8 +142,9 @@ void Supervisor::Impl::report_cgroup(const WorkerRecord& w) {
   const std::string& why = w.sandbox->cgroup_note();
   (void)audit_->event("worker_without_cgroup",
                       AuditFields().str("worker", w.name).str("reason", why));
-  log_->warn("worker '{}' runs without a cgroup ({}): its memfds, /tmp and kernel memory are "
-             "bounded per file and per process only, not as a whole",
+  log_->warn("worker '{}' runs without a cgroup ({}): its memfds and the kernel memory of its "
+             "files are bounded per file and per process only, the memory of its processes "
+             "together not at all",
              w.name, why);
 }
 
