@@ -48,8 +48,9 @@ inline constexpr const char* kStageDir = "/tmp";
 // boot command line, kernel symbols and log, modules, memory and device
 // layout, other users' keys, timers and interrupts (what runc's maskedPaths
 // hides, and the rest of the host-wide files that describe the machine
-// rather than the worker). Each that exists is covered by /dev/null (reads
-// as empty, writes go nowhere, read-only). /proc/sys, sysrq-trigger, irq
+// rather than the worker). Each that exists and that others than root may
+// open is covered by /dev/null (reads as empty, writes go nowhere); the
+// rest (mode 0400) the worker cannot open. /proc/sys, sysrq-trigger, irq
 // and bus are already read-only binds of bubblewrap's.
 inline constexpr const char* kMaskedProcFiles[] = {
     "cmdline",    "kallsyms",    "kmsg",       "modules",      "kcore",      "keys",

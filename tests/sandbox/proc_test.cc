@@ -1,6 +1,7 @@
 // What /proc tells a worker: its own processes only, and none of the
 // kernel's information files (docs/SANDBOX.md, "/proc"). Each masked file
 // is read by a hostile worker; each must open and read empty.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,14 +29,22 @@ TEST(ProcMask, ListHoldsTheKernelInformationFiles) {
 
 class MaskedProcFile : public HostileTestP<const char*> {};
 
-// Masked files that exist on this kernel read as empty in the sandbox (on
-// the host some are readable by anyone: /proc/cmdline, /proc/kallsyms);
-// the others do not exist there either.
-TEST_P(MaskedProcFile, ReadsEmpty) {
+// Each file of the list that exists on this kernel gives the worker
+// nothing: it reads as empty (on the host some are readable by anyone:
+// /proc/cmdline, /proc/kallsyms), or, when only root may open it (0400),
+// it cannot be opened. The others do not exist there either.
+TEST_P(MaskedProcFile, ReadsEmptyOrCannotBeOpened) {
   const std::string path = std::string("/proc/") + GetParam();
+  struct stat st {};
   Outcome out = run_attack("proc_read", {path});
-  expect_verdict(out, ::access(path.c_str(), F_OK) == 0 ? "proc_read open=ok bytes=0 read=ok"
-                                                        : "proc_read open=ENOENT");
+  if (::stat(path.c_str(), &st) != 0) {
+    expect_verdict(out, "proc_read open=ENOENT");
+  } else if ((st.st_mode & (S_IROTH | S_IWOTH)) == 0) {
+    EXPECT_EQ(st.st_uid, 0u) << path;
+    expect_verdict(out, "proc_read open=EACCES");
+  } else {
+    expect_verdict(out, "proc_read open=ok bytes=0 read=ok");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Hostile, MaskedProcFile, ::testing::ValuesIn(detail::kMaskedProcFiles),
