@@ -4,6 +4,7 @@
 // here), each test asserts the documented fallback instead: the worker
 // says it has none, and the same attack goes as far as its own cap.
 #include <csignal>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -78,6 +79,31 @@ TEST_F(HostileTest, WorkerHasACgroupWhenTheMachineOffersOne) {
     ASSERT_FALSE(dirs.empty());
     const std::string name = dirs[0].substr(dirs[0].rfind('/'));
     for (const std::string& d : dirs) EXPECT_TRUE(d.ends_with(name)) << d;
+    // The limits, as the kernel holds them: memory = address_space_bytes,
+    // tasks = max_processes + bubblewrap + the launcher; the worker's own
+    // processes inside.
+    const Limits l = small_limits();
+    int memory_files = 0;
+    for (const std::string& d : dirs) {
+      for (const char* f : {"memory.max", "memory.limit_in_bytes"}) {
+        std::ifstream in(d + "/" + f);
+        std::uint64_t v = 0;
+        if (in >> v) {
+          EXPECT_EQ(v, l.address_space_bytes) << d << "/" << f;
+          ++memory_files;
+        }
+      }
+      std::ifstream pids(d + "/pids.max");
+      std::uint64_t max = 0;
+      if (pids >> max) {
+        EXPECT_EQ(max, l.max_processes + 2) << d;
+      }
+      std::ifstream procs(d + "/cgroup.procs");
+      int count = 0;
+      for (int pid; procs >> pid;) ++count;
+      EXPECT_EQ(count, 3) << d << ": bubblewrap, the launcher and the worker";
+    }
+    EXPECT_EQ(memory_files, 1);
   } else {
     expect_no_cgroup(run->worker.cgroup(), run->worker.cgroup_note());
     EXPECT_EQ(leftover_cgroups(), std::vector<std::string>{});
