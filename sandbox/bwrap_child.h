@@ -28,10 +28,10 @@ struct ExecJob {
   int targets[kMax];  // the fd numbers bubblewrap gets them as
   int keep_below = 0;  // everything >= this is closed
   bool drop = false;   // setgroups(0) + setres[gu]id(65534) before exec
-  // cgroup.procs files (cgroup.h), written first: the child moves itself,
-  // so bubblewrap and all it starts are born in the worker's cgroup. These
-  // are the parent's fd numbers, valid in the child's copy of the table
-  // until the dup2 sequence, hence first.
+  // The cgroup files that move a task in (cgroup.h), written first: the
+  // child moves itself, so bubblewrap and all it starts are born in the
+  // worker's cgroup. These are the parent's fd numbers, valid in the
+  // child's copy of the table until the dup2 sequence, hence first.
   static constexpr int kMaxCgroups = 4;
   int cgroups = 0;
   int cgroup_procs[kMaxCgroups];

@@ -62,9 +62,10 @@ class Cgroup {
   CgroupKind kind() const noexcept { return kind_; }
   // Why there is no cgroup (kind() == kNone), for the start-up report.
   const std::string& reason() const noexcept { return reason_; }
-  // The cgroup.procs files, open for writing: the clone child writes "0"
-  // (itself) into each before it execs bubblewrap, so every process of the
-  // sandbox is born inside. close-on-exec; owned here.
+  // The files that move a task in (v1 `tasks`, v2 `cgroup.procs`), open
+  // for writing: the clone child writes "0" (itself) into each before it
+  // execs bubblewrap, so every process of the sandbox is born inside.
+  // close-on-exec; owned here.
   std::vector<int> procs_fds() const;
 
   // Kills every process still in the cgroup (cgroup.kill on v2; on v1 each
