@@ -65,6 +65,11 @@ WorkerBuilder& WorkerBuilder::tmpfs_size(std::uint64_t bytes, SourceLoc at) {
   return *this;
 }
 
+WorkerBuilder& WorkerBuilder::require_cgroup(bool required, SourceLoc) {
+  require_cgroup_ = required;
+  return *this;
+}
+
 WorkerBuilder& WorkerBuilder::allow_syscall(std::string name, SourceLoc at) {
   syscalls_.push_back({std::move(name), std::move(at)});
   return *this;

@@ -85,6 +85,7 @@ class WorkerBuilder {
   WorkerBuilder& tmpfs_size(std::uint64_t bytes, SourceLoc at = {});
   WorkerBuilder& allow_syscall(std::string name, SourceLoc at = {});
   WorkerBuilder& seccomp_profile(std::string path, SourceLoc at = {});
+  WorkerBuilder& require_cgroup(bool required, SourceLoc at = {});
   WorkerBuilder& limit(LimitKind kind, std::uint64_t value, SourceLoc at = {});
   WorkerBuilder& on_bad_message(BadMessageAction action, SourceLoc at = {});
   // An interface it may make mediated channels of at run time.
@@ -105,6 +106,7 @@ class WorkerBuilder {
   std::optional<Located<std::uint64_t>> tmpfs_;
   std::vector<Located<std::string>> syscalls_;
   std::optional<Located<std::string>> seccomp_profile_;
+  bool require_cgroup_ = false;
   std::vector<std::pair<LimitKind, Located<std::uint64_t>>> limits_;
   BadMessageAction on_bad_message_ = BadMessageAction::kKill;
   ViolationFloodAction on_violation_flood_ = ViolationFloodAction::kKill;

@@ -242,6 +242,7 @@ class PolicyBuilder::Checker {
       range(*w.tmpfs_, "sandbox.tmpfs_size", kMinTmpfsBytes, kMaxTmpfsBytes, true);
       out.tmpfs_bytes = w.tmpfs_->value;
     }
+    out.require_cgroup = w.require_cgroup_;
     for (const auto& s : w.syscalls_) {
       if (!is_known_syscall(s.value) || has_nul(s.value)) {
         error(s.at, "unknown syscall " + quoted(s.value) +

@@ -101,6 +101,7 @@ std::string explain_text(const Policy& p) {
         {"tmpfs /tmp", format_size(sb.tmpfs_bytes)},
         {"read-only binds", list_or_none(sb.ro_binds)},
         {"extra syscalls", list_or_none(sb.extra_syscalls())},
+        {"cgroup", sb.require_cgroup ? "required" : "when one can be made"},
     };
     if (!sb.seccomp_profile.empty()) rows.push_back({"seccomp profile", sb.seccomp_profile});
     rows.push_back({"limits", limits_text(w.limits)});
@@ -147,7 +148,8 @@ std::string explain_json(const Policy& p) {
            ",\"tmpfs_size\":" + std::to_string(sb.tmpfs_bytes) +
            ",\"allow_syscalls\":" + json_list(sb.allowed_syscalls) +
            ",\"seccomp_profile\":" + json_quote(sb.seccomp_profile) +
-           ",\"imported_syscalls\":" + json_list(sb.imported_syscalls) + "}";
+           ",\"imported_syscalls\":" + json_list(sb.imported_syscalls) +
+           ",\"require_cgroup\":" + (sb.require_cgroup ? "true" : "false") + "}";
     out += ",\"limits\":{";
     bool first = true;
     for (const LimitSpec& spec : limit_specs()) {

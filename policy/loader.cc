@@ -177,6 +177,9 @@ class Feeder {
     if (auto p = string(sb, "seccomp_profile", &loc, /*is_path=*/true)) {
       wb.seccomp_profile(std::move(*p), loc);
     }
+    if (const json::Value* r = member(sb, "require_cgroup"); r && r->kind == json::Kind::kBool) {
+      wb.require_cgroup(r->boolean, at(*r));
+    }
   }
 
   void limits(const json::Value& lim, WorkerBuilder& wb) {

@@ -216,6 +216,17 @@ TEST_F(LoaderTest, MalformedSeccompProfileNamesItsOwnPosition) {
   EXPECT_TRUE(has_diag(p.error(), broken + ":1:20", "expected a value")) << format_diagnostics(p.error());
 }
 
+TEST_F(LoaderTest, RequireCgroupIsABoolean) {
+  auto p = load(replace(kValid, "\"limits\":", "\"sandbox\": { \"require_cgroup\": true }, \"limits\":"));
+  ASSERT_TRUE(p) << format_diagnostics(p.error());
+  EXPECT_TRUE(p->workers[0].sandbox.require_cgroup);
+  auto absent = load(kValid);
+  ASSERT_TRUE(absent) << format_diagnostics(absent.error());
+  EXPECT_FALSE(absent->workers[0].sandbox.require_cgroup);
+  auto wrong = load(replace(kValid, "\"limits\":", "\"sandbox\": { \"require_cgroup\": \"yes\" }, \"limits\":"));
+  ASSERT_FALSE(wrong);
+}
+
 TEST_F(LoaderTest, SeccompProfileImportsAllowedNames) {
   std::string profile = dir.write("profile.json", R"({"defaultAction": "SCMP_ACT_ERRNO",
     "syscalls": [{"names": ["getrandom", "futex"], "action": "SCMP_ACT_ALLOW"}]})");

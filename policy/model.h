@@ -52,6 +52,10 @@ struct SandboxSettings {
   std::vector<std::string> allowed_syscalls;   // listed in the policy
   std::string seccomp_profile;                 // OCI profile path, "" if none
   std::vector<std::string> imported_syscalls;  // allowed by that profile
+  // Refuse to start the worker without a cgroup (docs/SANDBOX.md, "The
+  // worker's cgroup"): memfds, /tmp's pages and kernel memory are then
+  // bounded for the sandbox as a whole, or the worker does not run.
+  bool require_cgroup = false;
 
   // allowed_syscalls ∪ imported_syscalls, sorted, without duplicates.
   std::vector<std::string> extra_syscalls() const;

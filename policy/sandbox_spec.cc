@@ -16,6 +16,7 @@ Result<sandbox::Spec> sandbox_spec(const WorkerProfile& p, const std::string& la
   for (const auto& [k, v] : p.env) b.env(k, v);
   for (const std::string& dir : p.sandbox.ro_binds) b.ro_bind(dir);
   b.tmpfs_bytes(p.sandbox.tmpfs_bytes);
+  b.require_cgroup(p.sandbox.require_cgroup);
   sandbox::Limits l;
   l.address_space_bytes = p.limits.memory;
   l.cpu_seconds = p.limits.cpu_seconds;

@@ -106,6 +106,15 @@ __attribute__((no_sanitize("address", "undefined"))) void stage_mounts(ExecJob* 
 // runs on the fork thread's private stack, which sanitizers do not know.
 __attribute__((no_sanitize("address", "undefined"))) int exec_bwrap(void* arg) {
   auto* job = static_cast<ExecJob*>(arg);
+  // "0" is the writer itself. Before anything else: the fds may be dup2
+  // targets below; and as root, while we may still write the files.
+  // Until the exec this child shares the supervisor's memory in a cgroup
+  // that holds nothing else: what it allocates (a few kernel pages) is far
+  // below any limit, so the cgroup's OOM killer, which would take every
+  // process sharing the victim's memory, has no reason to pick it.
+  for (int i = 0; i < job->cgroups && i < ExecJob::kMaxCgroups; ++i) {
+    if (::write(job->cgroup_procs[i], "0", 1) != 1) child_fail(job, kStepCgroup);
+  }
   if (job->staged > 0) stage_mounts(job);  // before the fds move: it uses the trees' numbers
   for (int i = 0; i < job->count; ++i) {
     if (job->moved[i] < 0 || ::dup2(job->moved[i], job->targets[i]) < 0) child_fail(job, kStepFds);
@@ -145,6 +154,7 @@ __attribute__((no_sanitize("address", "undefined"))) int exec_bwrap(void* arg) {
 
 const char* step_name(int step) {
   switch (step) {
+    case kStepCgroup: return "joining the worker's cgroup";
     case kStepUnshare: return "unshare(CLONE_NEWNS)";
     case kStepPrivate: return "making its mounts private";
     case kStepStageTmpfs: return "mounting the staging tmpfs on /tmp";

@@ -28,6 +28,13 @@ struct ExecJob {
   int targets[kMax];  // the fd numbers bubblewrap gets them as
   int keep_below = 0;  // everything >= this is closed
   bool drop = false;   // setgroups(0) + setres[gu]id(65534) before exec
+  // The cgroup files that move a task in (cgroup.h), written first: the
+  // child moves itself, so bubblewrap and all it starts are born in the
+  // worker's cgroup. These are the parent's fd numbers, valid in the
+  // child's copy of the table until the dup2 sequence, hence first.
+  static constexpr int kMaxCgroups = 4;
+  int cgroups = 0;
+  int cgroup_procs[kMaxCgroups];
   // As root: mounts attached in a mount namespace of the child's own before
   // it drops (mount_plan.h). Mount points are made on a fresh tmpfs.
   int staged = 0;
@@ -45,7 +52,7 @@ struct ExecJob {
 };
 
 enum ChildStep : int {
-  kStepNone = 0, kStepUnshare, kStepPrivate, kStepStageTmpfs, kStepMountPoint, kStepAttach,
+  kStepNone = 0, kStepCgroup, kStepUnshare, kStepPrivate, kStepStageTmpfs, kStepMountPoint, kStepAttach,
   kStepFds, kStepDrop, kStepExec,
 };
 

@@ -3,6 +3,7 @@
 // what the kernel reports, because our SIGKILL is what the kernel saw.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 
@@ -33,7 +34,11 @@ std::string ExitStatus::to_string() const {
     out += std::string(" SIG") + (abbrev != nullptr ? abbrev : std::to_string(signal).c_str());
   }
   out += " (cpu " + std::to_string(cpu_time.count() / 1000) + " ms, peak rss " +
-         std::to_string(peak_rss_bytes / 1024) + " KiB, wall " +
+         std::to_string(peak_rss_bytes / 1024) + " KiB" +
+         (cgroup != CgroupKind::kNone
+              ? ", cgroup peak " + std::to_string(peak_memory_bytes / 1024) + " KiB"
+              : "") +
+         ", wall " +
          std::to_string(wall_time.count() / 1000) + " ms" + (exact ? "" : ", from bwrap") + ")";
   return out;
 }
@@ -42,9 +47,10 @@ namespace detail {
 
 ExitStatus classify_exit(const Worker::State& s, const StatusRecord* exact, int bwrap_status,
                          std::chrono::microseconds bwrap_cpu, std::uint64_t bwrap_maxrss_kb,
-                         std::chrono::microseconds wall) {
+                         std::chrono::microseconds wall, const CgroupUsage* usage) {
   ExitStatus st;
   st.wall_time = wall;
+  st.cgroup = s.cgroup.kind();
   bool exited = false;
   if (exact != nullptr) {
     st.exact = true;
@@ -64,6 +70,14 @@ ExitStatus classify_exit(const Worker::State& s, const StatusRecord* exact, int 
       st.signal = WTERMSIG(bwrap_status);
     }
   }
+  // The cgroup counts every process however it ended; the launcher's
+  // rusage misses what was still running at a kill.
+  if (usage != nullptr && usage->cpu_time) {
+    st.cpu_time = *usage->cpu_time;
+  } else if (exact == nullptr && s.cpu_at_kill) {
+    st.cpu_time = std::max(st.cpu_time, *s.cpu_at_kill);
+  }
+  if (usage != nullptr) st.peak_memory_bytes = usage->peak_memory_bytes;
   st.kind = exited ? ExitKind::kExited : ExitKind::kSignaled;
   // Our own kill decides, unless the worker had already exited on its own.
   if (s.cause != KillCause::kNone && !(exact != nullptr && exited)) {
@@ -81,6 +95,10 @@ ExitStatus classify_exit(const Worker::State& s, const StatusRecord* exact, int 
     // action. A worker can raise(SIGSYS) itself: it then misreports only
     // itself.
     st.kind = ExitKind::kViolation;
+  } else if (usage != nullptr && usage->oom_kills > 0) {
+    // The cgroup's OOM killer fired: exact, whichever process it chose (the
+    // worker, or pid 1, which takes the worker with it).
+    st.kind = ExitKind::kLimitMemory;
   } else if (st.signal == SIGXCPU ||
              (st.signal == SIGKILL && s.limits.cpu_seconds != 0 &&
               st.cpu_time >= std::chrono::seconds(s.limits.cpu_seconds))) {

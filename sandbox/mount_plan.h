@@ -44,6 +44,25 @@ inline constexpr int kFirstBindFd = 10;
 // child's private mount namespace only; bubblewrap reads nothing else there).
 inline constexpr const char* kStageDir = "/tmp";
 
+// Kernel information in /proc that a worker has no business reading: the
+// boot command line, kernel symbols and log, modules, memory and device
+// layout, other users' keys, timers and interrupts (what runc's maskedPaths
+// hides, and the rest of the host-wide files that describe the machine
+// rather than the worker). Each that exists and that others than root may
+// open is covered by /dev/null (reads as empty, writes go nowhere); the
+// rest (mode 0400) the worker cannot open. /proc/sys, sysrq-trigger, irq
+// and bus are already read-only binds of bubblewrap's.
+inline constexpr const char* kMaskedProcFiles[] = {
+    "cmdline",    "kallsyms",    "kmsg",       "modules",      "kcore",      "keys",
+    "key-users",  "latency_stats", "timer_list", "timer_stats", "sched_debug", "interrupts",
+    "softirqs",   "iomem",       "ioports",    "vmallocinfo",  "slabinfo",   "buddyinfo",
+    "zoneinfo",   "pagetypeinfo", "kpagecount", "kpageflags",  "kpagecgroup", "config.gz",
+    "mtrr",       "devices",     "partitions", "diskstats",    "swaps",      "locks",
+    "consoles",   "dma",         "misc",       "bootconfig",   "lockdep",    "schedstat"};
+// Directories of hardware and driver detail: an empty read-only tmpfs over
+// each that exists.
+inline constexpr const char* kMaskedProcDirs[] = {"acpi", "asound", "scsi", "driver"};
+
 // A mount the clone child attaches before it starts bubblewrap.
 struct StagedMount {
   Fd tree;           // a detached copy of the mount at the supervisor's fd

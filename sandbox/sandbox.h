@@ -5,7 +5,8 @@
 // `--args FD`, never argv) with new user, pid, net, mount, ipc, uts and
 // cgroup namespaces, a read-only minimal root, a size-capped /tmp, a fresh
 // /proc and minimal /dev, --die-with-parent, --new-session, all capabilities
-// dropped and a clean environment. Inside, capsa-launcher is the pid-1 of
+// dropped and a clean environment, in a cgroup of its own where the
+// supervisor may make one (CgroupKind). Inside, capsa-launcher is the pid-1 of
 // the sandbox: it forks the worker, which applies rlimits, installs the
 // seccomp filter (compiled once per syscall set by the supervisor), hands
 // the seccomp listener fd to the supervisor, keeps only fds 0 (/dev/null),
@@ -53,10 +54,12 @@ enum class ExitKind : std::uint8_t {
   kSignaled,     // killed by `signal` (not by us, not a limit)
   kViolation,    // killed for a seccomp violation (our kill, or SIGSYS from
                  // the filter's kill rules: 32-bit/x32 syscalls)
-  kLimitMemory,  // the worker died abnormally (signal, or exit != 0) and its
-                 // peak RSS reached 75% of Limits::address_space_bytes.
-                 // RLIMIT_AS makes allocations fail rather than kill, so this
-                 // is an inference; docs/SANDBOX.md says why and its limits.
+  kLimitMemory,  // the worker died abnormally (signal, or exit != 0) and
+                 // either its cgroup's OOM killer fired (exact) or, without
+                 // a cgroup, its peak RSS reached 75% of
+                 // Limits::address_space_bytes (RLIMIT_AS makes allocations
+                 // fail rather than kill, so that is an inference;
+                 // docs/SANDBOX.md says why and its limits).
   kLimitCpu,     // RLIMIT_CPU: SIGXCPU or the SIGKILL that follows it
   kLimitWall,    // killed by expire() at the wall-clock deadline
   kKilled,       // killed by Worker::kill()
@@ -67,16 +70,34 @@ enum class ExitKind : std::uint8_t {
 
 std::string_view exit_kind_name(ExitKind kind) noexcept;
 
+// The worker's cgroup (docs/SANDBOX.md, "The worker's cgroup"): v2 in a
+// delegated subtree, v1 memory (+ pids, cpuacct) hierarchies, or none, when
+// the supervisor may make no cgroup (unprivileged without delegation).
+// Without one, memfds, tmpfs pages and kernel memory are bounded only per
+// file or per process, not for the sandbox as a whole.
+enum class CgroupKind : std::uint8_t { kNone, kV1, kV2 };
+
+std::string_view cgroup_kind_name(CgroupKind kind) noexcept;  // "none", "v1", "v2"
+
 struct ExitStatus {
   ExitKind kind = ExitKind::kExited;
   int code = 0;    // exit code (kExited)
   int signal = 0;  // terminating signal, when one did (0 otherwise)
-  // From the launcher's getrusage(RUSAGE_CHILDREN): the worker and every
-  // descendant reaped inside the sandbox. If the sandbox was killed before
-  // the launcher could report, these fall back to bubblewrap's rusage and
-  // cover what it reaped.
-  std::chrono::microseconds cpu_time{0};  // user + system
-  std::uint64_t peak_rss_bytes = 0;       // largest resident set of any one process
+  // user + system. With a cgroup: the cgroup's counter, read after its last
+  // process ended (every process of the sandbox, however it ended: a wall
+  // kill included). Without: the launcher's getrusage(RUSAGE_CHILDREN) (the
+  // worker and every descendant reaped inside); if we killed the sandbox,
+  // the CPU time its processes had used when we sent the kill (read from
+  // /proc just before).
+  std::chrono::microseconds cpu_time{0};
+  // From the launcher's getrusage (or bubblewrap's, when it could not
+  // report): the largest resident set of any one process.
+  std::uint64_t peak_rss_bytes = 0;
+  // From the cgroup (0 without one): the most memory the sandbox held at
+  // once, all processes together, memfds, tmpfs pages and kernel memory
+  // included.
+  std::uint64_t peak_memory_bytes = 0;
+  CgroupKind cgroup = CgroupKind::kNone;
   std::chrono::microseconds wall_time{0};  // spawn() to reap
   // True when the worker's own status came from the launcher (exact);
   // false when only bubblewrap's was available (then kExited/kSignaled may
@@ -151,6 +172,12 @@ class Worker {
   // denied calls at will, so what to keep (all, a count, the first N) is the
   // caller's memory decision.
   Result<ExitStatus> wait(const std::function<void(const Violation&)>& on_violation);
+
+  // Which cgroup holds the sandbox and, with none (or v1 without some
+  // controller), why: "no cgroup: ...: Permission denied". For the
+  // supervisor's start-up report and audit.
+  CgroupKind cgroup() const noexcept;
+  const std::string& cgroup_note() const noexcept;
 
   // The read ends of the worker's stdout/stderr pipes when the spec said
   // Output::kPipe (invalid Fd otherwise): non-blocking, close-on-exec. They

@@ -153,6 +153,18 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   }
   state->stdout_pipe = std::move(out.ours);
   state->stderr_pipe = std::move(err.ours);
+  // The memory limit is the sandbox's whole: address space of each process
+  // stays RLIMIT_AS; the cgroup adds what no rlimit sees (memfds, /tmp's
+  // pages, kernel memory, all processes together). Tasks: the worker's
+  // processes and threads plus bubblewrap and the launcher.
+  const std::uint64_t tasks = spec.limits.max_processes == 0 ? 0 : spec.limits.max_processes + 2;
+  CAPSA_ASSIGN_OR_RETURN(state->cgroup,
+                         d::Cgroup::create({spec.limits.address_space_bytes, tasks}));
+  if (spec.require_cgroup && state->cgroup.kind() == CgroupKind::kNone) {
+    return make_error(Errc::kFailed, "worker " + spec.name + " requires a cgroup (require_cgroup) "
+                                     "and none can be made: " + state->cgroup.reason());
+  }
+  const std::vector<int> cgroup_procs = state->cgroup.procs_fds();
 
   // The fds bubblewrap inherits, and nothing else: every one of ours is
   // close-on-exec, and the child dup2()s these onto their numbers (clearing
@@ -185,6 +197,10 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
     job.stage_tree[i] = m.tree.get();
     job.stage_at[i] = m.at.c_str();
     job.stage_dir[i] = m.dir;
+  }
+  job.cgroups = static_cast<int>(cgroup_procs.size());
+  for (int i = 0; i < job.cgroups && i < d::ExecJob::kMaxCgroups; ++i) {
+    job.cgroup_procs[i] = cgroup_procs[static_cast<std::size_t>(i)];
   }
   job.drop = as_root;
   job.path = CAPSA_BWRAP_PATH;

@@ -111,6 +111,11 @@ SpecBuilder& SpecBuilder::stderr_to(Output where) {
   return *this;
 }
 
+SpecBuilder& SpecBuilder::require_cgroup(bool required) {
+  spec_.require_cgroup = required;
+  return *this;
+}
+
 std::vector<std::string_view> unset_limits(const Limits& l) {
   std::vector<std::string_view> out;
   for (const auto& [field, value] :

@@ -111,6 +111,10 @@ struct Spec {
   // bubblewrap execs it through that fd, it is not mounted in the sandbox).
   // Empty = default_launcher_path().
   std::string launcher;
+  // spawn() refuses to start the worker when no cgroup can be made for it
+  // (Worker::cgroup() would be kNone), instead of running it with memory
+  // and processes bounded by rlimits only.
+  bool require_cgroup = false;
   Output stdout_to = Output::kInherit;  // the worker's fd 1
   Output stderr_to = Output::kInherit;  // the worker's fd 2 (bubblewrap's own
                                         // errors still go to the supervisor's fd 2)
@@ -148,6 +152,7 @@ class SpecBuilder {
   SpecBuilder& launcher(std::string path);
   SpecBuilder& stdout_to(Output where);
   SpecBuilder& stderr_to(Output where);
+  SpecBuilder& require_cgroup(bool required);
 
   // Checks: name non-empty, printable, <= 64 bytes; program and bind paths
   // absolute, no "..", no NUL; bind sources exist, at most kMaxBinds; dests not over the

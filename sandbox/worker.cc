@@ -24,6 +24,11 @@ namespace d = detail;
 // pid namespace: one signal ends the whole tree.
 Result<void> kill_sandbox(Worker::State& s) {
   if (s.result || !s.pidfd.valid()) return {};
+  // Without a cgroup, what the processes used dies with them: read it now
+  // (the first kill only; later ones find the same tree dying).
+  if (s.cgroup.kind() == CgroupKind::kNone && !s.cpu_at_kill) {
+    s.cpu_at_kill = d::tree_cpu_time(s.pid);
+  }
   auto rc = sys("pidfd_send_signal", s.name, [&] {
     return static_cast<int>(::syscall(SYS_pidfd_send_signal, s.pidfd.get(), SIGKILL, nullptr, 0));
   });
@@ -63,6 +68,8 @@ const std::string& Worker::name() const noexcept { return state_->name; }
 int Worker::pid() const noexcept { return state_->pid; }
 const Fd& Worker::pidfd() const noexcept { return state_->pidfd; }
 const Fd& Worker::notify_fd() const noexcept { return state_->notify; }
+CgroupKind Worker::cgroup() const noexcept { return state_->cgroup.kind(); }
+const std::string& Worker::cgroup_note() const noexcept { return state_->cgroup.reason(); }
 const Fd& Worker::stdout_pipe() const noexcept { return state_->stdout_pipe; }
 const Fd& Worker::stderr_pipe() const noexcept { return state_->stderr_pipe; }
 Fd Worker::take_stdout_pipe() noexcept { return std::move(state_->stdout_pipe); }
@@ -170,9 +177,18 @@ Result<std::optional<ExitStatus>> Worker::try_reap() {
       exact = (*rec)->record;
     }
   }
+  // bubblewrap is gone, so is pid 1: whatever is left in the cgroup is
+  // being killed. Its counters are final once it is empty.
+  std::optional<d::CgroupUsage> usage;
+  if (s.cgroup.kind() != CgroupKind::kNone) {
+    auto drained = s.cgroup.drain();
+    if (drained) usage = *drained;
+    s.cgroup.remove();
+  }
   s.result = d::classify_exit(s, exact ? &*exact : nullptr, status,
                               to_us(ru.ru_utime) + to_us(ru.ru_stime),
-                              static_cast<std::uint64_t>(ru.ru_maxrss), wall);
+                              static_cast<std::uint64_t>(ru.ru_maxrss), wall,
+                              usage ? &*usage : nullptr);
   s.status = Port();
   s.notify.reset();
   return s.result;

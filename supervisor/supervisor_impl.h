@@ -97,6 +97,7 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   Result<void> serve_bootstrap(WorkerRecord& w, Port port);
   Result<void> watch_sandbox(WorkerRecord& w);
   void watch_output(WorkerRecord& w);
+  void report_cgroup(const WorkerRecord& w);
   void on_violation(WorkerRecord& w);
   void violation_flood(WorkerRecord& w);
   void worker_ended(WorkerRecord& w, std::string_view how);

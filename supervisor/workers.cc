@@ -99,6 +99,7 @@ Result<void> Supervisor::Impl::start(std::string_view name) {
     w->sandbox.emplace(std::move(*worker));
     w->pid = w->sandbox->pid();
     (void)audit_->worker_started(w->name, w->pid, w->profile->program);
+    report_cgroup(*w);
     (void)audit_->port_transferred(w->bootstrap, "supervisor", w->name);
     log_->info("worker '{}' started (pid {})", w->name, w->pid);
     watch_output(*w);
@@ -112,6 +113,21 @@ Result<void> Supervisor::Impl::start(std::string_view name) {
   log_->error("worker '{}' did not start: {}", w->name, e.message);
   worker_ended(*w, "did not start");
   return make_error(e.code, "worker '" + w->name + "' did not start: " + e.message);
+}
+
+// A worker without a cgroup is said at its start, on the operator's log and
+// in the audit log: what bounds it is then weaker (docs/SANDBOX.md, "The
+// worker's cgroup"). A policy that will not accept that sets
+// sandbox.require_cgroup, and the worker does not start.
+void Supervisor::Impl::report_cgroup(const WorkerRecord& w) {
+  if (w.sandbox->cgroup() != sandbox::CgroupKind::kNone) return;
+  const std::string& why = w.sandbox->cgroup_note();
+  (void)audit_->event("worker_without_cgroup",
+                      AuditFields().str("worker", w.name).str("reason", why));
+  log_->warn("worker '{}' runs without a cgroup ({}): its memfds and the kernel memory of its "
+             "files are bounded per file and per process only, the memory of its processes "
+             "together not at all",
+             w.name, why);
 }
 
 // The sandbox's exit (pidfd), its seccomp notifications and its wall-clock
@@ -273,6 +289,8 @@ void Supervisor::Impl::worker_ended(WorkerRecord& w, std::string_view how) {
           .num("signal", e.signal)
           .unum("cpu_us", static_cast<std::uint64_t>(e.cpu_time.count()))
           .unum("peak_rss_bytes", e.peak_rss_bytes)
+          .str("cgroup", sandbox::cgroup_kind_name(e.cgroup))
+          .unum("peak_memory_bytes", e.peak_memory_bytes)
           .unum("wall_us", static_cast<std::uint64_t>(e.wall_time.count()))
           .unum("calls", w.calls)
           .unum("denials", w.denials)

@@ -23,6 +23,12 @@ int run_exit_status(const std::vector<supervisor::WorkerView>& workers) {
   return 0;
 }
 
+// The sandbox's whole (cgroup: memfds, /tmp and kernel memory included)
+// when it had a cgroup; else the largest process's resident set.
+std::uint64_t peak_memory(const sandbox::ExitStatus& e) {
+  return e.cgroup != sandbox::CgroupKind::kNone ? e.peak_memory_bytes : e.peak_rss_bytes;
+}
+
 std::string status_text(const supervisor::WorkerView& w) {
   if (!w.start_error.empty()) return "did not start";
   if (!w.exit) return w.running ? "running" : "ended";
@@ -37,7 +43,7 @@ void print_summary_table(const std::vector<supervisor::WorkerView>& workers, std
   for (const auto& w : workers) {
     const auto& e = w.exit;
     table.add({w.name, status_text(w), e ? seconds(e->cpu_time) : "-",
-               e ? mebibytes(e->peak_rss_bytes) : "-", e ? seconds(e->wall_time) : "-",
+               e ? mebibytes(peak_memory(*e)) : "-", e ? seconds(e->wall_time) : "-",
                std::to_string(w.calls), std::to_string(w.denials), std::to_string(w.violations)});
   }
   out << table.render();
@@ -61,7 +67,7 @@ std::string summary_json(const std::vector<supervisor::WorkerView>& workers, int
       if (w.exit->signal != 0) j["signal"] = w.exit->signal;
       j["cpu_seconds"] = static_cast<double>(w.exit->cpu_time.count()) / 1e6;
       j["wall_seconds"] = static_cast<double>(w.exit->wall_time.count()) / 1e6;
-      j["peak_memory_bytes"] = w.exit->peak_rss_bytes;
+      j["peak_memory_bytes"] = peak_memory(*w.exit);
     }
     // A reason may quote a path or a worker's bytes: the library escapes
     // them; invalid UTF-8 is replaced, never a throw.

@@ -4,15 +4,18 @@
 // reports what it saw through its "log" grant, one line per fact, as
 // "key: value". Some modes are hostile: they flood the audit log
 // (violations, denials), attack their own stdout and stderr
-// (stdio-attack), or write past their output budget (output). The test
+// (stdio-attack), write past their output budget (output), or fill
+// memfds (memfd). The test
 // reads those lines from the supervisor's log output and the audit log; it
 // never trusts this program's exit alone.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -258,6 +261,33 @@ int output(long bytes) {
   return 0;
 }
 
+// Fills memfds with write(), 1 MiB at a time, up to `mib` in all (16 MiB
+// per memfd: the policy's file-size limit, then the next one), keeping
+// every one open. Only a memory cgroup counts these pages.
+int memfd_fill(long mib) {
+  ::signal(SIGXFSZ, SIG_IGN);  // EFBIG at the file-size limit: next memfd
+  static char chunk[1 << 20];
+  std::memset(chunk, 0x5a, sizeof chunk);
+  say("memfd: filling");
+  long done = 0;
+  int fd = -1;
+  while (done < mib) {
+    if (fd < 0 && (fd = static_cast<int>(::memfd_create("fill", 0))) < 0) {
+      return say("memfd: memfd_create " + std::string(std::strerror(errno))), 0;
+    }
+    const ssize_t w = ::write(fd, chunk, sizeof chunk);
+    if (w == static_cast<ssize_t>(sizeof chunk)) {
+      ++done;
+    } else if (w < 0 && errno == EFBIG) {
+      fd = -1;
+    } else {
+      return say("memfd: write " + std::string(std::strerror(errno))), 0;
+    }
+  }
+  say("memfd: unbounded mib=" + std::to_string(done));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -292,6 +322,7 @@ int main(int argc, char** argv) {
   if (mode == "denials-then-quiet") return denials_then_quiet(*ctx, n);
   if (mode == "stdio-attack") return stdio_attack();
   if (mode == "output") return output(n);
+  if (mode == "memfd") return memfd_fill(n);
   say("unknown mode " + mode);
   return 2;
 }

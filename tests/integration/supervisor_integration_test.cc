@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -26,11 +27,14 @@ extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "policy/builder.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/supervisor_test_util.h"
 #include "tests/integration/sandboxed_supervisor.h"
+#include "tests/sandbox/cgroup_util.h"
 #include "tests/support/fd_count.h"
 #include "tests/support/private_checkout.h"
 
@@ -176,6 +180,50 @@ TEST_F(IntegrationTest, ACrashedWorkerReleasesEverythingItHeld) {
   // (As "holder closed the port" when the kernel closed its fds before the
   // reap was seen, else as "holder exited".)
   EXPECT_GE(count_lines_with(audit(), {"\"released\"", "\"holder\":\"crasher\""}), 4u);
+}
+
+// memfds filled with write(), through the supervisor. With a cgroup: the
+// filler is OOM-killed at its 64 MiB and audited as "limit memory" with
+// the cgroup's peak. Without (this machine, as uid 65534): its start is
+// reported on the supervisor's log and in the audit log, and the fill
+// reaches its 128 MiB. A neighbour is served throughout either way.
+TEST_F(IntegrationTest, MemfdFillIsBoundedByTheCgroupOrReportedAtStart) {
+  std::ostringstream ops;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(ops);
+  SupervisorOptions o;
+  o.logger = std::make_shared<spdlog::logger>("it", sink);
+  make(
+      [&](auto& b) {
+        worker(b, "filler", "memfd", "128").limit(policy::LimitKind::kMemory, 64ull << 20);
+        worker(b, "other", "calls", "50");
+      },
+      std::move(o));
+  run();
+  EXPECT_TRUE(said_line("filler", "memfd: filling"));
+  EXPECT_TRUE(said_line("other", "calls: ok=50 failed=0"));
+  const WorkerView& v = view("filler");
+  ASSERT_TRUE(v.exit);
+  if (v.exit->cgroup != sandbox::CgroupKind::kNone) {
+    ASSERT_TRUE(sandbox::testing::machine_offers_cgroup());
+    EXPECT_EQ(v.exit->kind, sandbox::ExitKind::kLimitMemory) << v.exit->to_string();
+    EXPECT_LE(v.exit->peak_memory_bytes, 64ull << 20) << v.exit->to_string();
+    EXPECT_EQ(said("filler"), std::vector<std::string>{"memfd: filling"});
+    EXPECT_EQ(count_lines_with(audit(), {"\"worker_exited\"", "\"worker\":\"filler\"",
+                                         "\"status\":\"limit memory\"",
+                                         std::string("\"cgroup\":\"") +
+                                             std::string(sandbox::cgroup_kind_name(v.exit->cgroup)) + "\""}),
+              1u);
+    EXPECT_EQ(count_lines_with(audit(), {"\"worker_without_cgroup\""}), 0u);
+  } else {
+    EXPECT_FALSE(sandbox::testing::machine_offers_cgroup());
+    EXPECT_TRUE(said_line("filler", "memfd: unbounded mib=128"));
+    EXPECT_EQ(v.exit->kind, sandbox::ExitKind::kExited) << v.exit->to_string();
+    EXPECT_EQ(count_lines_with(audit(), {"\"worker_without_cgroup\"", "\"worker\":\"filler\"",
+                                         "\"reason\":\"no cgroup: "}),
+              1u);
+    EXPECT_NE(ops.str().find("worker 'filler' runs without a cgroup (no cgroup: "), std::string::npos)
+        << ops.str();
+  }
 }
 
 TEST_F(IntegrationTest, ManyOpenCloseCyclesLeaveMemoryAndFdsFlat) {

@@ -1,5 +1,7 @@
 #include "tests/sandbox/fixture.h"
 
+#include "tests/sandbox/cgroup_util.h"
+
 namespace capsa::sandbox::testing {
 namespace {
 
@@ -20,6 +22,7 @@ Aftermath::Aftermath() = default;
 void Aftermath::check() const {
   expect_still_serves();
   EXPECT_EQ(child_pids(), std::vector<int>{}) << "a child process outlived its test";
+  EXPECT_EQ(leftover_cgroups(), std::vector<std::string>{}) << "a worker's cgroup outlived it";
   EXPECT_EQ(fds_.leaked(), 0) << "fd leak; open now:\n" << capsa::testing::describe_open_fds();
 }
 

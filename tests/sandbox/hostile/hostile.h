@@ -48,5 +48,6 @@ extern const AttackEntry kKernelAttacks[];
 extern const AttackEntry kProcessAttacks[];
 extern const AttackEntry kLimitAttacks[];
 extern const AttackEntry kViewAttacks[];
+extern const AttackEntry kMemoryAttacks[];
 
 }  // namespace hostile

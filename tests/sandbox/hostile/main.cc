@@ -61,7 +61,7 @@ const AttackEntry kBasic[] = {
 
 const AttackEntry* const kTables[] = {kBasic,          kFsAttacks,      kNetAttacks,
                                       kKernelAttacks,  kProcessAttacks, kLimitAttacks,
-                                      kViewAttacks};
+                                      kViewAttacks,    kMemoryAttacks};
 
 }  // namespace
 }  // namespace hostile

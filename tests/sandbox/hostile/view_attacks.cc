@@ -1,6 +1,7 @@
 // capsa hostile worker — what the sandbox tells its worker about the host's
 // filesystem layout: the mount table, its own executable and name, the
 // launcher, and a bound path read back.
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -93,11 +94,62 @@ int read_path(const char* arg) {
   return 0;
 }
 
+// Opens the file at `arg` (a /proc path) and reports how many bytes it
+// gives, up to 1 MiB: a masked file opens and reads empty.
+int proc_read(const char* arg) {
+  int fd = ::open(arg != nullptr ? arg : "/proc/cmdline", O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  int err = errno;
+  if (fd < 0) {
+    report("proc_read open=%s", outcome(fd, err));
+    return 0;
+  }
+  char buf[4096];
+  long total = 0;
+  ssize_t n = 0;
+  while (total < (1L << 20) && (n = ::read(fd, buf, sizeof buf)) > 0) total += n;
+  err = errno;
+  ::close(fd);
+  report("proc_read open=ok bytes=%ld read=%s", total, n < 0 ? outcome(-1, err) : "ok");
+  return 0;
+}
+
+// Entries of directory `path` (. and .. not counted); only those whose
+// name starts with a digit 1-9 when `pids_only`. -1 when it cannot be read.
+int count_entries(const char* path, bool pids_only) {
+  DIR* dir = ::opendir(path);
+  if (dir == nullptr) return -1;
+  int count = 0;
+  while (const dirent* e = ::readdir(dir)) {
+    const char c = e->d_name[0];
+    if (pids_only ? (c >= '1' && c <= '9') : std::strcmp(e->d_name, ".") != 0 &&
+                                                 std::strcmp(e->d_name, "..") != 0) {
+      ++count;
+    }
+  }
+  ::closedir(dir);
+  return count;
+}
+
+// Counts the processes /proc shows: its numeric entries.
+int proc_pids(const char*) {
+  report("proc_pids count=%d", count_entries("/proc", true));
+  return 0;
+}
+
+// Counts the entries of the directory `arg`.
+int dir_entries(const char* arg) {
+  report("dir_entries count=%d", count_entries(arg != nullptr ? arg : "/", false));
+  return 0;
+}
+
 }  // namespace
 
 const AttackEntry kViewAttacks[] = {
     {"host_view", host_view},
     {"read_path", read_path},
+    {"proc_read", proc_read},
+    {"proc_pids", proc_pids},
+    {"dir_entries", dir_entries},
     {nullptr, nullptr},
 };
 
