@@ -11,10 +11,6 @@ namespace capsa::supervisor {
 
 namespace {
 
-std::string_view action_name(BadMessageAction a) {
-  return a == BadMessageAction::kKill ? "kill_worker" : to_string(a);
-}
-
 // A client end's service: every call and event goes to the hub. Calls on a
 // channel are not served in order here: the server orders them, as it
 // would on a direct channel.
@@ -294,7 +290,7 @@ void ChannelHub::bad_answer(GrantRecord& server, const Error& error, std::uint64
   const GrantId server_id = server.id;  // `server` may end below
   ++w.bad_messages;
   const BadMessageAction action = w.profile->on_bad_message;
-  (void)ctx_.audit.bad_message(w.name, server_id, error.message, action_name(action));
+  (void)ctx_.audit.bad_message(w.name, server_id, error.message, audit_action_name(action));
   // The caller of the call it claimed to answer learns it failed.
   if (Channel* c = find(server.channel); c != nullptr && call_id != 0) {
     auto it = c->pending.find(call_id);
@@ -314,7 +310,7 @@ void ChannelHub::refuse_transfer(WorkerRecord& w, GrantId from, Call* call, cons
                                                 .str("worker", w.name)
                                                 .unum("grant", from)
                                                 .str("reason", why.message)
-                                                .str("action", action_name(action)));
+                                                .str("action", audit_action_name(action)));
   apply(action, w, from, call, why.message);
 }
 

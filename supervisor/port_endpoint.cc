@@ -16,12 +16,11 @@ namespace {
 // points at its holder's name instead of copying it per call).
 const std::string kOperatorName = "operator";
 
-// How the audit log names a bad-message action.
+}  // namespace
+
 std::string_view audit_action_name(BadMessageAction a) {
   return a == BadMessageAction::kKill ? "kill_worker" : to_string(a);
 }
-
-}  // namespace
 
 Result<std::unique_ptr<PortEndpoint>> PortEndpoint::create(const EndpointContext& ctx,
                                                            GrantRecord& grant, Port port,

@@ -58,6 +58,9 @@ class EndpointOwner {
   virtual bool serving(GrantId id) const = 0;
 };
 
+// How the audit log names a bad-message action ("kill_worker" for kill).
+std::string_view audit_action_name(BadMessageAction a);
+
 // Shared by every endpoint of one supervisor (one pointer per endpoint).
 struct EndpointContext {
   Reactor& reactor;

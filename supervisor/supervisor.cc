@@ -109,6 +109,7 @@ Supervisor::Impl::~Impl() {
   // then the reactor (joins its pool; queued answers are dropped as no-ops).
   if (hub_) hub_->shut();
   if (table_) table_->clear();
+  hub_.reset();  // calls still waiting in it are dropped while `this` is whole
   for (auto& w : workers_) {
     for (WatchId id : {w->pid_watch, w->notify_watch, w->deadline_timer}) {
       if (id != 0) reactor_->unwatch(id);
