@@ -12,15 +12,9 @@ namespace capsa::supervisor {
 
 Result<void> Supervisor::Impl::reply(CallState& call, const ReplyBuilder& build,
                                      std::vector<Handle> handles) {
-  if (destroying_) {
-    call.answered = true;
-    return make_error(Errc::kClosed, "the supervisor is shutting down");
-  }
-  GrantRecord* g = table_->find(call.grant);
-  if (g == nullptr) {
-    call.answered = true;  // revoked or released: nothing to answer
-    return make_error(Errc::kRevoked, "the grant is gone");
-  }
+  GrantRecord* g = destroying_ ? nullptr : table_->find(call.grant);
+  // Gone (or shutting down): reply_bytes() says why nothing is sent.
+  if (g == nullptr) return reply_bytes(call, {}, std::move(handles));
   flatbuffers::FlatBufferBuilder& fbb = encoder_.payload_builder();
   build(fbb);
   std::span<const std::uint8_t> payload = encoder_.payload_bytes();

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <future>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,24 @@ class ChannelTest : public SupervisorFixture {
     });
   }
   const Interface& echo_iface() { return *sup_->registry().find("capsa.test.Echo"); }
+
+  // make_pair(), then a and b attached, the loop running, and each holding
+  // its end of "pipe" (ca_, cb_).
+  void open_pair(policy::ChannelMode mode = policy::ChannelMode::kMediated,
+                 BadMessageAction a_action = BadMessageAction::kReplyError) {
+    make_pair(mode, a_action);
+    for (auto [slot, name] : {std::pair{&a_, "a"}, std::pair{&b_, "b"}}) {
+      auto port = sup_->attach(name);
+      ASSERT_TRUE(port) << port.error().to_string();
+      slot->emplace(std::move(*port), sup_->registry());
+    }
+    loop_ = std::make_unique<LoopThread>(*sup_);
+    auto ca = a_->get("pipe");
+    auto cb = b_->get("pipe");
+    ASSERT_TRUE(ca && cb);
+    ca_ = std::move(*ca);
+    cb_ = std::move(*cb);
+  }
 
   // The next message on a server end, validated as a server would.
   Result<Message> next_message(Port& server) {
@@ -95,6 +115,9 @@ class ChannelTest : public SupervisorFixture {
   }
 
   Encoder enc_;
+  std::optional<RawBootstrap> a_, b_;
+  std::unique_ptr<LoopThread> loop_;  // before the supervisor goes (declared after it)
+  Got ca_, cb_;
 };
 
 TEST_F(ChannelTest, AMediatedChannelRelaysCallsMadeBeforeTheServerTookItsEnd) {
@@ -129,49 +152,38 @@ TEST_F(ChannelTest, AMediatedChannelRelaysCallsMadeBeforeTheServerTookItsEnd) {
 }
 
 TEST_F(ChannelTest, ACallOutsideTheInterfaceNeverReachesTheServer) {
-  make_pair();
-  RawBootstrap a = attach("a");
-  RawBootstrap b = attach("b");
-  LoopThread loop(*sup_);
-  auto ca = a.get("pipe");
-  auto cb = b.get("pipe");
-  ASSERT_TRUE(ca && cb);
+  ASSERT_NO_FATAL_FAILURE(open_pair());
   // A raw packet that is no envelope: a's reply_error answers it, b sees nothing.
   const char junk[] = "not an envelope";
-  ASSERT_TRUE(ca->port.send(std::as_bytes(std::span(junk))));
-  ASSERT_TRUE(ca->port.wait_readable(5000).value_or(false));
-  auto refused = ca->port.receive();
+  ASSERT_TRUE(ca_.port.send(std::as_bytes(std::span(junk))));
+  ASSERT_TRUE(ca_.port.wait_readable(5000).value_or(false));
+  auto refused = ca_.port.receive();
   ASSERT_TRUE(refused);
-  EXPECT_FALSE(cb->port.wait_readable(200).value_or(true));
-  loop.stop();
+  EXPECT_FALSE(cb_.port.wait_readable(200).value_or(true));
+  loop_->stop();
   EXPECT_EQ(count_lines_with(audit(), {"\"bad_message\"", "\"worker\":\"a\""}), 1u);
 }
 
 TEST_F(ChannelTest, APortSentOverTheChannelIsReMintedForItsNewHolder) {
-  make_pair();
-  RawBootstrap a = attach("a");
-  RawBootstrap b = attach("b");
-  LoopThread loop(*sup_);
-  auto mobile = a.get("mobile");
-  auto ca = a.get("pipe");
-  auto cb = b.get("pipe");
-  ASSERT_TRUE(mobile && ca && cb);
+  ASSERT_NO_FATAL_FAILURE(open_pair());
+  auto mobile = a_->get("mobile");
+  ASSERT_TRUE(mobile);
   const std::uint64_t original_inode = socket_inode(mobile->port.fd());
-  Client client(std::move(ca->port), echo_iface());
+  Client client(std::move(ca_.port), echo_iface());
   auto answer = std::async(std::launch::async, [&] { return put(client, dup_of(mobile->port)); });
-  auto call = next_message(cb->port);
+  auto call = next_message(cb_.port);
   ASSERT_TRUE(call) << call.error().to_string();
   const auto* req = call->payload_as<capsa::test::PutRequest>();
   ASSERT_TRUE(req->port().has_value());
   Port received(call->take_handle(*req->port()));
-  ASSERT_TRUE(answer_put(cb->port, *call));
+  ASSERT_TRUE(answer_put(cb_.port, *call));
   ASSERT_TRUE(answer.get());
   // A new socket, not a's: the supervisor serves it, for b.
   EXPECT_NE(socket_inode(received.fd()), original_inode);
   Client as_b(std::move(received), echo_iface());
   auto r = echo(as_b, "from b", 1);
   ASSERT_TRUE(r) << r.error().to_string();
-  auto gs = grants(loop);
+  auto gs = grants(*loop_);
   const GrantView* parent = find(gs, "a", "mobile", GrantOrigin::kPolicy);
   const GrantView* child = find(gs, "b", "mobile", GrantOrigin::kDelegated);
   ASSERT_TRUE(parent != nullptr && child != nullptr);
@@ -181,11 +193,11 @@ TEST_F(ChannelTest, APortSentOverTheChannelIsReMintedForItsNewHolder) {
   EXPECT_EQ(parent->calls, 0u);
   // Revoking the parent revokes what was delegated from it.
   const GrantId pid = parent->id;
-  auto revoked = loop.on_loop([&] { return sup_->revoke(pid, "test"); });
+  auto revoked = loop_->on_loop([&] { return sup_->revoke(pid, "test"); });
   ASSERT_TRUE(revoked);
   EXPECT_EQ(revoked->size(), 2u);
   EXPECT_FALSE(echo(as_b, "after", 1));
-  loop.stop();
+  loop_->stop();
   EXPECT_EQ(count_lines_with(audit(), {"\"port_delegated\"", "\"from\":\"a\"", "\"to\":\"b\""}),
             1u);
 }
@@ -250,44 +262,33 @@ TEST_F(ChannelTest, AWorkerMadeSocketpairIsRefusedAndUnderKillTheSenderDies) {
 }
 
 TEST_F(ChannelTest, TheBootstrapPortCannotTravel) {
-  make_pair();
-  RawBootstrap a = attach("a");
-  RawBootstrap b = attach("b");
-  LoopThread loop(*sup_);
-  auto ca = a.get("pipe");
-  auto cb = b.get("pipe");
-  ASSERT_TRUE(ca && cb);
-  Client client(std::move(ca->port), echo_iface());
-  auto r = put(client, Fd(::fcntl(a.client().port().fd().get(), F_DUPFD_CLOEXEC, 0)));
+  ASSERT_NO_FATAL_FAILURE(open_pair());
+  Client client(std::move(ca_.port), echo_iface());
+  auto r = put(client, Fd(::fcntl(a_->client().port().fd().get(), F_DUPFD_CLOEXEC, 0)));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::kDenied);
-  EXPECT_FALSE(cb->port.wait_readable(200).value_or(true));
+  EXPECT_FALSE(cb_.port.wait_readable(200).value_or(true));
 }
 
 TEST_F(ChannelTest, APortPassedBackIsStillADelegatedChildAndRevokingTheChannelCutsIt) {
-  make_pair();
-  RawBootstrap a = attach("a");
-  RawBootstrap b = attach("b");
-  LoopThread loop(*sup_);
-  auto mobile = a.get("mobile");
-  auto ca = a.get("pipe");
-  auto cb = b.get("pipe");
-  ASSERT_TRUE(mobile && ca && cb);
-  Client client(std::move(ca->port), echo_iface());
+  ASSERT_NO_FATAL_FAILURE(open_pair());
+  auto mobile = a_->get("mobile");
+  ASSERT_TRUE(mobile);
+  Client client(std::move(ca_.port), echo_iface());
   auto answer = std::async(std::launch::async, [&] { return put(client, dup_of(mobile->port)); });
-  auto call = next_message(cb->port);
+  auto call = next_message(cb_.port);
   ASSERT_TRUE(call);
   const auto* req = call->payload_as<capsa::test::PutRequest>();
   Fd at_b = call->take_handle(*req->port());
   // b hands it straight back in its answer.
-  ASSERT_TRUE(answer_put(cb->port, *call, std::move(at_b)));
+  ASSERT_TRUE(answer_put(cb_.port, *call, std::move(at_b)));
   auto reply = answer.get();
   ASSERT_TRUE(reply) << reply.error().to_string();
   const auto* pr = reply->payload_as<capsa::test::PutReply>();
   ASSERT_TRUE(pr->back().has_value());
   Port back(reply->take_handle(*pr->back()));
   EXPECT_NE(socket_inode(back.fd()), socket_inode(mobile->port.fd()));  // not unwrapped
-  auto gs = grants(loop);
+  auto gs = grants(*loop_);
   const GrantView* root = find(gs, "a", "pipe", GrantOrigin::kPolicy);
   const GrantView* returned = find(gs, "a", "mobile", GrantOrigin::kDelegated);
   const GrantView* own = find(gs, "a", "mobile", GrantOrigin::kPolicy);
@@ -295,7 +296,7 @@ TEST_F(ChannelTest, APortPassedBackIsStillADelegatedChildAndRevokingTheChannelCu
   // Still a child of a's own grant (through b's copy, now released).
   EXPECT_EQ(returned->parent, own->id);
   const GrantId root_id = root->id;
-  auto revoked = loop.on_loop([&] { return sup_->revoke(root_id, "cut the channel"); });
+  auto revoked = loop_->on_loop([&] { return sup_->revoke(root_id, "cut the channel"); });
   ASSERT_TRUE(revoked) << revoked.error().to_string();
   // Both ends and a's passed-back copy (b's copy was released when b sent
   // its only fd of it back): 3 grants.
@@ -306,40 +307,34 @@ TEST_F(ChannelTest, APortPassedBackIsStillADelegatedChildAndRevokingTheChannelCu
   // a's own grant did not travel through the channel: it stays.
   Client cmobile(std::move(mobile->port), echo_iface());
   EXPECT_TRUE(echo(cmobile, "mine", 1));
-  EXPECT_TRUE(cb->port.wait_readable(5000).value_or(false));
-  EXPECT_TRUE(cb->port.peer_closed());
+  EXPECT_TRUE(cb_.port.wait_readable(5000).value_or(false));
+  EXPECT_TRUE(cb_.port.peer_closed());
 }
 
 TEST_F(ChannelTest, RevokingADirectEndShutsTheSocketDownForEveryHolder) {
-  make_pair(policy::ChannelMode::kDirect);
-  RawBootstrap a = attach("a");
-  RawBootstrap b = attach("b");
-  LoopThread loop(*sup_);
-  auto ca = a.get("pipe");
-  auto cb = b.get("pipe");
-  ASSERT_TRUE(ca && cb);
+  ASSERT_NO_FATAL_FAILURE(open_pair(policy::ChannelMode::kDirect));
   // The supervisor is not between: bytes pass as they are.
   const char hi[] = "hi";
-  ASSERT_TRUE(ca->port.send(std::as_bytes(std::span(hi))));
+  ASSERT_TRUE(ca_.port.send(std::as_bytes(std::span(hi))));
   // A copy of a's end, as if a had passed it on.
-  Port copy(dup_of(ca->port));
-  auto gs = grants(loop);
+  Port copy(dup_of(ca_.port));
+  auto gs = grants(*loop_);
   const GrantView* end = find(gs, "a", "pipe", GrantOrigin::kPolicy);
   ASSERT_NE(end, nullptr);
   EXPECT_EQ(end->kind, GrantKind::kDirectEnd);
   const GrantId id = end->id;
-  auto r = loop.on_loop([&] { return sup_->revoke(id, "cut"); });
+  auto r = loop_->on_loop([&] { return sup_->revoke(id, "cut"); });
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(r->size(), 2u);  // both ends of the one socketpair
   // b reads what was queued, then end-of-stream.
-  auto pkt = cb->port.receive();
+  auto pkt = cb_.port.receive();
   ASSERT_TRUE(pkt);
   EXPECT_EQ(pkt->bytes.size(), sizeof hi);
-  EXPECT_TRUE(cb->port.peer_closed());
+  EXPECT_TRUE(cb_.port.peer_closed());
   // Sends fail on every copy.
   EXPECT_EQ(::send(copy.fd().get(), "x", 1, MSG_NOSIGNAL), -1);
   EXPECT_EQ(errno, EPIPE);
-  EXPECT_EQ(::send(cb->port.fd().get(), "x", 1, MSG_NOSIGNAL), -1);
+  EXPECT_EQ(::send(cb_.port.fd().get(), "x", 1, MSG_NOSIGNAL), -1);
   EXPECT_EQ(errno, EPIPE);
 }
 
@@ -400,47 +395,35 @@ TEST_F(ChannelTest, TheWorkerSdkMakesAChannelAndServesIt) {
 }
 
 TEST_F(ChannelTest, EventsAreRelayedOneWay) {
-  make_pair();
-  RawBootstrap a = attach("a");
-  RawBootstrap b = attach("b");
-  LoopThread loop(*sup_);
-  auto ca = a.get("pipe");
-  auto cb = b.get("pipe");
-  ASSERT_TRUE(ca && cb);
-  Client client(std::move(ca->port), echo_iface());
+  ASSERT_NO_FATAL_FAILURE(open_pair());
+  Client client(std::move(ca_.port), echo_iface());
   auto& fbb = client.payload_builder();
   fbb.Finish(capsa::test::CreateNoteEvent(fbb, fbb.CreateString("note")));
   ASSERT_TRUE(client.send_event(5, client.payload_bytes()));
-  auto ev = next_message(cb->port);
+  auto ev = next_message(cb_.port);
   ASSERT_TRUE(ev) << ev.error().to_string();
   EXPECT_EQ(ev->kind(), MessageKind::kEvent);
   EXPECT_EQ(ev->payload_as<capsa::test::NoteEvent>()->text()->str(), "note");
 }
 
 TEST_F(ChannelTest, AnAnswerToNoCallIsTheServersBadMessage) {
-  make_pair();  // b: close_port
-  RawBootstrap a = attach("a");
-  RawBootstrap b = attach("b");
-  LoopThread loop(*sup_);
-  auto ca = a.get("pipe");
-  auto cb = b.get("pipe");
-  ASSERT_TRUE(ca && cb);
-  Client client(std::move(ca->port), echo_iface());
+  ASSERT_NO_FATAL_FAILURE(open_pair());  // b: close_port
+  Client client(std::move(ca_.port), echo_iface());
   auto answer = std::async(std::launch::async, [&] { return echo(client, "q", 1); });
-  auto call = next_message(cb->port);
+  auto call = next_message(cb_.port);
   ASSERT_TRUE(call);
   auto& fbb = enc_.payload_builder();
   fbb.Finish(capsa::test::CreateEchoReply(fbb, fbb.CreateString("forged")));
   Header h{MessageKind::kReply, call->call_id() + 1000, 0, call->method()->reply.type_hash,
            Errc::kFailed, {}};
-  ASSERT_TRUE(send_message(cb->port, enc_, h, enc_.payload_bytes(), {}));
+  ASSERT_TRUE(send_message(cb_.port, enc_, h, enc_.payload_bytes(), {}));
   // b's end is closed (its action), the call a waits on fails, the
   // channel, left without a server, is closed for a too.
   auto r = answer.get();
   ASSERT_FALSE(r);
-  EXPECT_TRUE(cb->port.wait_readable(5000).value_or(false));
-  EXPECT_TRUE(cb->port.peer_closed());
-  loop.stop();
+  EXPECT_TRUE(cb_.port.wait_readable(5000).value_or(false));
+  EXPECT_TRUE(cb_.port.peer_closed());
+  loop_->stop();
   EXPECT_EQ(count_lines_with(audit(), {"\"bad_message\"", "\"worker\":\"b\"", "no call sent"}), 1u);
 }
 
