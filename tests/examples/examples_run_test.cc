@@ -128,11 +128,17 @@ TEST_P(ExamplesTest, AskerAndCounterTalkOverTheirChannel) {
   EXPECT_TRUE(has(counter, "served Count #3 (sealed blob)"));
   EXPECT_EQ(view("asker").exit->code, 0);
   EXPECT_EQ(view("counter").exit->code, 0);
-  // The supervisor was on the path only for the hand-over: it served no
-  // Count call (no such grant exists), only the two channel-end Gets.
+  // The channel is mediated: its two ends are grants, the supervisor
+  // relayed the three Counts (counted on the asker's end) and audited the
+  // sealed blob that crossed.
   auto a = audit_lines(audit_path_);
   EXPECT_EQ(count_lines_with(a, {"\"grant_created\"", "\"demo.WordCount\""}), 2u);
   EXPECT_EQ(count_lines_with(a, {"\"call_denied\""}), 0u);
+  EXPECT_EQ(count_lines_with(a, {"\"handle_passed\"", "\"from\":\"asker\"", "\"to\":\"counter\"",
+                                 "\"kind\":\"blob\"", "\"size\":204000"}),
+            1u);
+  EXPECT_EQ(view("asker").calls, 10u);  // 2 Gets, 5 log writes, 3 Counts
+  EXPECT_EQ(view("counter").calls, 7u);
 }
 
 TEST_P(ExamplesTest, HostileIsRefusedAtEveryStepAndEachRefusalIsAudited) {
