@@ -77,6 +77,7 @@ Result<GrantTable::Minted> ChannelHub::mint_end(ChannelId id, Side side, WorkerR
     auto minted = table_.mint(holder, spec, std::make_unique<ChannelClient>(*this, id));
     if (minted && spec.origin == GrantOrigin::kPolicy && spec.parent == 0) {
       if (Channel* again = find(id)) again->client_awaited = false;
+      settle(id);  // the server side may be gone already
     }
     return minted;
   }
@@ -93,6 +94,7 @@ Result<GrantTable::Minted> ChannelHub::mint_end(ChannelId id, Side side, WorkerR
     std::vector<Call> waiting = std::move(again->waiting);
     again->waiting.clear();
     for (Call& call : waiting) send_call(id, std::move(call));
+    settle(id);  // the clients may be gone already
   }
   return minted;
 }
@@ -145,6 +147,16 @@ void ChannelHub::settle(ChannelId id) {
   const bool clients_gone = c->clients == 0 && !c->client_awaited;
   const bool servers_gone = c->servers.empty() && !c->server_awaited;
   if (!clients_gone && !servers_gone) return;
+  if ((clients_gone && c->server_awaited) || (servers_gone && c->client_awaited)) {
+    // One side is gone before the other took its policy end: the channel
+    // stays until it does (then that end is released at once, and its
+    // worker reads end-of-stream, as on a socketpair whose peer closed) or
+    // its worker ends. Calls waiting for a server nobody will answer fail.
+    std::vector<Call> waiting = std::move(c->waiting);
+    c->waiting.clear();
+    for (Call& call : waiting) call.fail(Errc::kFailed, "the channel closed");
+    return;
+  }
   // Out of the map first: what follows releases grants, whose ends report
   // back here (and find nothing).
   Channel dead = std::move(*c);

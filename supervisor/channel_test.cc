@@ -151,6 +151,28 @@ TEST_F(ChannelTest, AMediatedChannelRelaysCallsMadeBeforeTheServerTookItsEnd) {
   EXPECT_EQ(ga->calls, 1u);
 }
 
+// The client gives up before the server took its end: the server still
+// gets its end, and reads end-of-stream on it (as on a socketpair whose
+// peer closed), not a refusal.
+TEST_F(ChannelTest, AServerJoiningAfterItsClientLeftReadsEndOfStream) {
+  make_pair();
+  RawBootstrap a = attach("a");
+  RawBootstrap b = attach("b");
+  LoopThread loop(*sup_);
+  {
+    auto ca = a.get("pipe");
+    ASSERT_TRUE(ca);
+  }  // a closes its end
+  for (int i = 0; i < 200 && loop.on_loop([&] { return sup_->live_grants(); }) != 2u; ++i) {
+    usleep(5000);
+  }
+  auto cb = b.get("pipe");
+  ASSERT_TRUE(cb) << cb.error().to_string();
+  ASSERT_TRUE(cb->port.wait_readable(5000).value_or(false));
+  EXPECT_TRUE(cb->port.peer_closed());
+  EXPECT_EQ(loop.on_loop([&] { return sup_->live_grants(); }), 2u);  // the two bootstraps
+}
+
 TEST_F(ChannelTest, ACallOutsideTheInterfaceNeverReachesTheServer) {
   ASSERT_NO_FATAL_FAILURE(open_pair());
   // A raw packet that is no envelope: a's reply_error answers it, b sees nothing.

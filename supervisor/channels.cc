@@ -68,18 +68,21 @@ Result<GrantTable::Minted> Supervisor::Impl::take_channel_end(WorkerRecord& w, C
 
 Result<std::pair<GrantTable::Minted, GrantTable::Minted>> Supervisor::Impl::new_channel(
     WorkerRecord& w, const Interface& iface) {
-  const ChannelId id = hub_->open(iface, "", false);
+  // Both ends awaited until minted: the first alone is not a channel
+  // whose other side is gone.
+  const ChannelId id = hub_->open(iface, "", true);
   GrantTable::Spec spec;
   spec.origin = GrantOrigin::kPolicy;
   spec.name = iface.name();
   auto client = hub_->mint_end(id, ChannelHub::Side::kClient, w, spec);
   if (!client) {
-    hub_->drop_awaited(id, ChannelHub::Side::kClient);  // settles: nothing is left of it
+    hub_->drop_awaited(id, ChannelHub::Side::kClient);
+    hub_->drop_awaited(id, ChannelHub::Side::kServer);  // settles: nothing is left of it
     return std::unexpected(client.error());
   }
   auto server = hub_->mint_end(id, ChannelHub::Side::kServer, w, spec);
   if (!server) {
-    table_->release(client->id, "its channel's server end could not be made");
+    hub_->drop_awaited(id, ChannelHub::Side::kServer);  // releases the client end
     return std::unexpected(server.error());
   }
   (void)audit_->event("channel_created", AuditFields()
