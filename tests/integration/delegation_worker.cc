@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -43,11 +44,16 @@ using namespace capsa::worker;
 namespace {
 
 std::optional<LogSink> g_log;
+std::mutex g_log_mutex;  // a port's client is not thread-safe: one call at a time
 InterfaceRegistry g_reg;
 const Interface* g_echo = nullptr;
 
+Result<void> write_log(const std::string& line) {
+  std::lock_guard lock(g_log_mutex);
+  return g_log->write(LogSink::Level::kInfo, line);
+}
 void say(const std::string& line) {
-  if (g_log) (void)g_log->write(LogSink::Level::kInfo, line);
+  if (g_log) (void)write_log(line);
 }
 std::string code(const Error& e) { return std::string(errc_name(e.code)); }
 template <typename T>
@@ -92,7 +98,8 @@ Result<Message> put(Client& c, std::vector<Fd> fds, std::string_view note) {
   auto& fbb = c.payload_builder();
   auto n = fbb.CreateString(note.data(), note.size());
   fbb.Finish(capsa::test::CreatePutRequest(
-      fbb, fds.empty() ? flatbuffers::nullopt : flatbuffers::Optional<std::uint32_t>(0), 0, 0, n));
+      fbb, fds.empty() ? flatbuffers::nullopt : flatbuffers::Optional<std::uint32_t>(0),
+      flatbuffers::nullopt, 0, n));
   std::vector<Handle> h;
   for (auto& fd : fds) h.push_back(Handle{HandleKind::kPort, std::move(fd)});
   return c.call(1, c.payload_bytes(), std::move(h));
@@ -166,11 +173,8 @@ Result<void> on_echo(Serving& s, Message& req, Reply& reply) {
   return {};
 }
 
-// Serves Echo on the server end `channel` until its clients are gone.
-int serve(Serving& s, std::string_view channel) {
-  auto port = get_port(*s.ctx, channel);
-  if (!port) return say("get " + std::string(channel) + ": " + code(port.error())), 1;
-  Server server(std::move(*port), *g_echo);
+int serve(Serving& s, std::string_view channel, Port port) {
+  Server server(std::move(port), *g_echo);
   (void)server.on("Put", [&](Message& m, Reply& r) { return on_put(s, m, r); });
   (void)server.on("Echo", [&](Message& m, Reply& r) { return on_echo(s, m, r); });
   auto ran = server.run();
@@ -183,6 +187,14 @@ int serve(Serving& s, std::string_view channel) {
   return 0;
 }
 
+// Serves Echo on the server end `channel` until its clients are gone.
+// The bootstrap's client is not thread-safe: a thread gets its port first.
+int serve(Serving& s, std::string_view channel) {
+  auto port = get_port(*s.ctx, channel);
+  if (!port) return say("get " + std::string(channel) + ": " + code(port.error())), 1;
+  return serve(s, channel, std::move(*port));
+}
+
 // Waits (2 ms steps, at most ~40 s) until an Echo on a copy of `p` fails.
 void until_refused(const std::string& what, const Port& p) {
   for (int i = 0; i < 20000; ++i) {
@@ -191,6 +203,21 @@ void until_refused(const std::string& what, const Port& p) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   say(what + ": never refused");
+}
+
+// Attenuate a copy of `p` (all rights): a new grant, child of p's.
+Result<Port> fresh_copy(Context& ctx, const Port& p) {
+  auto& b = ctx.bootstrap();
+  auto& fbb = b.payload_builder();
+  std::vector<flatbuffers::Offset<flatbuffers::String>> names{fbb.CreateString("Echo"),
+                                                              fbb.CreateString("Put")};
+  fbb.Finish(capsa::CreateAttenuateRequest(fbb, 0, fbb.CreateVector(names)));
+  std::vector<Handle> h;
+  h.push_back(Handle{HandleKind::kPort, dup_fd(p.fd().get())});
+  CAPSA_ASSIGN_OR_RETURN(Message reply, b.call("Attenuate", b.payload_bytes(), std::move(h)));
+  const auto* r = reply.payload_as<capsa::AttenuateReply>();
+  if (!r->port().has_value()) return make_error(Errc::kBadMessage, "no port");
+  return Port(reply.take_handle(*r->port()));
 }
 
 // Everything a mediated channel must refuse, then what it must carry.
@@ -206,8 +233,15 @@ int refusals(Context& ctx) {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return say("socketpair: failed"), 1;
   Fd mine(sv[0]);
   say("socketpair: " + outcome(put(c, Fd(sv[1]), "echo")));
+  // 16 distinct ports (Port::send refuses one socket attached twice), one
+  // declared: the 15 others are surplus.
   std::vector<Fd> many;
-  for (int i = 0; i < 16; ++i) many.push_back(dup_fd(mobile->fd().get()));
+  many.push_back(dup_fd(mobile->fd().get()));
+  for (int i = 1; i < 16; ++i) {
+    auto copy = fresh_copy(ctx, *mobile);
+    if (!copy) return say("attenuate: " + code(copy.error())), 1;
+    many.push_back(copy->release_fd());
+  }
   say("sixteen: " + outcome(put(c, std::move(many), "echo")));
   say("mobile: " + outcome(put(c, dup_fd(mobile->fd().get()), "echo")));
   say("bootstrap after: " + outcome(ctx.list()));
@@ -271,27 +305,12 @@ int in_flight(Context& ctx) {
   if (!pipe || !mobile) return say("setup: failed"), 1;
   Client& c = **pipe;
   auto& fbb = c.payload_builder();
-  fbb.Finish(capsa::test::CreatePutRequest(fbb, 0, 0, 0, fbb.CreateString("hold")));
+  fbb.Finish(capsa::test::CreatePutRequest(fbb, 0, flatbuffers::nullopt, 0, fbb.CreateString("hold")));
   std::vector<Handle> h;
   h.push_back(Handle{HandleKind::kPort, dup_fd(mobile->fd().get())});
   auto sent = c.submit(1, c.payload_bytes(), std::move(h), [](Result<Message>) {});
   say("sent: " + outcome(sent));
   std::_Exit(0);
-}
-
-// Attenuate a copy of `p` (all rights): a new grant, child of p's.
-Result<Port> fresh_copy(Context& ctx, const Port& p) {
-  auto& b = ctx.bootstrap();
-  auto& fbb = b.payload_builder();
-  std::vector<flatbuffers::Offset<flatbuffers::String>> names{fbb.CreateString("Echo"),
-                                                              fbb.CreateString("Put")};
-  fbb.Finish(capsa::CreateAttenuateRequest(fbb, 0, fbb.CreateVector(names)));
-  std::vector<Handle> h;
-  h.push_back(Handle{HandleKind::kPort, dup_fd(p.fd().get())});
-  CAPSA_ASSIGN_OR_RETURN(Message reply, b.call("Attenuate", b.payload_bytes(), std::move(h)));
-  const auto* r = reply.payload_as<capsa::AttenuateReply>();
-  if (!r->port().has_value()) return make_error(Errc::kBadMessage, "no port");
-  return Port(reply.take_handle(*r->port()));
 }
 
 // n rounds of: a fresh copy; "race" logged (the test revokes the copy when
@@ -306,7 +325,7 @@ int race(Context& ctx, long n) {
     auto copy = fresh_copy(ctx, *mobile);
     if (!copy) return say("attenuate: " + code(copy.error())), 1;
     Result<void> logged;
-    std::thread t([&] { logged = g_log->write(LogSink::Level::kInfo, "race"); });
+    std::thread t([&] { logged = write_log("race"); });
     auto sent = put(**pipe, dup_fd(copy->fd().get()), "hold");
     t.join();
     if (!logged) return say("log: " + code(logged.error())), 1;
@@ -380,9 +399,10 @@ int flood(Context& ctx, long n) {
 int flooded(Context& ctx, long n) {
   Serving s;
   s.ctx = &ctx;
-  std::thread t([&] { serve(s, "ab"); });
+  auto ab = get_port(ctx, "ab");
   auto c = echo_client(ctx, "ba");
-  if (!c) return say("get ba: " + code(c.error())), t.join(), 1;
+  if (!ab || !c) return say("setup: failed"), 1;
+  std::thread t([&] { serve(s, "ab", std::move(*ab)); });
   long ok = 0;
   for (long i = 0; i < n; ++i) ok += echo(**c, "reverse") ? 1 : 0;
   say("reverse: ok=" + std::to_string(ok) + " failed=" + std::to_string(n - ok));
