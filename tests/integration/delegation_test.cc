@@ -69,6 +69,22 @@ class DelegationTest : public ::testing::Test {
   void neighbour(policy::PolicyBuilder& b) {
     worker(b, "n", {"neighbour", "200"}).grant("echo", kEcho).all_rights();
   }
+  // a (running `a_args`, with `action`) the client and b (serving) the
+  // server of "pipe", and the neighbour. `rate`: both workers'
+  // messages_per_second, for the long runs (0: the default).
+  void make_pair(std::initializer_list<std::string> a_args,
+                 BadMessageAction action = BadMessageAction::kReplyError, std::uint64_t rate = 0) {
+    make([&](auto& b) {
+      auto& a = worker(b, "a", a_args, action);
+      auto& s = worker(b, "b", {"serve", "pipe"});
+      if (rate != 0) {
+        a.limit(policy::LimitKind::kMessagesPerSecond, rate);
+        s.limit(policy::LimitKind::kMessagesPerSecond, rate);
+      }
+      channel(b, "pipe", "a", "b");
+      neighbour(b);
+    });
+  }
   static void channel(policy::PolicyBuilder& b, const char* name, const char* client,
                       const char* server) {
     b.channel(name).interface(kEcho).client(client).server(server);
@@ -126,12 +142,7 @@ class DelegationTest : public ::testing::Test {
 };
 
 TEST_F(DelegationTest, EveryPortTheSupervisorDidNotIssueForTravelIsRefused) {
-  make([&](auto& b) {
-    worker(b, "a", {"refusals"});
-    worker(b, "b", {"serve", "pipe"});
-    channel(b, "pipe", "a", "b");
-    neighbour(b);
-  });
+  make_pair({"refusals"});
   run();
   // Each refused under a's reply_error; a's channel and bootstrap still work.
   EXPECT_TRUE(said_line("a", "fixed: denied"));
@@ -160,13 +171,8 @@ TEST_F(DelegationTest, EveryPortTheSupervisorDidNotIssueForTravelIsRefused) {
   EXPECT_EQ(worker_view(*sup_, "a").bad_messages, 4u);
 }
 
-TEST_F(DelegationTest, AWorkerMadeSocketpairUnderKillEndsTheSenderOnly) {
-  make([&](auto& b) {
-    worker(b, "a", {"refusals"}, BadMessageAction::kKill);
-    worker(b, "b", {"serve", "pipe"});
-    channel(b, "pipe", "a", "b");
-    neighbour(b);
-  });
+TEST_F(DelegationTest, UnderKillTheFirstRefusedTransferEndsTheSenderOnly) {
+  make_pair({"refusals"}, BadMessageAction::kKill);
   run("a");
   // The first refusal (the non-transferable port) kills a; b never sees a call.
   const WorkerView v = worker_view(*sup_, "a");
@@ -182,12 +188,7 @@ TEST_F(DelegationTest, AWorkerMadeSocketpairUnderKillEndsTheSenderOnly) {
 }
 
 TEST_F(DelegationTest, AThousandPortsInALoopAreEachReMintedAndReleased) {
-  make([&](auto& b) {
-    worker(b, "a", {"loop", "1000"}).limit(policy::LimitKind::kMessagesPerSecond, 1'000'000);
-    worker(b, "b", {"serve", "pipe"}).limit(policy::LimitKind::kMessagesPerSecond, 1'000'000);
-    channel(b, "pipe", "a", "b");
-    neighbour(b);
-  });
+  make_pair({"loop", "1000"}, BadMessageAction::kReplyError, 1'000'000);
   run();
   EXPECT_TRUE(said_line("a", "loop: ok=1000 of 1000"));
   EXPECT_TRUE(said_line("b", "served pipe: puts=1000 ok"));
@@ -199,12 +200,7 @@ TEST_F(DelegationTest, AThousandPortsInALoopAreEachReMintedAndReleased) {
 }
 
 TEST_F(DelegationTest, APortPassedBackIsStillCutWhenItsParentIsRevoked) {
-  make([&](auto& b) {
-    worker(b, "a", {"pass-back"});
-    worker(b, "b", {"serve", "pipe"});
-    channel(b, "pipe", "a", "b");
-    neighbour(b);
-  });
+  make_pair({"pass-back"});
   GrantId back = 0;
   std::vector<GrantId> revoked;
   log_.on_line = [&](const std::string& w, const std::string& text) {
@@ -267,12 +263,7 @@ TEST_F(DelegationTest, AChainThatComesBackRoundIsCutByRevokingTheRoot) {
 }
 
 TEST_F(DelegationTest, AHolderThatExitsWithItsPortInFlightLeavesTheReceiverAWorkingCopy) {
-  make([&](auto& b) {
-    worker(b, "a", {"in-flight"});
-    worker(b, "b", {"serve", "pipe"});
-    channel(b, "pipe", "a", "b");
-    neighbour(b);
-  });
+  make_pair({"in-flight"});
   run();
   EXPECT_TRUE(said_line("a", "sent: ok"));
   EXPECT_TRUE(said_line("b", "served pipe: puts=1 ok"));
@@ -284,13 +275,7 @@ TEST_F(DelegationTest, AHolderThatExitsWithItsPortInFlightLeavesTheReceiverAWork
 
 TEST_F(DelegationTest, RevokeRacingATransferLeavesNoCopyThatAnswers) {
   const int rounds = 1000;
-  make([&](auto& b) {
-    worker(b, "a", {"race", std::to_string(rounds)})
-        .limit(policy::LimitKind::kMessagesPerSecond, 1'000'000);
-    worker(b, "b", {"serve", "pipe"}).limit(policy::LimitKind::kMessagesPerSecond, 1'000'000);
-    channel(b, "pipe", "a", "b");
-    neighbour(b);
-  });
+  make_pair({"race", std::to_string(rounds)}, BadMessageAction::kReplyError, 1'000'000);
   int raced = 0;
   log_.on_line = [&](const std::string& w, const std::string& text) {
     if (w != "a" || text != "race") return;
@@ -307,17 +292,12 @@ TEST_F(DelegationTest, RevokeRacingATransferLeavesNoCopyThatAnswers) {
   EXPECT_NE(result.find(" alive_here=0 alive_there=0 check_failures=0"), std::string::npos) << result;
   expect_neighbour_served();
   const auto a = audit();
-  EXPECT_EQ(count_lines_with(a, {"\"revoked\"", "\"reason\":\"race\""}) >= static_cast<std::size_t>(rounds),
-            true);
+  EXPECT_GE(count_lines_with(a, {"\"revoked\"", "\"reason\":\"race\""}),
+            static_cast<std::size_t>(rounds));
 }
 
 TEST_F(DelegationTest, ALineWrittenThroughADelegatedSinkIsTheHoldersLine) {
-  make([&](auto& b) {
-    worker(b, "a", {"hand-log"});
-    worker(b, "b", {"serve", "pipe"});
-    channel(b, "pipe", "a", "b");
-    neighbour(b);
-  });
+  make_pair({"hand-log"});
   run();
   EXPECT_TRUE(said_line("a", "handed: ok"));
   EXPECT_TRUE(said_line("b", "log through it: ok"));

@@ -374,13 +374,7 @@ int flood(Context& ctx, long n) {
   long ok = 0, overloaded = 0, other = 0;
   Client& c = **pipe;
   auto done = [&](Result<Message> r) {
-    if (r) {
-      ++ok;
-    } else if (r.error().code == Errc::kOverloaded) {
-      ++overloaded;
-    } else {
-      ++other;
-    }
+    ++(r ? ok : r.error().code == Errc::kOverloaded ? overloaded : other);
   };
   for (long i = 0; i < n; ++i) {
     auto& fbb = c.payload_builder();
