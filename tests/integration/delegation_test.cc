@@ -288,6 +288,9 @@ TEST_F(DelegationTest, RevokeRacingATransferLeavesNoCopyThatAnswers) {
   EXPECT_EQ(raced, rounds);
   const std::string result = line("a", "race:");
   ASSERT_NE(result, "");
+  // Which side won how often (delivered: the Put was carried before the
+  // revoke; refused: the revoked port no longer was the supervisor's).
+  std::cerr << "[a] " << result << "\n";
   // Whichever won each round, no copy answered after its revoke returned.
   EXPECT_NE(result.find(" alive_here=0 alive_there=0 check_failures=0"), std::string::npos) << result;
   expect_neighbour_served();
