@@ -7,7 +7,9 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build-bench-release}
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+# The tests' option on: the benchmarks speak the test interface
+# (capsa.test.Echo, built with the tests). Only the two targets are built.
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCAPSA_BUILD_TESTS=ON >/dev/null
 ninja -C "$build" channel_bench revoke_bench >/dev/null
 taskset -c 0 "$build/bench/channels/channel_bench" "${N:-100000}" "${CHANNELS:-1000}"
 taskset -c 0 "$build/bench/channels/revoke_bench" "${HOLDERS:-100}"
