@@ -63,7 +63,12 @@ struct GrantRecord {
   std::shared_ptr<SharedLimits> limits;
   std::unique_ptr<PortEndpoint> endpoint;  // kServed
   std::unique_ptr<ServerEnd> server_end;   // kServerEnd
-  Fd retained;                             // kDirectEnd: a duplicate of the worker's socket
+  // kDirectEnd: a duplicate of the worker's socket, shut down on revoke.
+  // Served ports need none: closing our end, their only peer, reaches every
+  // copy of theirs (in flight too). The cost: while held, the socket
+  // outlives the worker's own fds (its peer sees end-of-stream when this
+  // record goes, not when the worker closes its fd).
+  Fd retained;
 
   GrantRecord();
   ~GrantRecord();  // out of line: ServerEnd is complete only in grant_table.cc
