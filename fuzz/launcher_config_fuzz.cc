@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "fuzz/json_check.h"
+#include "fuzz/check.h"
 #include "sandbox/launcher_protocol.h"
 
 namespace {

@@ -5,7 +5,9 @@
 //     (`capsa check --json` on failure) is valid JSON: {"valid": false,
 //     "errors": [...]} with one entry per diagnostic;
 //   - an accepted policy's explain_json() (`capsa check --json`) is a valid
-//     JSON object and explain_text() is not empty.
+//     JSON object and explain_text() is not empty;
+//   - no fd stays open (the loader opens programs, binds and seccomp
+//     profiles to check them).
 // ${bin} names a scratch directory of executable placeholders with the
 // example programs' names and the text is named as if in examples/, so the
 // seeds (examples/*.json) load and the fuzzer starts from accepted policies
@@ -17,7 +19,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "fuzz/json_check.h"
+#include "fuzz/check.h"
 #include "policy/builtin_apis.h"
 #include "policy/explain.h"
 #include "policy/loader.h"
@@ -52,18 +54,15 @@ World& world() {
   return w;
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  World& w = world();
-  std::string_view text(reinterpret_cast<const char*>(data), size);
+// Loads `text` and checks what `capsa check` would print for it.
+void check(World& w, std::string_view text) {
   auto p = load_policy_text(text, CAPSA_EXAMPLES_DIR "/fuzz.json", w.catalog, w.options);
   if (p) {
     if (!parse_or_abort(explain_json(*p), "explain_json").is_object()) {
       fail("policy_fuzz", "explain_json is not an object");
     }
     if (explain_text(*p).empty()) fail("policy_fuzz", "explain_text is empty");
-    return 0;
+    return;
   }
   if (p.error().empty()) fail("policy_fuzz", "refused without a diagnostic");
   auto j = parse_or_abort(diagnostics_json(p.error()), "diagnostics_json");
@@ -71,5 +70,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       j["errors"].size() != p.error().size()) {
     fail("policy_fuzz", "diagnostics_json does not list every diagnostic");
   }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  World& w = world();
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  int free_fd = capsa::fuzz::lowest_free_fd();
+  check(w, text);
+  if (capsa::fuzz::lowest_free_fd() != free_fd) fail("policy_fuzz", "an fd leaked");
   return 0;
 }

@@ -24,7 +24,7 @@
 #include "capabilities/validator.h"
 #include "echo_bfbs.h"
 #include "fuzz/fd_kinds.h"
-#include "fuzz/json_check.h"
+#include "fuzz/check.h"
 
 namespace {
 
