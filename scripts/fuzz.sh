@@ -7,7 +7,8 @@
 # The corpus grows in build-fuzz/corpus/TARGET (kept between runs); seeds
 # come from capsa-fuzz-seeds, fuzz/corpus/TARGET (checked-in regressions)
 # and, for policy, examples/*.json. A finding is written to
-# build-fuzz/artifacts/ and the script fails.
+# build-fuzz/artifacts/ and the script fails. Run one target at a time:
+# two runs of one target share its corpus and its log.
 set -euo pipefail
 CAPSA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=deps.sh
@@ -55,7 +56,7 @@ run_one() {
     echo "capsa: fuzz target $t failed (status $status); reproducer in $dir/artifacts/" >&2
     return "$status"
   fi
-  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log"
+  grep -a -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log"
 }
 
 if [ "$target" = all ]; then
