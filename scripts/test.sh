@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite twice: a normal build, then an AddressSanitizer +
-# UndefinedBehaviorSanitizer build. Installs missing packages first (as root),
-# warnings are errors. Usage: scripts/test.sh [extra ctest args...]
+# UndefinedBehaviorSanitizer build; then each libFuzzer target briefly
+# (scripts/fuzz.sh, CAPSA_FUZZ_SECONDS each, default 20; 0 skips them).
+# Installs missing packages first (as root), warnings are errors.
+# Usage: scripts/test.sh [extra ctest args...]
 set -euo pipefail
 CAPSA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=deps.sh
@@ -23,3 +25,10 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 run_suite "sanitizer (ASan+UBSan)" "$CAPSA_ROOT/build-asan" -DCAPSA_SANITIZE=ON -DCAPSA_BUILD_BENCH=OFF
 echo "== capsa tests: both builds passed"
+# A short run finds regressions near the seeds and proves the targets still
+# build and run; the long runs are recorded in docs/FUZZING.md.
+fuzz_seconds=${CAPSA_FUZZ_SECONDS:-20}
+if [ "$fuzz_seconds" -gt 0 ]; then
+  "$CAPSA_ROOT/scripts/fuzz.sh" all "$fuzz_seconds"
+  echo "== capsa tests: fuzz targets passed (${fuzz_seconds}s each)"
+fi
