@@ -18,15 +18,6 @@ namespace {
 
 std::string handle_label(std::size_t i) { return "handle " + std::to_string(i) + ": "; }
 
-std::string_view handle_kind_label(HandleKind k) {
-  switch (k) {
-    case HandleKind::kPort: return "port";
-    case HandleKind::kFile: return "file";
-    case HandleKind::kBlob: return "blob";
-  }
-  return "?";
-}
-
 }  // namespace
 
 Result<std::vector<Handle>> ChannelHub::carry(Message& msg, GrantRecord& from, WorkerRecord& to,
@@ -85,7 +76,7 @@ Result<std::vector<Handle>> ChannelHub::carry(Message& msg, GrantRecord& from, W
       (void)ctx_.audit.event("handle_passed", AuditFields()
                                                   .str("from", from.holder->name)
                                                   .str("to", to.name)
-                                                  .str("kind", handle_kind_label(it.kind))
+                                                  .str("kind", handle_kind_name(it.kind))
                                                   .unum("size", size)
                                                   .unum("channel", via));
       out.push_back(Handle{it.kind, std::move(it.fd)});
