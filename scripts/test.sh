@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite twice: a normal build, then an AddressSanitizer +
 # UndefinedBehaviorSanitizer build; then each libFuzzer target briefly
-# (scripts/fuzz.sh, CAPSA_FUZZ_SECONDS each, default 20; 0 skips them).
+# (scripts/fuzz.sh, CAPSA_FUZZ_SECONDS each, default 10; 0 skips them).
 # Installs missing packages first (as root), warnings are errors.
 # Usage: scripts/test.sh [extra ctest args...]
 set -euo pipefail
@@ -27,7 +27,7 @@ run_suite "sanitizer (ASan+UBSan)" "$CAPSA_ROOT/build-asan" -DCAPSA_SANITIZE=ON 
 echo "== capsa tests: both builds passed"
 # A short run finds regressions near the seeds and proves the targets still
 # build and run; the long runs are recorded in docs/FUZZING.md.
-fuzz_seconds=${CAPSA_FUZZ_SECONDS:-20}
+fuzz_seconds=${CAPSA_FUZZ_SECONDS:-10}
 if [ "$fuzz_seconds" -gt 0 ]; then
   "$CAPSA_ROOT/scripts/fuzz.sh" all "$fuzz_seconds"
   echo "== capsa tests: fuzz targets passed (${fuzz_seconds}s each)"
