@@ -10,11 +10,17 @@
 
 namespace capsa::supervisor {
 
+GrantRecord* Supervisor::Impl::answerable(CallState& call) {
+  GrantRecord* g = destroying_ ? nullptr : table_->find(call.grant);
+  // Revoked, released or shutting down: nothing to answer, the call is done.
+  if (g == nullptr) call.answered = true;
+  return g;
+}
+
 Result<void> Supervisor::Impl::reply(CallState& call, const ReplyBuilder& build,
                                      std::vector<Handle> handles) {
-  GrantRecord* g = destroying_ ? nullptr : table_->find(call.grant);
-  // Gone (or shutting down): reply_bytes() says why nothing is sent.
-  if (g == nullptr) return reply_bytes(call, {}, std::move(handles));
+  GrantRecord* g = answerable(call);
+  if (g == nullptr) return make_error(Errc::kRevoked, "the grant is gone");
   flatbuffers::FlatBufferBuilder& fbb = encoder_.payload_builder();
   build(fbb);
   std::span<const std::uint8_t> payload = encoder_.payload_bytes();
@@ -23,28 +29,27 @@ Result<void> Supervisor::Impl::reply(CallState& call, const ReplyBuilder& build,
     fail(call, Errc::kFailed, why);
     return make_error(Errc::kFailed, std::move(why));
   }
-  return reply_bytes(call, payload, std::move(handles));
+  return send_reply(call, *g, payload, std::move(handles));
 }
 
 Result<void> Supervisor::Impl::reply_bytes(CallState& call, std::span<const std::uint8_t> payload,
                                            std::vector<Handle> handles) {
-  if (destroying_) {
-    call.answered = true;
-    return make_error(Errc::kClosed, "the supervisor is shutting down");
-  }
-  GrantRecord* g = table_->find(call.grant);
-  if (g == nullptr) {
-    call.answered = true;
-    return make_error(Errc::kRevoked, "the grant is gone");
-  }
-  if (g->limits && g->limits->budget && !g->limits->budget->charge(payload.size())) {
+  GrantRecord* g = answerable(call);
+  if (g == nullptr) return make_error(Errc::kRevoked, "the grant is gone");
+  return send_reply(call, *g, payload, std::move(handles));
+}
+
+Result<void> Supervisor::Impl::send_reply(CallState& call, GrantRecord& g,
+                                          std::span<const std::uint8_t> payload,
+                                          std::vector<Handle> handles) {
+  if (g.limits && g.limits->budget && !g.limits->budget->charge(payload.size())) {
     fail(call, Errc::kOverloaded, "byte budget exhausted");
     return make_error(Errc::kOverloaded, "byte budget exhausted");
   }
-  g->bytes += payload.size();
+  g.bytes += payload.size();
   Header h{MessageKind::kReply, call.call_id, call.method->ordinal, call.method->reply.type_hash,
            Errc::kFailed, {}};
-  if (!answer(call, h, payload, std::move(handles))) {
+  if (!answer(call, g, h, payload, std::move(handles))) {
     return make_error(Errc::kClosed, "the reply was not sent: the port is closed");
   }
   return {};
@@ -57,13 +62,11 @@ void Supervisor::Impl::next(CallState& call) {
 }
 
 void Supervisor::Impl::fail(CallState& call, Errc code, std::string_view text) {
-  if (destroying_) {
-    call.answered = true;
-    return;
-  }
+  GrantRecord* g = answerable(call);
+  if (g == nullptr) return;
   if (!is_wire_code(code)) code = Errc::kFailed;
   Header h{MessageKind::kError, call.call_id, call.method->ordinal, 0, code, text};
-  answer(call, h, {}, {});
+  answer(call, *g, h, {}, {});
 }
 
 Result<void> Supervisor::Impl::charge(CallState& call, std::uint64_t bytes) {
@@ -88,13 +91,12 @@ void Supervisor::Impl::off_loop(Call call, std::move_only_function<Continuation(
   }
 }
 
-bool Supervisor::Impl::answer(CallState& call, const Header& header,
+bool Supervisor::Impl::answer(CallState& call, GrantRecord& grant, const Header& header,
                               std::span<const std::uint8_t> payload,
                               std::vector<Handle> handles) {
   call.answered = true;
-  GrantRecord* g = table_->find(call.grant);
-  if (g == nullptr) return false;  // handles close with the vector
-  g->endpoint->answered();
+  GrantRecord* g = &grant;
+  g->endpoint->answered();  // handles close with the vector on every early return
   // A worker being killed does not see its verdict (a refusal) before it
   // is dead (port_endpoint.cc, bad_message).
   if (g->holder != nullptr && g->holder->killing) return false;

@@ -103,9 +103,15 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   void worker_ended(WorkerRecord& w, std::string_view how);
   void stop_if_idle();
 
-  // call.cc: sends an answer if the grant is still served; true if sent.
-  bool answer(CallState& call, const Header& header, std::span<const std::uint8_t> payload,
-              std::vector<Handle> handles);
+  // call.cc. The grant `call` answers on, or nullptr (marked answered) when
+  // it is gone or the supervisor is being destroyed; one lookup per answer.
+  GrantRecord* answerable(CallState& call);
+  // Charges the reply to the grant's budget, then answer().
+  Result<void> send_reply(CallState& call, GrantRecord& g, std::span<const std::uint8_t> payload,
+                          std::vector<Handle> handles);
+  // Sends an answer on `g`'s port; true if sent.
+  bool answer(CallState& call, GrantRecord& g, const Header& header,
+              std::span<const std::uint8_t> payload, std::vector<Handle> handles);
 
   Supervisor& self_;
   SupervisorOptions options_;
