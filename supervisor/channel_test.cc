@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <future>
 #include <optional>
 #include <utility>
@@ -113,6 +114,8 @@ class ChannelTest : public SupervisorFixture {
     }
     return nullptr;
   }
+
+  void expect_bad_answer(const std::function<void(Message&)>& forge, const std::string& reason);
 
   Encoder enc_;
   std::optional<RawBootstrap> a_, b_;
@@ -428,25 +431,58 @@ TEST_F(ChannelTest, EventsAreRelayedOneWay) {
   EXPECT_EQ(ev->payload_as<capsa::test::NoteEvent>()->text()->str(), "note");
 }
 
-TEST_F(ChannelTest, AnAnswerToNoCallIsTheServersBadMessage) {
+// A hostile server answers a's pending Echo call with `forge(call)`; it
+// must be b's bad message (close_port: b's end closes), audited with
+// `reason`, and a's call fails: the channel, left without a server, closes.
+void ChannelTest::expect_bad_answer(const std::function<void(Message&)>& forge,
+                                    const std::string& reason) {
   ASSERT_NO_FATAL_FAILURE(open_pair());  // b: close_port
   Client client(std::move(ca_.port), echo_iface());
   auto answer = std::async(std::launch::async, [&] { return echo(client, "q", 1); });
   auto call = next_message(cb_.port);
   ASSERT_TRUE(call);
-  auto& fbb = enc_.payload_builder();
-  fbb.Finish(capsa::test::CreateEchoReply(fbb, fbb.CreateString("forged")));
-  Header h{MessageKind::kReply, call->call_id() + 1000, 0, call->method()->reply.type_hash,
-           Errc::kFailed, {}};
-  ASSERT_TRUE(send_message(cb_.port, enc_, h, enc_.payload_bytes(), {}));
-  // b's end is closed (its action), the call a waits on fails, the
-  // channel, left without a server, is closed for a too.
-  auto r = answer.get();
-  ASSERT_FALSE(r);
+  forge(*call);
+  EXPECT_FALSE(answer.get());
   EXPECT_TRUE(cb_.port.wait_readable(5000).value_or(false));
   EXPECT_TRUE(cb_.port.peer_closed());
   loop_->stop();
-  EXPECT_EQ(count_lines_with(audit(), {"\"bad_message\"", "\"worker\":\"b\"", "no call sent"}), 1u);
+  EXPECT_EQ(count_lines_with(audit(), {"\"bad_message\"", "\"worker\":\"b\"", reason}), 1u);
+}
+
+TEST_F(ChannelTest, AnAnswerToNoCallIsTheServersBadMessage) {
+  expect_bad_answer(
+      [&](Message& call) {
+        auto& fbb = enc_.payload_builder();
+        fbb.Finish(capsa::test::CreateEchoReply(fbb, fbb.CreateString("forged")));
+        Header h{MessageKind::kReply, call.call_id() + 1000, 0, call.method()->reply.type_hash,
+                 Errc::kFailed, {}};
+        ASSERT_TRUE(send_message(cb_.port, enc_, h, enc_.payload_bytes(), {}));
+      },
+      "no call sent");
+}
+
+TEST_F(ChannelTest, AnAnswerOfAnotherMethodIsTheServersBadMessage) {
+  const Method* tree = nullptr;
+  expect_bad_answer(
+      [&](Message& call) {
+        tree = echo_iface().method("Tree");
+        ASSERT_NE(tree, nullptr);
+        auto& fbb = enc_.payload_builder();
+        fbb.Finish(capsa::test::CreateTreeReply(fbb, 1));
+        Header h{MessageKind::kReply, call.call_id(), tree->ordinal, tree->reply.type_hash,
+                 Errc::kFailed, {}};
+        ASSERT_TRUE(send_message(cb_.port, enc_, h, enc_.payload_bytes(), {}));
+      },
+      "another method");
+}
+
+TEST_F(ChannelTest, AnAnswerThatIsNoEnvelopeIsTheServersBadMessage) {
+  expect_bad_answer(
+      [&](Message&) {
+        const char junk[] = "not an envelope";
+        ASSERT_TRUE(cb_.port.send(std::as_bytes(std::span(junk))));
+      },
+      "not a capsa envelope");
 }
 
 TEST_F(ChannelTest, NothingLeaksWhenWorkersAndChannelsEnd) {
