@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <string>
 #include <utility>
+#include <variant>
 
 #include "supervisor/server_end.h"
 
@@ -20,6 +21,19 @@ void erase_child(std::vector<GrantId>& children, GrantId child) {
     *it = children.back();
     children.pop_back();
   }
+}
+
+// A policy grant's constraints as the audit log shows them: each
+// API-specific one with its type, then rate, byte budget, transferability.
+AuditFields constraint_fields(const policy::Grant& pg) {
+  AuditFields f;
+  for (const auto& [key, value] : pg.constraints) {
+    if (const bool* b = std::get_if<bool>(&value)) f.boolean(key, *b);
+    else if (const std::uint64_t* n = std::get_if<std::uint64_t>(&value)) f.unum(key, *n);
+    else f.str(key, std::get<std::string>(value));
+  }
+  f.unum("rate", pg.rate).unum("byte_budget", pg.byte_budget).boolean("transferable", pg.transferable);
+  return f;
 }
 
 }  // namespace
@@ -150,8 +164,15 @@ Result<GrantTable::Minted> GrantTable::mint(WorkerRecord& holder, const Spec& sp
   if (p != nullptr) p->children.push_back(ref.id);
   // Logged before the port leaves this function: an auditor never sees a
   // port in use that the log does not explain.
+  AuditFields constraints;
+  GrantDetail detail{.name = spec.name, .policy_grant = {}, .constraints = nullptr};
+  if (const policy::Grant* pg = spec.limits ? spec.limits->grant : nullptr) {
+    constraints = constraint_fields(*pg);
+    detail.policy_grant = pg->name;
+    detail.constraints = &constraints;
+  }
   (void)audit_.grant_created(ref.id, holder.name, iface.name(), spec.origin,
-                             rights_names(iface, ref.rights), spec.parent);
+                             rights_names(iface, ref.rights), spec.parent, detail);
   return Minted{ref.id, Handle{HandleKind::kPort, theirs.release_fd()}};
 }
 
@@ -183,7 +204,8 @@ GrantRecord& GrantTable::record_direct_end(WorkerRecord& holder, const ChannelEn
   g->retained = std::move(retained);
   GrantRecord& ref = add(std::move(g));
   (void)audit_.grant_created(ref.id, holder.name, end.iface->name(), GrantOrigin::kPolicy,
-                             rights_names(*end.iface, ref.rights), 0);
+                             rights_names(*end.iface, ref.rights), 0,
+                             {.name = ref.name, .policy_grant = {}, .constraints = nullptr});
   return ref;
 }
 

@@ -169,7 +169,15 @@ TEST_F(SupervisorTest, AttenuatedCopyIsNarrowerAndDiesWithItsParent) {
   ASSERT_TRUE(r);
   EXPECT_FALSE(echo(c, "x"));
   loop.stop();
-  EXPECT_EQ(count_lines_with(audit(), {"\"grant_created\"", "\"attenuated\""}), 1u);
+  // Both say which policy grant their authority comes from, with its
+  // constraints, so an auditor needs no other line to read them.
+  const auto lines = audit();
+  EXPECT_EQ(count_lines_with(lines, {"\"grant_created\"", "\"attenuated\"", "\"policy_grant\":\"echo\"",
+                                     R"("constraints":{"rate":0,"byte_budget":0,"transferable":false})"}),
+            1u);
+  EXPECT_EQ(count_lines_with(lines, {"\"grant_created\"", "\"origin\":\"policy\"", "\"name\":\"echo\"",
+                                     "\"policy_grant\":\"echo\""}),
+            3u);
 }
 
 TEST_F(SupervisorTest, RevokingAParentRevokesWhatWasDerived) {
@@ -337,7 +345,11 @@ TEST_F(SupervisorTest, ByteBudgetIsSharedByEveryGrantOfThePolicyEntry) {
   EXPECT_LT(ok, 10);
   EXPECT_EQ(last, Errc::kOverloaded);
   loop.stop();
-  EXPECT_GE(count_lines_with(audit(), {"\"call_denied\"", "byte budget exhausted"}), 1u);
+  const auto lines = audit();
+  EXPECT_GE(count_lines_with(lines, {"\"call_denied\"", "byte budget exhausted"}), 1u);
+  EXPECT_EQ(count_lines_with(lines, {"\"grant_created\"", "\"name\":\"echo\"",
+                                     R"("constraints":{"rate":0,"byte_budget":2000,"transferable":false})"}),
+            10u);
 }
 
 TEST_F(SupervisorTest, GrantRateOverTheLimitIsOverloaded) {

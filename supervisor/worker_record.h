@@ -30,6 +30,9 @@ namespace capsa::supervisor {
 // (each Get, what a call on it returned, what was attenuated from it): a
 // worker cannot reset a budget by asking again or opening another file.
 struct SharedLimits {
+  // The policy grant they come from: named with its constraints on every
+  // grant_created line of what derives from it (audit_log.h).
+  const policy::Grant* grant = nullptr;
   std::optional<services::RateLimiter> rate;
   std::optional<services::ByteBudget> budget;
 };

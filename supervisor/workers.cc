@@ -46,6 +46,7 @@ Result<void> Supervisor::Impl::prepare_worker(WorkerRecord& w) {
       plan.prepared = std::move(*prepared);
     }
     plan.limits = std::make_shared<SharedLimits>();
+    plan.limits->grant = plan.grant;
     if (plan.grant->rate > 0) {
       const auto per_second = static_cast<std::uint32_t>(plan.grant->rate);
       CAPSA_ASSIGN_OR_RETURN(auto rl, services::RateLimiter::create(per_second, per_second));

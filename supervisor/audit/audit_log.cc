@@ -1,8 +1,11 @@
 #include "supervisor/audit/audit_log.h"
 
+#include <sys/random.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "capabilities/sys.h"
@@ -138,6 +141,14 @@ AuditFields& AuditFields::strs(std::string_view k, std::span<const std::string> 
   return *this;
 }
 
+AuditFields& AuditFields::object(std::string_view k, const AuditFields& members) {
+  key(k);
+  json_ += '{';
+  json_ += members.json_;
+  json_ += '}';
+  return *this;
+}
+
 std::string_view grant_origin_name(GrantOrigin origin) noexcept {
   switch (origin) {
     case GrantOrigin::kPolicy: return "policy";
@@ -159,7 +170,22 @@ std::string rfc3339_utc_ms(const timespec& ts) {
 
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, Options options) {
   CAPSA_ASSIGN_OR_RETURN(AuditFile file, AuditFile::open(path, options.max_bytes, options.keep));
+  if (options.run_id.empty()) {
+    // 64 random bits: two runs sharing a file collide with probability
+    // about n^2 / 2^65. getrandom without GRND_NONBLOCK waits only until the
+    // kernel's pool is first initialised, long past boot here.
+    std::uint64_t r = 0;
+    if (::getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) {
+      return make_error(Errc::kFailed, std::string("audit log: getrandom: ") + std::strerror(errno));
+    }
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(r));
+    options.run_id = hex;
+  }
   std::unique_ptr<AuditLog> log(new AuditLog(std::move(file), std::move(options)));
+  log->run_field_ = "\"run\":";
+  append_json_string(log->run_field_, log->options_.run_id);
+  log->run_field_ += ',';
   CAPSA_TRY(log->event("audit_opened", AuditFields().num("pid", ::getpid())));
   return log;
 }
@@ -178,8 +204,9 @@ Result<void> AuditLog::write_line(const std::string& line) {
 }
 
 std::string AuditLog::make_line(std::uint64_t seq, std::string_view type, std::string_view fields,
-                                const timespec& now) {
-  std::string line = "{\"ts\":\"" + rfc3339_utc_ms(now) + "\",\"seq\":" + std::to_string(seq) + ",\"event\":";
+                                const timespec& now) const {
+  std::string line = "{\"ts\":\"" + rfc3339_utc_ms(now) + "\"," + run_field_ + "\"seq\":" +
+                     std::to_string(seq) + ",\"event\":";
   append_json_string(line, type);
   if (!fields.empty()) {
     line += ',';
@@ -313,11 +340,15 @@ Result<std::uint64_t> AuditLog::worker_exited(std::string_view worker, pid_t pid
 
 Result<std::uint64_t> AuditLog::grant_created(std::uint64_t grant, std::string_view worker,
                                               std::string_view interface, GrantOrigin origin,
-                                              std::span<const std::string> rights, std::uint64_t parent_grant) {
+                                              std::span<const std::string> rights, std::uint64_t parent_grant,
+                                              const GrantDetail& detail) {
   AuditFields f;
   f.unum("grant", grant).str("worker", worker).str("interface", interface);
   f.str("origin", grant_origin_name(origin)).strs("rights", rights);
   if (parent_grant != 0) f.unum("parent_grant", parent_grant);
+  if (!detail.name.empty()) f.str("name", detail.name);
+  if (!detail.policy_grant.empty()) f.str("policy_grant", detail.policy_grant);
+  if (detail.constraints != nullptr) f.object("constraints", *detail.constraints);
   return event("grant_created", f);
 }
 

@@ -13,10 +13,12 @@
 //     it (disk full), the rest is retried and the failure reported.
 //
 // Every line is a JSON object:
-//   {"ts":"2024-05-01T12:00:00.123Z","seq":7,"event":"call_denied",...}
-// `ts` is RFC 3339 UTC with milliseconds, `seq` counts from 1 for each
-// AuditLog (each supervisor run starts with an "audit_opened" event carrying
-// its pid, so runs that share a file are told apart).
+//   {"ts":"2024-05-01T12:00:00.123Z","run":"9f3c0a5e1b2d4c67","seq":7,"event":"call_denied",...}
+// `ts` is RFC 3339 UTC with milliseconds, `run` names the AuditLog (one
+// supervisor run: 64 random bits in hex), `seq` counts from 1 for each
+// AuditLog. Grant ids restart at 1 in every run, so (run, grant) is what is
+// unique in a log that several runs share; each run starts with an
+// "audit_opened" event carrying its pid.
 //
 // Strings a worker controls (names it asks for, method names, log text) are
 // escaped so every line stays valid JSON whatever the bytes: quotes,
@@ -72,6 +74,8 @@ class AuditFields {
   AuditFields& boolean(std::string_view key, bool value);
   // A JSON array of strings.
   AuditFields& strs(std::string_view key, std::span<const std::string> values);
+  // A JSON object of `members`' fields.
+  AuditFields& object(std::string_view key, const AuditFields& members);
   // Every field of `more`, after these.
   AuditFields& append(const AuditFields& more);
   // The fields as JSON object members: `"k":v,"k2":v2` (no braces).
@@ -106,6 +110,17 @@ struct SeccompViolation {
   std::string_view action;  // "killed", "errno EPERM", ...
 };
 
+// What grant_created says of a grant besides its id, holder and rights.
+// `name`: the policy grant or channel name ("" for a returned grant);
+// `policy_grant` and `constraints`: the policy grant whose authority it
+// carries and that grant's constraints, rate, byte budget and
+// transferability (empty for the bootstrap port and channel ends).
+struct GrantDetail {
+  std::string_view name;
+  std::string_view policy_grant;
+  const AuditFields* constraints = nullptr;
+};
+
 class AuditLog {
  public:
   struct Options {
@@ -122,6 +137,9 @@ class AuditLog {
     // at least kMinAuditMaxBytes. `keep` rotated files (PATH.1 newest).
     std::uint64_t max_bytes = kDefaultAuditMaxBytes;
     std::uint32_t keep = kDefaultAuditKeep;
+    // The run id on every line; "" (the default): 16 random hex digits.
+    // Tests set one; a caller that does must keep it unique per run.
+    std::string run_id;
   };
 
   // Opens (creating if needed, mode 0600) and writes the "audit_opened" line.
@@ -149,7 +167,8 @@ class AuditLog {
   Result<std::uint64_t> grant_created(std::uint64_t grant, std::string_view worker,
                                       std::string_view interface, GrantOrigin origin,
                                       std::span<const std::string> rights,
-                                      std::uint64_t parent_grant = 0);
+                                      std::uint64_t parent_grant = 0,
+                                      const GrantDetail& detail = GrantDetail{});
   Result<std::uint64_t> port_transferred(std::uint64_t grant, std::string_view from_worker,
                                          std::string_view to_worker);
   Result<std::uint64_t> call_denied(std::string_view worker, std::uint64_t grant,
@@ -163,6 +182,8 @@ class AuditLog {
 
   // Last seq written (0 if none).
   std::uint64_t last_seq() const;
+  // This run's id, as on every line.
+  const std::string& run_id() const noexcept { return options_.run_id; }
 
   // Writes the summaries of every coalescing window still open.
   ~AuditLog();
@@ -172,8 +193,10 @@ class AuditLog {
  private:
   AuditLog(AuditFile file, Options options)
       : file_(std::move(file)), options_(std::move(options)), coalescer_(options_.coalesce_after) {}
-  static std::string make_line(std::uint64_t seq, std::string_view type, std::string_view fields,
-                               const timespec& now);
+  // `"run":"<id>",` escaped once, for make_line.
+  std::string run_field_;
+  std::string make_line(std::uint64_t seq, std::string_view type, std::string_view fields,
+                        const timespec& now) const;
   Result<void> write_line(const std::string& line);
   Result<void> rotate_for(std::size_t bytes, const timespec& now);
   // The line for `type` and `fields` at `now`, written: mu_ held.

@@ -85,6 +85,46 @@ TEST(AuditLog, FileIsPrivateAndAppendedTo) {
   EXPECT_EQ(field(opened, "pid"), std::to_string(::getpid()));
 }
 
+// Every line names its run: the same 16 hex digits on each line of one
+// AuditLog, another for the next one (grant ids restart at 1 per run, so
+// (run, grant) is what is unique in a shared file); a given id is kept.
+TEST(AuditLog, EveryLineCarriesItsRunId) {
+  TempDir dir;
+  std::string path = dir.path() + "/audit.jsonl";
+  std::string first;
+  {
+    auto log = AuditLog::open(path);
+    ASSERT_TRUE(log.has_value()) << log.error().to_string();
+    first = (*log)->run_id();
+    ASSERT_TRUE((*log)->event("x", AuditFields().num("n", 1)));
+  }
+  ASSERT_EQ(first.size(), 16u);
+  EXPECT_EQ(first.find_first_not_of("0123456789abcdef"), std::string::npos) << first;
+  {
+    AuditLog::Options o;
+    o.run_id = "fixed-run";
+    auto log = AuditLog::open(path, o);
+    ASSERT_TRUE(log.has_value()) << log.error().to_string();
+    ASSERT_TRUE((*log)->event("x", AuditFields().num("n", 2)));
+  }
+  auto second = AuditLog::open(path);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_NE((*second)->run_id(), first);
+  second->reset();
+  auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 5u);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string want = i < 2 ? first : i < 4 ? "fixed-run" : "";
+    if (!want.empty()) {
+      EXPECT_EQ(field(parse_line(lines[i]), "run"), want) << lines[i];
+    }
+  }
+  EXPECT_NE(field(parse_line(lines[4]), "run"), first);
+  EXPECT_TRUE(lines[0].starts_with("{\"ts\":\"")) << lines[0];
+  EXPECT_NE(lines[0].find("\",\"run\":\"" + first + "\",\"seq\":1,\"event\":\"audit_opened\""), std::string::npos)
+      << lines[0];
+}
+
 // The fd's open flags as the kernel reports them (/proc/self/fdinfo), for
 // the one fd of this process that points at `path`.
 int open_flags_of_fd_for(const std::string& path) {

@@ -142,7 +142,7 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
     control = std::move(*c);
     log.notices->info("control socket {}", path);
   }
-  log.notices->info("audit log {}", audit_log);
+  log.notices->info("audit log {} (run {})", audit_log, s.audit().run_id());
 
   // A worker that does not start is logged by the supervisor (and shown in
   // the summary): its error is not printed again here.
