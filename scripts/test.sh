@@ -10,12 +10,16 @@ CAPSA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$CAPSA_ROOT/scripts/deps.sh"
 capsa_ensure_deps
 
+# Each phase says how long it took, so a slow CI run shows where.
 run_suite() {
-  local name=$1 dir=$2
+  local name=$1 dir=$2 start=$SECONDS
   shift 2
   echo "== capsa tests: $name build ($dir)"
   capsa_build "$dir" -DCAPSA_WERROR=ON "$@"
+  echo "== capsa tests: $name build took $((SECONDS - start)) s"
+  start=$SECONDS
   (cd "$dir" && ctest --output-on-failure --timeout 300 -j "$(capsa_jobs)" "${CTEST_ARGS[@]}")
+  echo "== capsa tests: $name tests took $((SECONDS - start)) s"
 }
 
 CTEST_ARGS=("$@")
@@ -29,6 +33,7 @@ echo "== capsa tests: both builds passed"
 # build and run; the long runs are recorded in docs/FUZZING.md.
 fuzz_seconds=${CAPSA_FUZZ_SECONDS:-10}
 if [ "$fuzz_seconds" -gt 0 ]; then
+  start=$SECONDS
   "$CAPSA_ROOT/scripts/fuzz.sh" all "$fuzz_seconds"
-  echo "== capsa tests: fuzz targets passed (${fuzz_seconds}s each)"
+  echo "== capsa tests: fuzz targets passed (${fuzz_seconds}s each), $((SECONDS - start)) s with their build"
 fi
