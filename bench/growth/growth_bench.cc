@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -236,13 +237,19 @@ void audit_with_grants(long grants) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Each worker costs the supervisor about ten fds, each grant one.
+  // Each worker costs the supervisor about 17 fds, each grant one (and
+  // one in the holder). Root may raise the hard limit; others get theirs.
+  const long grants = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 100000;
   rlimit nofile{};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    const auto want = static_cast<rlim_t>(std::max(grants + 1024, 32L * 1024));
+    if (nofile.rlim_max < want) {
+      rlimit raised{want, want};
+      if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) nofile = raised;
+    }
     nofile.rlim_cur = nofile.rlim_max;
     (void)::setrlimit(RLIMIT_NOFILE, &nofile);
   }
-  const long grants = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 100000;
   std::vector<long> counts;
   for (int i = 2; i < argc; ++i) counts.push_back(std::strtol(argv[i], nullptr, 10));
   if (counts.empty()) counts = {10, 100, 1000};
