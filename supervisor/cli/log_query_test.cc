@@ -226,6 +226,30 @@ TEST_F(CliLogTest, SummaryCountsPerEventAndWorkerAndGivesEachRunsFirstAndLastLin
   EXPECT_EQ(t.out.find("wordcount"), std::string::npos) << t.out;
 }
 
+// A coalesced line stands for `count` refusals: --event finds it by what
+// it counts, --summary adds its count.
+TEST_F(CliLogTest, ACoalescedLineCountsAsItsCount) {
+  const std::string path = tmp_.path() + "/flood.jsonl";
+  const std::string d1 =
+      R"({"ts":"2026-11-29T17:00:00.001Z","run":"aa","seq":1,"event":"call_denied","worker":"w","grant":3,"interface":"fs.Directory","method":"List","reason":"r"})";
+  const std::string d2 =
+      R"({"ts":"2026-11-29T17:00:00.002Z","run":"aa","seq":2,"event":"call_denied","worker":"w","grant":3,"interface":"fs.Directory","method":"List","reason":"r"})";
+  const std::string c =
+      R"({"ts":"2026-11-29T17:00:01.000Z","run":"aa","seq":3,"event":"coalesced","of":"call_denied","worker":"w","grant":3,"count":35,"first":"2026-11-29T17:00:00.003Z","last":"2026-11-29T17:00:00.900Z"})";
+  const std::string v =
+      R"({"ts":"2026-11-29T17:00:01.000Z","run":"aa","seq":4,"event":"coalesced","of":"seccomp_violation","worker":"w","syscall":"socket","count":7})";
+  { std::ofstream(path) << d1 << "\n" << d2 << "\n" << c << "\n" << v << "\n"; }
+  Ran r = capsa_log({"--json", "--event", "call_denied", path}, tmp_);
+  EXPECT_EQ(r.out, d1 + "\n" + d2 + "\n" + c + "\n");
+  Ran s = capsa_log({"--summary", "--json", path}, tmp_);
+  const json j = json::parse(s.out);
+  EXPECT_EQ(j["lines"], 4u);
+  EXPECT_EQ(j["events"], 2u + 35u + 7u);
+  EXPECT_EQ(j["coalesced_lines"], 2u);
+  EXPECT_EQ(j["per_event"], json({{"call_denied", 37}, {"seccomp_violation", 7}}));
+  EXPECT_EQ(j["per_worker"]["w"]["call_denied"], 37u);
+}
+
 // A log rotated into FILE.2, FILE.1 and FILE reads as the one file it was.
 TEST_F(CliLogTest, RotatedFilesAreReadOldestFirst) {
   const std::string path = tmp_.path() + "/rot.jsonl";
