@@ -34,7 +34,8 @@
 //
 // -f/--follow prints what matches, then keeps printing matching lines as
 // they are appended to each FILE, across rotations, until SIGINT or SIGTERM
-// (exit 0). It polls every 200 ms (kFollowInterval).
+// (exit 0). It polls every 200 ms (kFollowInterval). Each FILE must exist
+// when it starts (a log not yet created is an error, exit 1).
 //
 // Exit status: 0 (also when nothing matched), 1 when a FILE (or one of its
 // rotated files) cannot be read (the others are still read), 2 usage error
