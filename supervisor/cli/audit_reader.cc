@@ -197,6 +197,7 @@ std::optional<AuditRecord> parse_audit_line(std::string_view text) {
   r.ts_ms = *ts;
   r.run = r.str("run");
   r.seq = r.unum("seq");
+  r.text = std::string(text);
   return r;
 }
 
@@ -294,6 +295,9 @@ Result<void> AuditFollower::poll(const std::function<bool(AuditRecord&)>& fn, Re
   if (::stat(path_.c_str(), &st) != 0 || static_cast<std::uint64_t>(st.st_ino) == inode_) return {};
   Fd next(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (!next.valid()) return {};  // between the rename and the create: next poll
+  // Lines appended to the old file after the drain above and before the
+  // rename would be lost if we switched now: read it to its (final) end.
+  CAPSA_TRY(drain(fn, stats));
   fd_ = std::move(next);
   inode_ = inode_of(fd_.get());
   partial_.clear();

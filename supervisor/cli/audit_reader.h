@@ -38,6 +38,7 @@ inline constexpr std::size_t kMaxAuditLineBytes = 1 << 20;
 
 struct AuditRecord {
   nlohmann::json line;  // the whole object
+  std::string text;     // the line as written, without its newline
   std::int64_t ts_ms = 0;  // `ts` as Unix time in milliseconds
   std::string run;         // "" for a line written before run ids existed
   std::uint64_t seq = 0;
@@ -108,6 +109,8 @@ class AuditFollower {
   // `from_start`, at its beginning.
   static Result<AuditFollower> open(const std::string& path, bool from_start);
   Result<void> poll(const std::function<bool(AuditRecord&)>& fn, ReadStats& stats);
+  // The inode of the file being read (to tell it from the rotated files).
+  std::uint64_t inode() const { return inode_; }
 
  private:
   Result<void> drain(const std::function<bool(AuditRecord&)>& fn, ReadStats& stats);

@@ -193,8 +193,15 @@ TEST(AuditReader, FollowerSeesAppendsAndRotation) {
   }
   ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);
   { std::ofstream(path) << line(5) << "\n"; }
-  ASSERT_TRUE(f->poll(collect, stats));
+  std::string last_text;
+  ASSERT_TRUE(f->poll(
+      [&](AuditRecord& r) {
+        last_text = r.text;
+        return collect(r);
+      },
+      stats));
   EXPECT_EQ(seen, (std::vector<std::uint64_t>{2, 3, 4, 5}));
+  EXPECT_EQ(last_text, line(5));  // the line as written, for `capsa log --json`
   EXPECT_EQ(stats.bad, 0u);
 }
 
