@@ -61,7 +61,8 @@ if [ "$(id -u)" -eq 0 ]; then
     "$CAPSA" run --control none -D bin=../build policy.json >"$T/run65534.out" 2>&1 ||
     { cat "$T/run65534.out" >&2; fail "capsa run as uid 65534"; }
   expect "$T/run65534.out" "[my-plugin] hello.txt says: Hello from the host, read through a capability."
-  expect "$T/run65534.out" "capsa: audit log $T/home/state/capsa/audit.jsonl"
+  grep -qE "^capsa: audit log $T/home/state/capsa/audit\.jsonl \(run [0-9a-f]{16}\)\$" "$T/run65534.out" ||
+    { cat "$T/run65534.out" >&2; fail "no line naming the default audit log and the run"; }
   grep -q '"event":"worker_started","worker":"my-plugin"' "$T/home/state/capsa/audit.jsonl" ||
     fail "no worker_started in the default audit log"
   [ "$(stat -c %a "$T/home/state/capsa")" = 700 ] || fail "the audit log's directory is not 0700"
