@@ -14,19 +14,26 @@ namespace capsa::sandbox {
 
 namespace d = detail;
 
-Result<std::unique_ptr<Pool>> Pool::create(Spec spec, std::size_t size) {
+Result<std::unique_ptr<Pool>> Pool::create(Spec spec, std::size_t size,
+                                           std::chrono::milliseconds refill_delay) {
   if (size == 0) return make_error(Errc::kInvalidArgument, "pool: size 0");
   CAPSA_ASSIGN_OR_RETURN(HostFiles files, open_host_files(spec));
   CAPSA_ASSIGN_OR_RETURN(Fd wake, sys_fd("eventfd", "pool", [] {
                            return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
                          }));
-  std::unique_ptr<Pool> pool(new Pool(std::move(spec), std::move(files), size, std::move(wake)));
+  std::unique_ptr<Pool> pool(
+      new Pool(std::move(spec), std::move(files), size, refill_delay, std::move(wake)));
   pool->filler_ = std::thread([p = pool.get()] { p->fill_loop(); });
   return pool;
 }
 
-Pool::Pool(Spec spec, HostFiles files, std::size_t size, Fd wake)
-    : spec_(std::move(spec)), files_(std::move(files)), size_(size), wake_(std::move(wake)) {}
+Pool::Pool(Spec spec, HostFiles files, std::size_t size, std::chrono::milliseconds refill_delay,
+           Fd wake)
+    : spec_(std::move(spec)),
+      files_(std::move(files)),
+      size_(size),
+      refill_delay_(refill_delay),
+      wake_(std::move(wake)) {}
 
 Pool::~Pool() {
   {
@@ -76,6 +83,7 @@ Result<Worker> Pool::take(Fd bootstrap, StdioFds stdio, const std::string& name)
     {
       std::lock_guard lock(mu_);
       fill_failed_ = false;  // a take is a new reason to try filling again
+      last_take_ = std::chrono::steady_clock::now();
       if (!idle_.empty()) {
         w.emplace(std::move(idle_.front()));
         idle_.pop_front();
@@ -110,6 +118,7 @@ Result<Worker> Pool::take(Fd bootstrap, StdioFds stdio, const std::string& name)
 void Pool::fill_loop() {
   for (;;) {
     bool need = false;
+    int timeout_ms = -1;
     std::vector<Worker> reap;
     std::vector<pollfd> watch{{wake_.get(), POLLIN, 0}};
     {
@@ -131,6 +140,18 @@ void Pool::fill_loop() {
       for (auto& w : ended_) reap.push_back(std::move(w));
       ended_.clear();
       need = !fill_failed_ && idle_.size() < size_;
+      // Not while workers are being taken: a fill is bubblewrap's whole
+      // start (milliseconds of CPU) and would compete with the workers just
+      // handed over, on the CPU they start on. It waits until no take came
+      // for refill_delay.
+      if (need) {
+        const auto quiet = last_take_ + refill_delay_ - std::chrono::steady_clock::now();
+        if (quiet > std::chrono::steady_clock::duration::zero()) {
+          need = false;
+          timeout_ms = static_cast<int>(
+              std::chrono::ceil<std::chrono::milliseconds>(quiet).count());
+        }
+      }
       if (!need) {
         // The fds stay open while the Worker is in idle_; one taken
         // meanwhile wakes us through the eventfd, and every wake-up checks
@@ -157,7 +178,7 @@ void Pool::fill_loop() {
       }
       continue;
     }
-    if (::poll(watch.data(), watch.size(), -1) < 0 && errno != EINTR) return;
+    if (::poll(watch.data(), watch.size(), timeout_ms) < 0 && errno != EINTR) return;
     if (watch[0].revents != 0) {
       std::uint64_t n;
       ssize_t ignored = ::read(wake_.get(), &n, sizeof n);

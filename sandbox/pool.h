@@ -45,10 +45,18 @@ class Pool {
     std::string last_fill_error;  // the latest fill failure, "" if none
   };
 
+  // How long after the latest take() the pool waits before it refills:
+  // a fill is a whole bubblewrap start (milliseconds of CPU), which would
+  // otherwise run while the workers just handed over start, on the same
+  // CPUs. During a burst the pool empties and take() spawns cold; it
+  // refills when the burst is over.
+  static constexpr std::chrono::milliseconds kDefaultRefillDelay{10};
+
   // Opens the spec's host files once (open_host_files: every sandbox of the
   // pool, and every cold spawn of take(), binds exactly those files) and
   // starts `size` sandboxes in the background. size 0 is refused.
-  static Result<std::unique_ptr<Pool>> create(Spec spec, std::size_t size);
+  static Result<std::unique_ptr<Pool>> create(
+      Spec spec, std::size_t size, std::chrono::milliseconds refill_delay = kDefaultRefillDelay);
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
   // Stops refilling, then kills and reaps every idle sandbox (and drains and
@@ -73,13 +81,15 @@ class Pool {
   bool wait_full(std::chrono::milliseconds timeout);
 
  private:
-  Pool(Spec spec, HostFiles files, std::size_t size, Fd wake);
+  Pool(Spec spec, HostFiles files, std::size_t size, std::chrono::milliseconds refill_delay,
+       Fd wake);
   void fill_loop();
   void wake() const noexcept;
 
   const Spec spec_;
   const HostFiles files_;
   const std::size_t size_;
+  const std::chrono::milliseconds refill_delay_;
   const Fd wake_;  // eventfd: take() and ~Pool wake the filler
 
   mutable std::mutex mu_;
@@ -88,6 +98,7 @@ class Pool {
   std::vector<Worker> ended_;  // found ended; reaped by the filler, off take()'s path
   bool stop_ = false;
   bool fill_failed_ = false;   // no refill until the next take()
+  std::chrono::steady_clock::time_point last_take_{};
   Stats stats_;
   std::thread filler_;
 };
