@@ -2,6 +2,8 @@
 #include "sandbox/pool.h"
 
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -116,6 +118,11 @@ Result<Worker> Pool::take(Fd bootstrap, StdioFds stdio, const std::string& name)
 }
 
 void Pool::fill_loop() {
+  // Process signals (SIGINT, SIGTERM a supervisor takes through signalfd
+  // on its loop thread) must never be delivered to this thread.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
   for (;;) {
     bool need = false;
     int timeout_ms = -1;
