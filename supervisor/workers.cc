@@ -281,6 +281,7 @@ Result<Port> Supervisor::Impl::attach(std::string_view name, pid_t pid) {
   if (w->started) return make_error(Errc::kInvalidArgument, "worker '" + w->name + "' already started");
   CAPSA_TRY(prepare_worker(*w));
   CAPSA_ASSIGN_OR_RETURN(auto pair, make_channel());
+  w->pool.reset();  // it runs outside any sandbox: its waiting one goes
   w->started = true;
   w->attached = true;
   w->pid = pid;
