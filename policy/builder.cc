@@ -60,6 +60,11 @@ WorkerBuilder& WorkerBuilder::ro_bind(std::string host_path, SourceLoc at) {
   return *this;
 }
 
+WorkerBuilder& WorkerBuilder::pool(std::uint64_t sandboxes, SourceLoc at) {
+  pool_ = Located<std::uint64_t>{sandboxes, std::move(at)};
+  return *this;
+}
+
 WorkerBuilder& WorkerBuilder::tmpfs_size(std::uint64_t bytes, SourceLoc at) {
   tmpfs_ = Located<std::uint64_t>{bytes, std::move(at)};
   return *this;

@@ -92,6 +92,7 @@ class WorkerBuilder {
   WorkerBuilder& new_channel(std::string api, SourceLoc at = {});
   WorkerBuilder& on_violation_flood(ViolationFloodAction action, SourceLoc at = {});
   WorkerBuilder& output(OutputMode mode, SourceLoc at = {});
+  WorkerBuilder& pool(std::uint64_t sandboxes, SourceLoc at = {});
   // The returned reference stays valid for the builder's lifetime.
   GrantBuilder& grant(std::string name, std::string api, SourceLoc name_at = {},
                       SourceLoc api_at = {});
@@ -111,6 +112,7 @@ class WorkerBuilder {
   BadMessageAction on_bad_message_ = BadMessageAction::kKill;
   ViolationFloodAction on_violation_flood_ = ViolationFloodAction::kKill;
   OutputMode output_ = OutputMode::kSupervisor;
+  std::optional<Located<std::uint64_t>> pool_;
   std::deque<GrantBuilder> grants_;
   std::vector<Located<std::string>> new_channels_;
 };

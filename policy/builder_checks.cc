@@ -180,6 +180,10 @@ class PolicyBuilder::Checker {
     out.on_bad_message = w.on_bad_message_;
     out.on_violation_flood = w.on_violation_flood_;
     out.output = w.output_;
+    if (w.pool_) {
+      range(*w.pool_, "pool", 0, kMaxPool, false);
+      out.pool = w.pool_->value;
+    }
     std::map<std::string, SourceLoc> grant_names;
     for (const GrantBuilder& g : w.grants_) {
       auto [it, fresh] = grant_names.emplace(g.name_.value, g.name_.at);

@@ -98,6 +98,7 @@ std::string explain_text(const Policy& p) {
         {"on bad message", std::string(to_string(w.on_bad_message))},
         {"violation flood", std::string(to_string(w.on_violation_flood))},
         {"output", std::string(to_string(w.output))},
+        {"warm pool", w.pool == 0 ? "none" : std::to_string(w.pool) + " sandboxes started ahead"},
         {"tmpfs /tmp", format_size(sb.tmpfs_bytes)},
         {"read-only binds", list_or_none(sb.ro_binds)},
         {"extra syscalls", list_or_none(sb.extra_syscalls())},
@@ -144,6 +145,7 @@ std::string explain_json(const Policy& p) {
     out += "],\"on_bad_message\":" + json_quote(to_string(w.on_bad_message));
     out += ",\"on_violation_flood\":" + json_quote(to_string(w.on_violation_flood));
     out += ",\"output\":" + json_quote(to_string(w.output));
+    out += ",\"pool\":" + std::to_string(w.pool);
     out += ",\"sandbox\":{\"ro_binds\":" + json_list(sb.ro_binds) +
            ",\"tmpfs_size\":" + std::to_string(sb.tmpfs_bytes) +
            ",\"allow_syscalls\":" + json_list(sb.allowed_syscalls) +

@@ -12,7 +12,7 @@ namespace {
 
 Policy sample(const testing::TempDir& dir) {
   PolicyBuilder b(builtin_api_catalog());
-  auto& w = b.worker("wc").program(dir.executable("wc")).env("LANG", "C");
+  auto& w = b.worker("wc").program(dir.executable("wc")).env("LANG", "C").pool(3);
   w.limit(LimitKind::kMemory, 128 << 20).allow_syscall("getrandom");
   w.grant("texts", "fs.Directory").right("List").constraint("root", dir.mkdir("t"));
   w.grant("log", "log.Sink").all_rights().rate(10).byte_budget(1 << 20).transferable(true);
@@ -31,6 +31,8 @@ TEST(Explain, TextShowsWorkersSandboxLimitsAndGrants) {
   EXPECT_NE(t.find("  env              LANG=C\n"), std::string::npos) << t;
   EXPECT_NE(t.find("  on bad message   kill\n"), std::string::npos) << t;
   EXPECT_NE(t.find("  extra syscalls   getrandom\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("  warm pool        3 sandboxes started ahead\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("  warm pool        none\n"), std::string::npos) << t;  // "other"
   EXPECT_NE(t.find("memory=128M  cpu_seconds=10"), std::string::npos) << t;
   EXPECT_NE(t.find("texts  fs.Directory  List"), std::string::npos) << t;
   EXPECT_NE(t.find("read_only=true"), std::string::npos) << t;
@@ -48,6 +50,7 @@ TEST(Explain, JsonIsValidAndCarriesTheFacts) {
   EXPECT_NE(j.find("\"rights\":[\"Write\"],\"all_rights\":true"), std::string::npos) << j;
   EXPECT_NE(j.find("\"read_only\":true"), std::string::npos) << j;
   EXPECT_NE(j.find("\"transferable\":true"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"output\":\"supervisor\",\"pool\":3,"), std::string::npos) << j;
   EXPECT_NE(j.find("{\"name\":\"chat\",\"interface\":\"demo.WordCount\",\"client\":\"wc\",\"server\":\"other\",\"mode\":\"mediated\"}"),
             std::string::npos) << j;
 }

@@ -63,6 +63,9 @@ inline constexpr std::uint64_t kFileSizeLimitBytes = 16ull << 20;
 inline constexpr std::uint64_t kDefaultTmpfsBytes = 16ull << 20;
 inline constexpr std::uint64_t kMinTmpfsBytes = 1ull << 20;  // the sandbox's own minimum
 inline constexpr std::uint64_t kMaxTmpfsBytes = 4ull << 30;
+// A worker profile's "pool" (warm sandboxes kept started ahead): each holds
+// a sandbox's processes, cgroup and kernel memory while it waits.
+inline constexpr std::uint64_t kMaxPool = 64;
 
 // Per-grant generic constraints. 0 means "no per-grant limit" (the worker's
 // messages_per_second and message_bytes still apply).

@@ -156,6 +156,9 @@ class Feeder {
     if (const json::Value* a = member(w, "output"); a && a->kind == json::Kind::kString) {
       if (auto v = schema_enum_value("OutputMode", a->text)) wb.output(static_cast<OutputMode>(*v), at(*a));
     }
+    if (const json::Value* p = member(w, "pool")) {
+      if (auto n = to_unsigned(*p, false)) wb.pool(*n, at(*p));
+    }
     if (const json::Value* gs = array(w, "grants")) {
       for (const json::Value& g : gs->items) {
         if (g.kind == json::Kind::kObject) grant(g, wb);

@@ -227,6 +227,18 @@ TEST_F(LoaderTest, RequireCgroupIsABoolean) {
   ASSERT_FALSE(wrong);
 }
 
+TEST_F(LoaderTest, PoolIsACountUpTo64) {
+  auto p = load(replace(kValid, "\"limits\":", "\"pool\": 4, \"limits\":"));
+  ASSERT_TRUE(p) << format_diagnostics(p.error());
+  EXPECT_EQ(p->workers[0].pool, 4u);
+  EXPECT_EQ(p->workers[1].pool, 0u);  // absent: none
+  expect_one(replace(kValid, "\"limits\":", "\"pool\": 65, \"limits\":"), "65",
+             "pool = 65 is out of range; allowed 0..64");
+  expect_one(replace(kValid, "\"limits\":", "\"pool\": \"many\", \"limits\":"), "\"many\"",
+             "pool");
+  expect_one(replace(kValid, "\"limits\":", "\"pool\": -1, \"limits\":"), "-1", "pool");
+}
+
 TEST_F(LoaderTest, SeccompProfileImportsAllowedNames) {
   std::string profile = dir.write("profile.json", R"({"defaultAction": "SCMP_ACT_ERRNO",
     "syscalls": [{"names": ["getrandom", "futex"], "action": "SCMP_ACT_ALLOW"}]})");

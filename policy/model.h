@@ -87,6 +87,9 @@ struct WorkerProfile {
   BadMessageAction on_bad_message = BadMessageAction::kKill;
   ViolationFloodAction on_violation_flood = ViolationFloodAction::kKill;
   OutputMode output = OutputMode::kSupervisor;
+  // Sandboxes kept started ahead for this worker (docs/SANDBOX.md, "Warm
+  // pool"); 0 = none, at most kMaxPool.
+  std::uint64_t pool = 0;
   std::vector<Grant> grants;
   // Interfaces it may make mediated channels of (Bootstrap.NewChannel).
   std::vector<std::string> new_channels;

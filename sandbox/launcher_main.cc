@@ -29,7 +29,9 @@
 // own; the launcher has no signal handlers that could run in it. It may
 // allocate (the parent is suspended, single-threaded). After the filter is
 // installed it only calls sendmsg, close, execve, write and _exit, all in
-// the allowlist (execve only with the pinned pointer).
+// the allowlist (execve only with the pinned pointer); a pooled sandbox's
+// child also recvmsg, fcntl and fstat while it waits for its hand-over
+// (wait_for_hand_over), in the allowlist too.
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <linux/seccomp.h>
@@ -159,6 +161,58 @@ struct ChildArgs {
 // The clone child's stack. 256 KiB: fail() formats with snprintf.
 alignas(64) char g_child_stack[256 * 1024];
 
+// A pooled sandbox's child, under its filter and limits, holding fds 0, 4
+// and 5 only: blocks until the supervisor hands over this worker's fds
+// (launcher_protocol.h, HandOverRecord). Every call here is in the worker's
+// allowlist (recvmsg, fstat, fcntl, sendmsg, _exit): waiting needs nothing
+// the worker would not have anyway. The fds must be exactly three, at 1, 2
+// and 3 (the lowest free numbers, so nothing else was open), 1 and 2
+// writable, 3 a socket; anything else ends the child, and with it the
+// sandbox: a half-handed-over sandbox never runs the program. End-of-file
+// (the supervisor dropped it) ends it quietly.
+void wait_for_hand_over() {
+  d::HandOverRecord rec{};
+  char extra = 0;
+  iovec iov[2] = {{&rec, sizeof rec}, {&extra, 1}};
+  // Room for one fd more than expected, so that a fourth is seen (and
+  // refused) rather than silently dropped by the kernel.
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (d::kHandOverFds + 1))] = {};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  while ((n = ::recvmsg(d::kStatusFd, &msg, 0)) < 0 && errno == EINTR) {
+  }
+  if (n == 0) ::_exit(0);
+  if (n < 0) fail(Stage::kHandOver, errno, "hand-over: recvmsg");
+  const cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  int fds[d::kHandOverFds] = {-1, -1, -1};
+  bool ok = n == static_cast<ssize_t>(sizeof rec) && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == 0 &&
+            rec.magic == d::kHandOverMagic && rec.fds == d::kHandOverFds && c != nullptr &&
+            c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof fds) && CMSG_NXTHDR(&msg, const_cast<cmsghdr*>(c)) == nullptr;
+  if (!ok) fail(Stage::kHandOver, 0, "hand-over: not one record with exactly three fds");
+  std::memcpy(fds, CMSG_DATA(c), sizeof fds);
+  if (fds[0] != STDOUT_FILENO || fds[1] != STDERR_FILENO || fds[2] != d::kBootstrapFd) {
+    fail(Stage::kHandOver, 0, "hand-over: fds not at 1, 2 and 3");
+  }
+  for (int fd : {STDOUT_FILENO, STDERR_FILENO}) {
+    int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0 || ((fl & O_ACCMODE) != O_WRONLY && (fl & O_ACCMODE) != O_RDWR)) {
+      fail(Stage::kHandOver, errno, "hand-over: stdout or stderr not writable");
+    }
+  }
+  struct stat st {};
+  if (::fstat(d::kBootstrapFd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    fail(Stage::kHandOver, errno, "hand-over: bootstrap is not a socket");
+  }
+  StatusRecord accepted;
+  accepted.type = static_cast<std::uint32_t>(StatusType::kAccepted);
+  send_record(accepted, -1);
+}
+
 // In the clone child: exec path, limits, filter, listener hand-off, exec.
 [[noreturn]] void run_worker(ChildArgs& a) {
   d::LauncherConfig& cfg = *a.cfg;
@@ -186,10 +240,18 @@ alignas(64) char g_child_stack[256 * 1024];
   // Everything the worker must not hold is gone before the filter loads:
   // keep 0..3 (1 and 2 now the spec's stdout/stderr), the exec-error pipe
   // (as fd 4, close-on-exec) and the status socket (fd 5, close-on-exec).
-  if (::dup2(d::kStdoutFd, STDOUT_FILENO) < 0 || ::dup2(d::kStderrFd, STDERR_FILENO) < 0 ||
-      ::dup3(exec_pipe, d::kConfigFd, O_CLOEXEC) < 0 ||
-      ::fcntl(d::kStatusFd, F_SETFD, FD_CLOEXEC) != 0 ||
-      ::close_range(d::kStatusFd + 1, ~0u, 0) != 0) {
+  // Pooled: 1..3 stay free for the hand-over (wait_for_hand_over).
+  if (cfg.pooled) {
+    if (::dup3(exec_pipe, d::kConfigFd, O_CLOEXEC) < 0 ||
+        ::fcntl(d::kStatusFd, F_SETFD, FD_CLOEXEC) != 0 ||
+        ::close_range(STDOUT_FILENO, d::kBootstrapFd, 0) != 0 ||
+        ::close_range(d::kStatusFd + 1, ~0u, 0) != 0) {
+      fail(Stage::kConfig, errno, "fd setup failed");
+    }
+  } else if (::dup2(d::kStdoutFd, STDOUT_FILENO) < 0 || ::dup2(d::kStderrFd, STDERR_FILENO) < 0 ||
+             ::dup3(exec_pipe, d::kConfigFd, O_CLOEXEC) < 0 ||
+             ::fcntl(d::kStatusFd, F_SETFD, FD_CLOEXEC) != 0 ||
+             ::close_range(d::kStatusFd + 1, ~0u, 0) != 0) {
     fail(Stage::kConfig, errno, "fd setup failed");
   }
   // bubblewrap set no_new_privs already; seccomp(2) without CAP_SYS_ADMIN
@@ -209,6 +271,7 @@ alignas(64) char g_child_stack[256 * 1024];
   rec.type = static_cast<std::uint32_t>(StatusType::kListener);
   send_record(rec, static_cast<int>(listener));
   ::close(static_cast<int>(listener));  // the worker program never holds its own listener
+  if (cfg.pooled) wait_for_hand_over();
   ::execve(exec_path, argv, envp);
   int err = errno;
   ssize_t ignored = ::write(d::kConfigFd, &err, sizeof err);
@@ -264,10 +327,13 @@ int main() {
   // its output pipes (the supervisor sees end-of-file on a kPipe output
   // when the worker's tree has closed it, not when pid 1 exits).
   ::close(pipefd[1]);
-  ::close(d::kBootstrapFd);
   ::close(d::kConfigFd);
-  ::close(d::kStdoutFd);
-  ::close(d::kStderrFd);
+  // Pooled: bubblewrap passed no 3, 7 or 8 (and the pipe may sit at 3).
+  if (!cfg->pooled) {
+    ::close(d::kBootstrapFd);
+    ::close(d::kStdoutFd);
+    ::close(d::kStderrFd);
+  }
 
   int exec_err = 0;
   ssize_t n;

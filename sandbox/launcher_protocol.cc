@@ -67,7 +67,8 @@ class Reader {
 
 }  // namespace
 
-std::vector<std::uint8_t> encode_config(const Spec& spec, const CompiledFilter& filter) {
+std::vector<std::uint8_t> encode_config(const Spec& spec, const CompiledFilter& filter,
+                                        bool pooled) {
   std::vector<std::uint8_t> out;
   put32(out, kConfigMagic);
   put32(out, kConfigVersion);
@@ -90,6 +91,7 @@ std::vector<std::uint8_t> encode_config(const Spec& spec, const CompiledFilter& 
   }
   put32(out, filter.exec_hi);
   put32(out, filter.exec_lo);
+  put32(out, pooled ? 1 : 0);
   return out;
 }
 
@@ -123,6 +125,7 @@ Result<LauncherConfig> decode_config(std::span<const std::uint8_t> bytes) {
   }
   c.filter.exec_hi = static_cast<std::uint32_t>(r.get(4));
   c.filter.exec_lo = static_cast<std::uint32_t>(r.get(4));
+  const std::uint64_t pooled = r.get(4);
   if (!r.ok() || !r.at_end()) return make_error(Errc::kBadMessage, "config: truncated or trailing bytes");
   // Both indices name an instruction, or neither does.
   bool none = c.filter.exec_hi == kNoExecRule && c.filter.exec_lo == kNoExecRule;
@@ -130,6 +133,8 @@ Result<LauncherConfig> decode_config(std::span<const std::uint8_t> bytes) {
                 c.filter.exec_hi == c.filter.exec_lo)) {
     return make_error(Errc::kBadMessage, "config: execve rule indices out of range");
   }
+  if (pooled > 1) return make_error(Errc::kBadMessage, "config: bad pooled flag");
+  c.pooled = pooled == 1;
   if (action > static_cast<std::uint64_t>(ViolationAction::kKill)) {
     return make_error(Errc::kBadMessage, "config: bad violation action");
   }

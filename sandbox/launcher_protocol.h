@@ -31,6 +31,16 @@
 // Status (fd 5, SOCK_SEQPACKET, launcher -> supervisor): fixed-size
 // StatusRecord packets. The supervisor checks size and type of every one
 // and closes any fd that comes with a record that should carry none.
+//
+// Pooled sandboxes (the config's `pooled` flag, sandbox/pool.h): bubblewrap
+// passes no fd 3, 7 or 8. The launcher's child installs limits and filter,
+// sends the listener, holds only fds 0, 4 and 5, and blocks in recvmsg on
+// fd 5 for one HandOverRecord (supervisor -> launcher) carrying exactly
+// three fds, which the kernel installs at the lowest free numbers: 1, 2, 3
+// (the worker's stdout, stderr and bootstrap port). Anything else (another
+// size, count, fd number or kind) ends the child (kError kHandOver); a
+// valid one is acknowledged with kAccepted, then the program is exec'ed as
+// in a cold start and the launcher reports kStarted.
 #pragma once
 
 #include <linux/filter.h>
@@ -51,7 +61,10 @@ inline constexpr int kStatusFd = 5;
 inline constexpr int kStdoutFd = 7;
 inline constexpr int kStderrFd = 8;
 inline constexpr std::uint32_t kConfigMagic = 0x43505358;  // "CPSX"
-inline constexpr std::uint32_t kConfigVersion = 2;
+inline constexpr std::uint32_t kConfigVersion = 3;
+// The hand-over record of a pooled sandbox (HandOverRecord::magic).
+inline constexpr std::uint32_t kHandOverMagic = 0x43504f4f;  // "CPOO"
+inline constexpr int kHandOverFds = 3;  // stdout, stderr, bootstrap, in that order
 inline constexpr std::size_t kMaxConfigBytes = kMaxArgBytes + 64 * 1024;
 // The kernel's limit on a classic BPF program (BPF_MAXINSNS).
 inline constexpr std::size_t kMaxFilterInstructions = 4096;
@@ -72,6 +85,7 @@ enum class StatusType : std::uint32_t {
   kStarted = 2,   // the worker program was exec'ed
   kError = 3,     // start failed: stage + errno + text
   kExit = 4,      // the worker's wait status and rusage
+  kAccepted = 5,  // pooled: the hand-over arrived and was valid; exec next
 };
 
 enum class Stage : std::uint32_t {
@@ -83,6 +97,15 @@ enum class Stage : std::uint32_t {
   kExec = 6,
   kFork = 7,
   kExecPath = 8,  // placing the program path at its random address
+  kHandOver = 9,  // pooled: a malformed hand-over (size, fd count, numbers, kinds)
+};
+
+// Supervisor -> a pooled sandbox's launcher child, on the status socket,
+// with kHandOverFds fds (SCM_RIGHTS): the worker's stdout, stderr and
+// bootstrap port.
+struct HandOverRecord {
+  std::uint32_t magic = kHandOverMagic;
+  std::uint32_t fds = kHandOverFds;
 };
 
 struct StatusRecord {
@@ -113,9 +136,12 @@ struct LauncherConfig {
   std::vector<std::string> argv;
   std::vector<std::string> env;  // "K=V"
   CompiledFilter filter;
+  // Pooled: wait for a HandOverRecord before the exec (see the top).
+  bool pooled = false;
 };
 
-std::vector<std::uint8_t> encode_config(const Spec& spec, const CompiledFilter& filter);
+std::vector<std::uint8_t> encode_config(const Spec& spec, const CompiledFilter& filter,
+                                        bool pooled = false);
 Result<LauncherConfig> decode_config(std::span<const std::uint8_t> bytes);
 
 // Writes `pointer` into the filter's execve rule. false when the rule is not

@@ -93,14 +93,28 @@ TEST(LauncherConfig, RefusesFilterLengthsOutsideTheKernelLimitAndBadIndices) {
   too_long[at + 1] = 0x10;  // 4097 > BPF_MAXINSNS
   too_long[at + 2] = too_long[at + 3] = 0;
   EXPECT_FALSE(decode_config(too_long));
-  // The two indices are the last 8 bytes.
+  // The two indices are the 8 bytes before the pooled flag (the last 4).
   auto out_of_range = bytes;
-  out_of_range[bytes.size() - 8] = 0xfe;
-  out_of_range[bytes.size() - 7] = 0xff;
+  out_of_range[bytes.size() - 12] = 0xfe;
+  out_of_range[bytes.size() - 11] = 0xff;
   EXPECT_FALSE(decode_config(out_of_range));
   auto same = bytes;
-  for (std::size_t i = 0; i < 4; ++i) same[bytes.size() - 4 + i] = same[bytes.size() - 8 + i];
+  for (std::size_t i = 0; i < 4; ++i) same[bytes.size() - 8 + i] = same[bytes.size() - 12 + i];
   EXPECT_FALSE(decode_config(same));
+}
+
+TEST(LauncherConfig, CarriesThePooledFlagAndRefusesAnyOtherValue) {
+  auto cold = decode_config(encode_config(sample(), sample_filter()));
+  ASSERT_TRUE(cold) << cold.error().to_string();
+  EXPECT_FALSE(cold->pooled);
+  auto bytes = encode_config(sample(), sample_filter(), /*pooled=*/true);
+  auto pooled = decode_config(bytes);
+  ASSERT_TRUE(pooled) << pooled.error().to_string();
+  EXPECT_TRUE(pooled->pooled);
+  bytes[bytes.size() - 4] = 2;
+  auto bad = decode_config(bytes);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message, "config: bad pooled flag");
 }
 
 TEST(CompiledFilter, PinsTheExecveRuleExactlyOnce) {

@@ -119,6 +119,10 @@ struct StdioFds {
   Fd err;
 };
 
+namespace detail {
+struct WorkerAccess;  // worker_state.h: for spawn.cc and pool.cc
+}  // namespace detail
+
 class Worker {
  public:
   Worker(Worker&&) noexcept;
@@ -196,6 +200,7 @@ class Worker {
  private:
   friend Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap,
                               StdioFds stdio);
+  friend struct detail::WorkerAccess;
   explicit Worker(std::unique_ptr<State> state) noexcept;
   std::unique_ptr<State> state_;
 };

@@ -59,6 +59,7 @@ std::string start_error(const d::StatusRecord& r, const Spec& spec) {
     case d::Stage::kExecPath: return std::string("launcher: ") + r.text + err;
     case d::Stage::kRlimit: return std::string("setting rlimits failed: ") + r.text + err;
     case d::Stage::kConfig: return std::string("launcher config: ") + r.text + err;
+    case d::Stage::kHandOver: return std::string("launcher: ") + r.text + err;
     default: return std::string("launcher failed: ") + r.text + err;
   }
 }
@@ -106,8 +107,17 @@ Result<Worker> spawn(const Spec& spec, Fd bootstrap, StdioFds stdio) {
 }
 
 Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, StdioFds stdio) {
+  return d::start_sandbox(spec, files, std::move(bootstrap), std::move(stdio), /*pooled=*/false);
+}
+
+namespace detail {
+
+Result<Worker> start_sandbox(const Spec& spec, const HostFiles& files, Fd bootstrap,
+                             StdioFds stdio, bool pooled) {
   auto started = std::chrono::steady_clock::now();
-  if (!bootstrap.valid()) return make_error(Errc::kInvalidArgument, "spawn: no bootstrap fd");
+  if (!pooled && !bootstrap.valid()) {
+    return make_error(Errc::kInvalidArgument, "spawn: no bootstrap fd");
+  }
   if (spec.ro_binds.size() > kMaxBinds) {
     return make_error(Errc::kInvalidArgument, "spawn: more than kMaxBinds ro_binds");
   }
@@ -122,7 +132,7 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   CAPSA_ASSIGN_OR_RETURN(auto plan, d::plan_mounts(spec, files, as_root));
   // Compiled once per distinct syscall set, then shared (seccomp_policy.h).
   CAPSA_ASSIGN_OR_RETURN(const auto filter, d::cached_filter(spec.extra_syscalls));
-  const std::vector<std::uint8_t> config_bytes = d::encode_config(spec, *filter);
+  const std::vector<std::uint8_t> config_bytes = d::encode_config(spec, *filter, pooled);
   CAPSA_ASSIGN_OR_RETURN(Fd config, sealed_memfd("config", std::as_bytes(std::span(config_bytes))));
   std::string args_blob;
   for (const auto& s : plan.args) args_blob.append(s).push_back('\0');
@@ -135,10 +145,14 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   CAPSA_ASSIGN_OR_RETURN(Fd devnull, sys_fd("open", "/dev/null", [] {
                            return ::open("/dev/null", O_RDWR | O_CLOEXEC);
                          }));
-  CAPSA_ASSIGN_OR_RETURN(OutputFds out, output_fds(spec.stdout_to, std::move(stdio.out),
-                                                   STDOUT_FILENO, devnull, "worker stdout"));
-  CAPSA_ASSIGN_OR_RETURN(OutputFds err, output_fds(spec.stderr_to, std::move(stdio.err),
-                                                   STDERR_FILENO, devnull, "worker stderr"));
+  // Pooled: the outputs are the worker's and come at the hand-over.
+  OutputFds out, err;
+  if (!pooled) {
+    CAPSA_ASSIGN_OR_RETURN(out, output_fds(spec.stdout_to, std::move(stdio.out), STDOUT_FILENO,
+                                           devnull, "worker stdout"));
+    CAPSA_ASSIGN_OR_RETURN(err, output_fds(spec.stderr_to, std::move(stdio.err), STDERR_FILENO,
+                                           devnull, "worker stderr"));
+  }
 
   // Everything that can fail or allocate happens before the clone, so that
   // once bubblewrap runs the only way out of spawn() is through a Worker
@@ -148,7 +162,8 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   state->limits = spec.limits;
   state->action = spec.on_violation;
   state->started = started;
-  if (spec.limits.wall_seconds != 0) {
+  state->pooled_idle = pooled;
+  if (!pooled && spec.limits.wall_seconds != 0) {
     state->deadline = started + std::chrono::seconds(spec.limits.wall_seconds);
   }
   state->stdout_pipe = std::move(out.ours);
@@ -170,11 +185,15 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   // close-on-exec, and the child dup2()s these onto their numbers (clearing
   // the flag) only in itself, then closes everything above them.
   static constexpr int kArgsFd = 6;
-  std::vector<int> sources = {devnull.get(), bootstrap.get(),  config.get(),
-                              status_child.get(), args.get(), out.child.get(),
-                              err.child.get(), files.launcher.get()};
-  std::vector<int> targets = {0, d::kBootstrapFd, d::kConfigFd, d::kStatusFd,
-                              kArgsFd, d::kStdoutFd, d::kStderrFd, d::kLauncherFd};
+  // Pooled: no 3, 7 and 8 (the worker's own fds come at the hand-over).
+  std::vector<int> sources = {devnull.get(), config.get(), status_child.get(), args.get()};
+  std::vector<int> targets = {0, d::kConfigFd, d::kStatusFd, kArgsFd};
+  if (!pooled) {
+    sources.insert(sources.end(), {bootstrap.get(), out.child.get(), err.child.get()});
+    targets.insert(targets.end(), {d::kBootstrapFd, d::kStdoutFd, d::kStderrFd});
+  }
+  sources.push_back(files.launcher.get());
+  targets.push_back(d::kLauncherFd);
   for (std::size_t i = 0; i < plan.passed.size(); ++i) {
     sources.push_back(plan.passed[i]);
     targets.push_back(d::kFirstBindFd + static_cast<int>(i));
@@ -214,8 +233,8 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   state->pid = pid;
   state->pidfd.reset(pidfd);
   // From here on, dropping `worker` kills and reaps bubblewrap.
-  Worker worker(std::move(state));
-  Worker::State& s = *worker.state_;
+  Worker worker = WorkerAccess::make(std::move(state));
+  Worker::State& s = WorkerAccess::state(worker);
   // bubblewrap holds its copies now: ours go (the staged trees are attached
   // in the child's namespace, or dissolved with their last fd if it failed).
   status_child.reset();
@@ -257,6 +276,9 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
     auto type = static_cast<d::StatusType>(rec->record.type);
     if (type == d::StatusType::kListener && !s.notify.valid()) {
       s.notify = std::move(rec->fd);
+      // Pooled: filter and limits are installed, the child now waits for
+      // its hand-over; the status socket stays blocking until then.
+      if (pooled) return worker;
     } else if (type == d::StatusType::kError) {
       return make_error(Errc::kFailed, start_error(rec->record, spec), rec->record.err);
     } else if (type == d::StatusType::kStarted && s.notify.valid()) {
@@ -269,4 +291,97 @@ Result<Worker> spawn(const Spec& spec, const HostFiles& files, Fd bootstrap, Std
   return worker;
 }
 
+bool pooled_sandbox_ended(const Worker::State& s) noexcept {
+  if (!s.pidfd.valid() || !s.status.fd().valid()) return true;
+  pollfd p[2] = {{s.pidfd.get(), POLLIN, 0}, {s.status.fd().get(), POLLIN, 0}};
+  if (::poll(p, 2, 0) < 0) return true;
+  return p[0].revents != 0 || p[1].revents != 0;
+}
+
+Result<void> hand_over(Worker& w, const Spec& spec, const Fd& bootstrap, const StdioFds& stdio) {
+  Worker::State& s = WorkerAccess::state(w);
+  if (!s.pooled_idle) return make_error(Errc::kInvalidArgument, "hand_over: not an idle pooled sandbox");
+  if (!bootstrap.valid()) return make_error(Errc::kInvalidArgument, "hand_over: no bootstrap fd");
+  if (pooled_sandbox_ended(s)) {
+    return make_error(Errc::kClosed, "pooled sandbox " + s.name + " ended while idle");
+  }
+  CAPSA_ASSIGN_OR_RETURN(Fd devnull, sys_fd("open", "/dev/null", [] {
+                           return ::open("/dev/null", O_RDWR | O_CLOEXEC);
+                         }));
+  // The caller's fds are lent as they are; the spec's outputs are made here
+  // (a kPipe's read end is ours, the write end goes to the worker).
+  OutputFds out, err;
+  if (!stdio.out.valid()) {
+    CAPSA_ASSIGN_OR_RETURN(out, output_fds(spec.stdout_to, Fd(), STDOUT_FILENO, devnull,
+                                           "worker stdout"));
+  }
+  if (!stdio.err.valid()) {
+    CAPSA_ASSIGN_OR_RETURN(err, output_fds(spec.stderr_to, Fd(), STDERR_FILENO, devnull,
+                                           "worker stderr"));
+  }
+  const int fds[kHandOverFds] = {stdio.out.valid() ? stdio.out.get() : out.child.get(),
+                                 stdio.err.valid() ? stdio.err.get() : err.child.get(),
+                                 bootstrap.get()};
+  HandOverRecord rec;
+  iovec iov{&rec, sizeof rec};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof fds);
+  std::memcpy(CMSG_DATA(c), fds, sizeof fds);
+  // The worker's time starts with its hand-over, not with the pool's fill.
+  const auto handed = std::chrono::steady_clock::now();
+  ssize_t sent;
+  while ((sent = ::sendmsg(s.status.fd().get(), &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  if (sent < 0) {
+    if (errno == EPIPE || errno == ECONNRESET) {
+      return make_error(Errc::kClosed, "pooled sandbox " + s.name + " ended before its hand-over");
+    }
+    return make_error(Errc::kFailed, "hand-over to " + s.name + ": sendmsg: " + std::strerror(errno),
+                      errno);
+  }
+  bool accepted = false;
+  for (;;) {
+    pollfd p{s.status.fd().get(), POLLIN, 0};
+    CAPSA_ASSIGN_OR_RETURN(const int ready,
+                           sys("poll", s.name, [&] { return ::poll(&p, 1, kStartTimeoutMs); }));
+    if (ready == 0) return make_error(Errc::kFailed, "sandbox " + s.name + " did not start in time");
+    CAPSA_ASSIGN_OR_RETURN(auto got, d::read_status_record(s.status));
+    const auto type = got ? static_cast<StatusType>(got->record.type) : StatusType::kExit;
+    if (!accepted && (!got || type == StatusType::kStarted || type == StatusType::kExit)) {
+      // The child ended before it took the fds (killed while idle, just
+      // now): the fds reached no worker.
+      return make_error(Errc::kClosed, "pooled sandbox " + s.name + " ended before its hand-over");
+    }
+    if (!got) {
+      return make_error(Errc::kFailed, "sandbox " + s.name + " ended before its program started");
+    }
+    if (type == StatusType::kError) {
+      return make_error(Errc::kFailed, start_error(got->record, spec), got->record.err);
+    }
+    if (type == StatusType::kAccepted && !accepted) {
+      accepted = true;
+    } else if (type == StatusType::kStarted && accepted) {
+      break;
+    } else {
+      return make_error(Errc::kFailed, "launcher status: record out of order");
+    }
+  }
+  CAPSA_TRY(s.status.set_nonblocking(true));
+  s.pooled_idle = false;
+  s.started = handed;
+  if (s.limits.wall_seconds != 0) s.deadline = handed + std::chrono::seconds(s.limits.wall_seconds);
+  s.stdout_pipe = std::move(out.ours);
+  s.stderr_pipe = std::move(err.ours);
+  return {};
+}
+
+}  // namespace detail
 }  // namespace capsa::sandbox

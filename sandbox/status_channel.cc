@@ -26,7 +26,7 @@ Result<std::optional<ReceivedRecord>> read_status_record(Port& port) {
   std::memcpy(&out.record, packet->bytes.data(), sizeof out.record);
   auto type = static_cast<StatusType>(out.record.type);
   bool wants_fd = type == StatusType::kListener;
-  if (type < StatusType::kListener || type > StatusType::kExit ||
+  if (type < StatusType::kListener || type > StatusType::kAccepted ||
       wants_fd != (packet->fds.size() == 1)) {
     return make_error(Errc::kBadMessage, "launcher status: unexpected record or fd");
   }

@@ -30,6 +30,9 @@ struct Worker::State {
   std::chrono::steady_clock::time_point started;
   std::optional<std::chrono::steady_clock::time_point> deadline;
   KillCause cause = KillCause::kNone;
+  // A pooled sandbox not yet handed over (sandbox/pool.h): its launcher's
+  // child waits for the worker's fds; no deadline runs.
+  bool pooled_idle = false;
   std::optional<ExitStatus> result;  // set once reaped
   // Without a cgroup: the CPU time the sandbox's processes had used when we
   // killed it (read from /proc before the kill; their rusage is lost with
@@ -43,6 +46,34 @@ struct Worker::State {
 namespace detail {
 
 struct StatusRecord;
+
+// Reaches a Worker's state from spawn.cc and pool.cc.
+struct WorkerAccess {
+  static Worker make(std::unique_ptr<Worker::State> s) noexcept { return Worker(std::move(s)); }
+  static Worker::State& state(Worker& w) noexcept { return *w.state_; }
+};
+
+// Starts a sandbox of `spec`: spawn() when `pooled` is false. Pooled: no
+// bootstrap or output fds (`bootstrap` and `stdio` are ignored), and it
+// returns once the launcher's child has installed its filter and sent the
+// listener; the sandbox then waits for hand_over(). (spawn.cc)
+Result<Worker> start_sandbox(const Spec& spec, const HostFiles& files, Fd bootstrap,
+                             StdioFds stdio, bool pooled);
+
+// Hands a pooled sandbox (start_sandbox(..., pooled = true)) its worker's
+// bootstrap port and outputs (`stdio`'s fds where valid, else as
+// spec.stdout_to/stderr_to say) and waits until the program is exec'ed.
+// The caller's fds are lent (the kernel passes copies), so on failure they
+// are still the caller's. Errc::kClosed: the sandbox had ended, or ended
+// before it accepted the fds, so nothing reached a worker and the fds may
+// go to another sandbox; other errors are those of a cold start (e.g. the
+// program's exec failed). On success the wall-clock deadline starts now.
+Result<void> hand_over(Worker& w, const Spec& spec, const Fd& bootstrap, const StdioFds& stdio);
+
+// True when a pooled, idle sandbox can no longer be handed over: bubblewrap
+// exited, or the launcher said anything (its child only speaks after a
+// hand-over, so a record now means it ended or failed).
+bool pooled_sandbox_ended(const Worker::State& s) noexcept;
 
 // Classifies the end of a worker. `exact` is the launcher's kExit record if
 // one arrived; `bwrap_status`/`bwrap_ru` are from wait4 on bubblewrap.

@@ -204,7 +204,9 @@ Result<void> Supervisor::Impl::init() {
   endpoints_.reset(new EndpointContext{*reactor_, *audit_, encoder_, *this, *this});
   table_ = std::make_unique<GrantTable>(*audit_, *endpoints_, options_.ended_grants_kept);
   hub_ = std::make_unique<ChannelHub>(*table_, *endpoints_);
-  return open_channels();
+  CAPSA_TRY(open_channels());
+  start_pools();
+  return {};
 }
 
 Result<std::unique_ptr<Supervisor>> Supervisor::create(policy::Policy policy,
@@ -236,6 +238,7 @@ Result<void> Supervisor::start_all() {
 }
 
 Result<void> Supervisor::start(std::string_view worker) { return impl_->start(worker); }
+bool Supervisor::warm_up(std::chrono::milliseconds timeout) { return impl_->warm_up(timeout); }
 Result<Port> Supervisor::attach(std::string_view worker, pid_t pid) {
   return impl_->attach(worker, pid);
 }

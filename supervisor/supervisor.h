@@ -86,6 +86,9 @@ struct SupervisorOptions {
   // Limit of ended grants kept for the grant table view (the audit log
   // has them all). Bounded so a long run's memory stays flat.
   std::size_t ended_grants_kept = 256;
+  // Overrides every worker profile's "pool" (capsa run --warm N): sandboxes
+  // started ahead (docs/SANDBOX.md, "Warm pool"). Unset: the policy's.
+  std::optional<std::uint64_t> warm_pool;
 };
 
 class Supervisor final : public ServiceHost {
@@ -109,8 +112,14 @@ class Supervisor final : public ServiceHost {
   // "worker_start_failed") and the others still start; the error returned
   // names every one that failed.
   Result<void> start_all();
-  // Starts one worker of the policy by name.
+  // Starts one worker of the policy by name. A worker with a warm pool
+  // (its profile's "pool", or SupervisorOptions::warm_pool) starts in the
+  // sandbox that waited for it when one is ready, else cold.
   Result<void> start(std::string_view worker);
+  // Blocks until every worker's warm pool holds its sandbox (or a fill
+  // failed, or `timeout` passed): what `capsa run --warm` does before
+  // start_all(), so that every start is a hand-over. True when all are full.
+  bool warm_up(std::chrono::milliseconds timeout);
   // Serves a worker of the policy that runs OUTSIDE any sandbox: returns the
   // other end of its bootstrap port. For embedding hosts that confine
   // workers another way, and for tests and benchmarks of the supervisor

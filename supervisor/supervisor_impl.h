@@ -41,6 +41,7 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   Result<Port> attach(std::string_view name, pid_t pid);
   void kill_worker(WorkerRecord& w, std::string_view reason) override;
   void shutdown(std::string_view reason);
+  bool warm_up(std::chrono::milliseconds timeout);
   Result<void> run();
   std::vector<WorkerView> worker_views() const;
 
@@ -89,6 +90,7 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
 
  private:
   Result<void> plan_workers();
+  void start_pools();
   // The policy's channels: a socketpair per direct one, a hub channel per
   // mediated one (supervisor.cc).
   Result<void> open_channels();

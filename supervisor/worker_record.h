@@ -17,6 +17,7 @@
 #include "capabilities/interface_registry.h"
 #include "capabilities/port.h"
 #include "policy/model.h"
+#include "sandbox/pool.h"
 #include "sandbox/sandbox.h"
 #include "supervisor/reactor/reactor.h"
 #include "supervisor/services/rate_limit.h"
@@ -62,6 +63,10 @@ struct WorkerRecord {
   const policy::WorkerProfile* profile = nullptr;
   std::string name;
   std::optional<sandbox::Worker> sandbox;
+  // Its warm pool (profile "pool" or SupervisorOptions::warm_pool), from
+  // the supervisor's creation until the worker's start, which ends it: the
+  // worker starts once.
+  std::unique_ptr<sandbox::Pool> pool;
   pid_t pid = 0;
   Fd attached_pidfd;  // attach(worker, pid): watched for the exit
   bool started = false;

@@ -92,7 +92,18 @@ Result<void> Supervisor::Impl::start(std::string_view name) {
     CAPSA_ASSIGN_OR_RETURN(auto spec, policy::sandbox_spec(*w->profile, options_.launcher));
     CAPSA_ASSIGN_OR_RETURN(auto pair, make_channel());
     CAPSA_TRY(serve_bootstrap(*w, std::move(pair.first)));
-    auto worker = sandbox::spawn(spec, pair.second.release_fd());
+    // From its warm pool when a sandbox waits there (the same spec: the
+    // pool was made from this profile), else cold. The pool ends with this
+    // start: the worker starts once, a refill would never serve.
+    bool pooled = false;
+    auto worker = [&]() -> Result<sandbox::Worker> {
+      if (!w->pool) return sandbox::spawn(spec, pair.second.release_fd());
+      std::unique_ptr<sandbox::Pool> pool = std::move(w->pool);
+      const std::uint64_t handed = pool->stats().handed;
+      auto taken = pool->take(pair.second.release_fd(), {}, w->name);
+      pooled = pool->stats().handed > handed;
+      return taken;
+    }();
     if (!worker) {
       w->running = false;
       return std::unexpected(worker.error());
@@ -102,7 +113,8 @@ Result<void> Supervisor::Impl::start(std::string_view name) {
     (void)audit_->worker_started(w->name, w->pid, w->profile->program);
     report_cgroup(*w);
     (void)audit_->port_transferred(w->bootstrap, "supervisor", w->name);
-    log_->info("worker '{}' started (pid {})", w->name, w->pid);
+    log_->info("worker '{}' started (pid {}{})", w->name, w->pid,
+               pooled ? ", from its warm pool" : "");
     watch_output(*w);
     return watch_sandbox(*w);
   }();
@@ -114,6 +126,46 @@ Result<void> Supervisor::Impl::start(std::string_view name) {
   log_->error("worker '{}' did not start: {}", w->name, e.message);
   worker_ended(*w, "did not start");
   return make_error(e.code, "worker '" + w->name + "' did not start: " + e.message);
+}
+
+// Each worker whose profile asks for a warm pool (or every worker, with
+// SupervisorOptions::warm_pool) gets one sandbox started ahead, filled on
+// the pool's own thread (docs/SANDBOX.md, "Warm pool"). One, whatever N: a
+// worker of the policy starts once, so a second sandbox could never serve.
+// A pool that cannot be made is a warning: the start is then cold and
+// reports the error itself.
+void Supervisor::Impl::start_pools() {
+  for (auto& w : workers_) {
+    const std::uint64_t n = options_.warm_pool.value_or(w->profile->pool);
+    if (n == 0) continue;
+    auto spec = policy::sandbox_spec(*w->profile, options_.launcher);
+    auto pool = spec ? sandbox::Pool::create(std::move(*spec), 1)
+                     : Result<std::unique_ptr<sandbox::Pool>>(std::unexpected(spec.error()));
+    if (!pool) {
+      log_->warn("worker '{}': no warm pool ({}); it will start cold", w->name,
+                 pool.error().message);
+      continue;
+    }
+    w->pool = std::move(*pool);
+  }
+}
+
+bool Supervisor::Impl::warm_up(std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  bool all = true;
+  for (auto& w : workers_) {
+    if (!w->pool) continue;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (!w->pool->wait_full(std::max(left, std::chrono::milliseconds(0)))) {
+      all = false;
+      log_->warn("worker '{}': its warm pool is not ready{}", w->name,
+                 w->pool->stats().last_fill_error.empty()
+                     ? std::string()
+                     : ": " + w->pool->stats().last_fill_error);
+    }
+  }
+  return all;
 }
 
 // A worker without a cgroup is said at its start, on the operator's log and
@@ -230,6 +282,7 @@ Result<Port> Supervisor::Impl::attach(std::string_view name, pid_t pid) {
   if (w->started) return make_error(Errc::kInvalidArgument, "worker '" + w->name + "' already started");
   CAPSA_TRY(prepare_worker(*w));
   CAPSA_ASSIGN_OR_RETURN(auto pair, make_channel());
+  w->pool.reset();  // it runs outside any sandbox: its waiting one goes
   w->started = true;
   w->attached = true;
   w->pid = pid;
@@ -333,6 +386,8 @@ void Supervisor::Impl::shutdown(std::string_view reason) {
   shutting_down_ = true;
   (void)audit_->event("shutdown", AuditFields().str("reason", reason));
   log_->info("shutting down: {}", reason);
+  // Idle pooled sandboxes are killed, reaped and their cgroups removed now.
+  for (auto& w : workers_) w->pool.reset();
   for (auto& w : workers_) kill_worker(*w, reason);
   stopping_when_idle_ = true;
   stop_if_idle();

@@ -51,6 +51,11 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& options) {
   cmd->add_option("--audit-keep", options.audit_keep, "rotated audit files kept (FILE.1 newest)")
       ->check(CLI::Range(1u, supervisor::kMaxAuditKeep))
       ->capture_default_str();
+  cmd->add_option("--warm", options.warm,
+                  "start each worker's sandbox ahead and hand it the worker when it starts, "
+                  "overriding the policy's `pool` (0: none)")
+      ->type_name("N")
+      ->check(CLI::Range(0LL, static_cast<long long>(policy::kMaxPool)));
   cmd->add_flag("--json", options.json_summary,
                 "print the end-of-run summary as one JSON object on the last line of stdout");
   return cmd;
@@ -116,6 +121,7 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   so.audit.keep = options.audit_keep;
   so.logger = log.supervisor;
   so.worker_logger = log.workers;
+  if (options.warm >= 0) so.warm_pool = static_cast<std::uint64_t>(options.warm);
   auto sup = supervisor::Supervisor::create(std::move(*policy), std::move(so));
   if (!sup) {
     err << "capsa run: " << sup.error().message << "\n";
@@ -146,6 +152,9 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
 
   // A worker that does not start is logged by the supervisor (and shown in
   // the summary): its error is not printed again here.
+  // Warm pools fill on their own threads, side by side; every start is then
+  // a hand-over (bounded: a pool that does not fill leaves its start cold).
+  (void)s.warm_up(std::chrono::seconds(30));
   (void)s.start_all();
   for (const auto& w : s.workers()) {
     if (w.start_error.empty()) log.notices->info("started {} (pid {})", w.name, w.pid);

@@ -62,6 +62,9 @@ struct RunOptions {
   std::string audit_max_bytes = "64M";
   std::uint32_t audit_keep = 4;
   bool json_summary = false;         // --json
+  // --warm N: every worker's warm pool, overriding the policy's "pool"
+  // (docs/SANDBOX.md, "Warm pool"); -1 = the policy's.
+  long long warm = -1;
 };
 
 CLI::App* add_run_command(CLI::App& app, RunOptions& options);

@@ -52,6 +52,23 @@ TEST_F(CliRunTest, WordcountPrintsTheTopWordsAndASummaryAndExitsZero) {
   EXPECT_EQ(count_lines_with(a, {"\"worker_exited\"", "\"worker\":\"wordcount\"", "\"status\":\"exited\""}), 1u);
 }
 
+// --warm: the worker starts in the sandbox that waited for it, with the
+// same output and status as cold; a count outside 0..64 is a usage error.
+TEST_F(CliRunTest, WarmStartsTheWorkerFromItsPoolWithTheSameResult) {
+  auto args = capsa_run("wordcount.json");
+  args.insert(args.begin() + 2, {"-v", "--warm", "1"});
+  Ran r = capsa::cli::testing::run(args, tmp_.path());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find(", from its warm pool)"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("[wordcount] summary: files 3, words 1693, distinct 456\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("\nwordcount  exited 0  "), std::string::npos) << r.out;
+  auto bad = capsa_run("wordcount.json");
+  bad.insert(bad.begin() + 2, {"--warm", "65"});
+  Ran b = capsa::cli::testing::run(bad, tmp_.path());
+  EXPECT_EQ(b.status, 2) << b.out << b.err;
+}
+
 // The hostile example is killed (SIGKILL) on its first bad message: 128 + 9.
 TEST_F(CliRunTest, AKilledWorkersStatusIs128PlusTheSignal) {
   Ran r = run(capsa_run("hostile.json"), tmp_);

@@ -109,6 +109,73 @@ TEST_F(IntegrationTest, GrantedApiWorksInTheSandbox) {
   EXPECT_EQ(count_lines_with(a, {"\"grant_created\"", "\"log.Sink\""}), 1u);
 }
 
+// A worker whose profile has "pool" starts in the sandbox that waited for
+// it, and is served, reported and audited as its cold neighbour.
+TEST_F(IntegrationTest, AWorkerFromItsWarmPoolIsServedAsAColdOne) {
+  std::ostringstream ops;
+  SupervisorOptions o;
+  o.logger = std::make_shared<spdlog::logger>("it",
+                                              std::make_shared<spdlog::sinks::ostream_sink_mt>(ops));
+  o.logger->set_level(spdlog::level::info);
+  make(
+      [&](auto& b) {
+        worker(b, "cold", "hello");
+        worker(b, "warm", "hello").pool(3);
+      },
+      std::move(o));
+  ASSERT_TRUE(sup_->warm_up(std::chrono::seconds(20))) << ops.str();
+  run();
+  for (const std::string name : {"cold", "warm"}) {
+    EXPECT_TRUE(said_line(name, "hello from the sandbox")) << name;
+    const WorkerView& v = view(name);
+    ASSERT_TRUE(v.exit) << name;
+    EXPECT_EQ(v.exit->kind, sandbox::ExitKind::kExited) << name;
+    EXPECT_EQ(v.exit->code, 0) << name;
+    EXPECT_EQ(v.calls, view("cold").calls) << name;
+  }
+  const std::string log = ops.str();
+  EXPECT_NE(log.find("worker 'warm' started (pid " + std::to_string(view("warm").pid) +
+                     ", from its warm pool)"), std::string::npos) << log;
+  EXPECT_NE(log.find("worker 'cold' started (pid " + std::to_string(view("cold").pid) + ")"),
+            std::string::npos) << log;
+  EXPECT_EQ(sup_->live_grants(), 0u);
+  auto a = audit();
+  EXPECT_EQ(count_lines_with(a, {"\"worker_started\"", "\"worker\":\"warm\""}), 1u);
+  EXPECT_EQ(count_lines_with(a, {"\"worker_exited\"", "\"status\":\"exited\""}), 2u);
+}
+
+// Warm pools of workers never started (--warm on a supervisor shut down
+// before its start): nothing stays behind.
+TEST_F(IntegrationTest, WarmPoolsOfWorkersNeverStartedLeaveNothing) {
+  const auto cgroups_before = sandbox::testing::leftover_cgroups();
+  capsa::testing::FdLeakCheck fds;
+  SupervisorOptions o;
+  o.warm_pool = 2;
+  make([&](auto& b) {
+    worker(b, "a", "hello");
+    worker(b, "b", "hello");
+  }, std::move(o));
+  ASSERT_TRUE(sup_->warm_up(std::chrono::seconds(20)));
+  sup_.reset();
+  EXPECT_EQ(fds.leaked(), 0) << capsa::testing::describe_open_fds();
+  EXPECT_EQ(sandbox::testing::leftover_cgroups(), cgroups_before);
+  // No child process of ours is left (each pooled sandbox's bubblewrap was one).
+  int children = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state;
+    int ppid = 0;
+    rest >> state >> ppid;
+    children += ppid == ::getpid();
+  }
+  EXPECT_EQ(children, 0);
+}
+
 TEST_F(IntegrationTest, UngrantedNameIsNotFoundAndAudited) {
   make([&](auto& b) { worker(b, "w", "ungranted"); });
   run();
