@@ -439,7 +439,7 @@ bool served_by_supervisor(const GraphGrant& g) { return g.kind == "served" && g.
 
 std::string graph_to_dot(const CapGraph& graph) {
   std::string out;
-  out += "// capsa graph: " + printable(graph.source) + "\n";
+  out += "// capsa graph: " + dot_escape(graph.source) + "\n";  // no line break, valid UTF-8
   out += "digraph capsa {\n";
   out += "  graph [rankdir=LR, labelloc=t, fontname=\"Helvetica\", fontsize=12, label=" +
          label({"capsa: " + graph.source}) + "];\n";
