@@ -14,6 +14,15 @@
 //     port_transferred, port_delegated, channel_created, revoked, released,
 //     worker_started and worker_exited line of ONE run (grant ids restart
 //     per run) with ts at or before `at`.
+// They differ where the sources do: live, a released grant's children have
+// moved up to its parent (what a revocation follows; docs/SUPERVISOR.md
+// "Grants") and ended grants are the bounded history the supervisor keeps,
+// without their reason; the log keeps the parent each grant was made from,
+// every ended grant and why it ended.
+//
+// Every string comes from a log or a report, so from workers as much as
+// from us: graph_to_dot escapes each (dot_escape); node ids are ours (w0,
+// s0, g12), never a string from the source.
 #pragma once
 
 #include <cstdint>
