@@ -8,6 +8,7 @@
 #include "supervisor/cli/audit.h"
 #include "supervisor/cli/check.h"
 #include "supervisor/cli/log_query.h"
+#include "supervisor/cli/graph.h"
 #include "supervisor/cli/revoke.h"
 #include "supervisor/cli/run.h"
 
@@ -25,6 +26,8 @@ int main(int argc, char** argv) {
   CLI::App* revoke_cmd = capsa::cli::add_revoke_command(app, revoke);
   capsa::cli::LogOptions log;
   CLI::App* log_cmd = capsa::cli::add_log_command(app, log);
+  capsa::cli::GraphOptions graph;
+  CLI::App* graph_cmd = capsa::cli::add_graph_command(app, graph);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -36,5 +39,6 @@ int main(int argc, char** argv) {
   if (audit_cmd->parsed()) return capsa::cli::run_audit(audit, std::cout, std::cerr);
   if (revoke_cmd->parsed()) return capsa::cli::run_revoke(revoke, std::cout, std::cerr);
   if (log_cmd->parsed()) return capsa::cli::run_log(log, std::cout, std::cerr);
+  if (graph_cmd->parsed()) return capsa::cli::run_graph(graph, std::cout, std::cerr);
   return capsa::cli::kExitUsage;
 }
