@@ -43,6 +43,7 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   void shutdown(std::string_view reason);
   Result<void> run();
   std::vector<WorkerView> worker_views() const;
+  MetricsSnapshot metrics() const;  // metrics_snapshot.cc
 
   // Grants.
   GrantTable& table() noexcept { return *table_; }
