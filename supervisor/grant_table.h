@@ -50,7 +50,9 @@ struct InterfaceLatency {
   // The histogram of `m`, a method of `iface` (nullptr for any other).
   LatencyHistogram* of(const Method* m) noexcept {
     const auto all = iface->methods();
-    if (m < all.data() || m >= all.data() + all.size()) return nullptr;
+    // std::less: a total order, also for a pointer into another array.
+    const std::less<const Method*> before;
+    if (before(m, all.data()) || !before(m, all.data() + all.size())) return nullptr;
     return &methods[static_cast<std::size_t>(m - all.data())];
   }
 };

@@ -1,5 +1,6 @@
 // capsa — the client side of the supervisor's control socket (what `capsa
-// audit` and `capsa revoke` use; docs/SUPERVISOR.md, "Control socket").
+// audit`, `capsa revoke` and `capsa metrics` use; docs/SUPERVISOR.md,
+// "Control socket").
 //
 // Links only capabilities and the capsa.Control schema: no supervisor,
 // sandbox or policy code (a tool that only asks questions does not carry
