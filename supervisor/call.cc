@@ -4,6 +4,7 @@
 // An answer goes out only if the grant is still served when it is ready:
 // after a revocation, a release or the holder's death the grant is gone
 // from the table and the answer (with any fds it carried) is dropped here.
+#include <chrono>
 #include <utility>
 
 #include "supervisor/supervisor_impl.h"
@@ -118,6 +119,7 @@ bool Supervisor::Impl::answer(CallState& call, GrantRecord& grant, const Header&
                             : "holder does not read its replies (overloaded)");
     return false;
   }
+  if (call.latency != nullptr) call.latency->observe(std::chrono::steady_clock::now() - call.dispatched);
   for (std::size_t i = 0; i < n_moved; ++i) {
     (void)audit_->port_transferred(moved[i], "supervisor",
                                    holder != nullptr ? holder->name : "operator");

@@ -188,8 +188,27 @@ GrantRecord& GrantTable::add(std::unique_ptr<GrantRecord> g) {
     ++live_;
     ++holder->grants;
     ++holder->live;
+    // One lookup per grant, by pointer; a call then finds its histogram by
+    // method index (port_endpoint.cc, dispatch).
+    if (ref.iface != nullptr) {
+      auto& lat = latency_[ref.iface];
+      if (!lat) {
+        lat = std::make_unique<InterfaceLatency>();
+        lat->iface = ref.iface;
+        lat->methods.resize(ref.iface->methods().size());
+      }
+      ref.latency = lat.get();
+    }
   }
   return ref;
+}
+
+std::uint64_t GrantTable::bytes_of(const WorkerRecord& holder) const {
+  std::uint64_t n = holder.ended_bytes;
+  for (const auto& [id, g] : grants_) {
+    if (g->holder == &holder) n += g->bytes;
+  }
+  return n;
 }
 
 GrantRecord& GrantTable::record_direct_end(WorkerRecord& holder, const ChannelEnd& end,
@@ -268,6 +287,9 @@ std::unique_ptr<GrantRecord> GrantTable::take(GrantId id) {
   if (g->holder != nullptr) {
     --live_;
     --g->holder->live;
+    // Nothing is counted on a grant once it is out of the table (an answer
+    // finds no grant), so its bytes are final here.
+    g->holder->ended_bytes += g->bytes;
   }
   return g;
 }

@@ -39,6 +39,24 @@ namespace capsa::supervisor {
 
 class ServerEnd;  // server_end.h
 
+// The call latency histograms of one interface's methods (services/latency.h),
+// by method index (Interface::methods() order). One per interface a worker
+// was granted, made when its first grant is added and kept for the
+// supervisor's life (the counts are Prometheus counters: they never reset).
+struct InterfaceLatency {
+  const Interface* iface = nullptr;  // the supervisor's registry (outlives the table)
+  std::vector<LatencyHistogram> methods;
+
+  // The histogram of `m`, a method of `iface` (nullptr for any other).
+  LatencyHistogram* of(const Method* m) noexcept {
+    const auto all = iface->methods();
+    // std::less: a total order, also for a pointer into another array.
+    const std::less<const Method*> before;
+    if (before(m, all.data()) || !before(m, all.data() + all.size())) return nullptr;
+    return &methods[static_cast<std::size_t>(m - all.data())];
+  }
+};
+
 struct GrantRecord {
   GrantId id = 0;
   GrantId parent = 0;
@@ -61,6 +79,9 @@ struct GrantRecord {
   std::uint64_t denials = 0;
   std::uint64_t port_inode = 0;  // the holder's end
   std::shared_ptr<SharedLimits> limits;
+  // Its interface's latency histograms (a worker's grant; nullptr for an
+  // operator session, whose interface is not the supervisor's registry's).
+  InterfaceLatency* latency = nullptr;
   std::unique_ptr<PortEndpoint> endpoint;  // kServed
   std::unique_ptr<ServerEnd> server_end;   // kServerEnd
   // kDirectEnd: a duplicate of the worker's socket, shut down on revoke.
@@ -147,6 +168,13 @@ class GrantTable {
   GrantView view(const GrantRecord& g, GrantState state) const;
   std::vector<GrantView> views(bool include_ended) const;
   std::size_t live() const noexcept { return live_; }
+  // The payload bytes of `holder`'s grants, the ended ones included.
+  std::uint64_t bytes_of(const WorkerRecord& holder) const;
+  // Every interface's latency histograms, in no particular order.
+  const std::unordered_map<const Interface*, std::unique_ptr<InterfaceLatency>>& latency()
+      const noexcept {
+    return latency_;
+  }
 
  private:
   // Puts a new record in the table and counts it against its holder.
@@ -163,6 +191,7 @@ class GrantTable {
   std::deque<GrantView> ended_;                          // bounded, newest last
   GrantId next_ = 1;
   std::size_t live_ = 0;  // grants held by workers (sessions excluded)
+  std::unordered_map<const Interface*, std::unique_ptr<InterfaceLatency>> latency_;
 };
 
 // The names of the methods in `rights`, in ordinal order.

@@ -2,6 +2,7 @@
 #include "supervisor/port_endpoint.h"
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <utility>
 
@@ -184,6 +185,10 @@ void PortEndpoint::dispatch(Message msg) {
   state->method = msg.method();
   state->request = std::move(msg);
   state->worker = g.holder != nullptr ? &g.holder->name : &kOperatorName;
+  if (g.latency != nullptr) {  // measured until the answer is sent (call.cc)
+    state->latency = g.latency->of(state->method);
+    state->dispatched = std::chrono::steady_clock::now();
+  }
   busy_ = true;
   ++outstanding_;
   ++g.calls;

@@ -50,6 +50,7 @@
 #include "policy/model.h"
 #include "sandbox/sandbox.h"
 #include "supervisor/audit/audit_log.h"
+#include "supervisor/metrics.h"
 #include "supervisor/reactor/reactor.h"
 #include "supervisor/services/service.h"
 #include "supervisor/views.h"
@@ -143,6 +144,9 @@ class Supervisor final : public ServiceHost {
   std::vector<GrantView> grants(bool include_ended = false) const;
   std::vector<WorkerView> workers() const;
   std::size_t live_grants() const noexcept;
+  // The counters, gauges and call latency histograms (metrics.h), copied
+  // out; render_metrics() makes the Prometheus text of them. Loop thread.
+  MetricsSnapshot metrics() const;
 
   // Serves `port` with `service` as an operator session (the control
   // socket): all rights, not a grant, not counted against any worker.

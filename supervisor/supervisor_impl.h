@@ -44,6 +44,7 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   bool warm_up(std::chrono::milliseconds timeout);
   Result<void> run();
   std::vector<WorkerView> worker_views() const;
+  MetricsSnapshot metrics() const;  // metrics_snapshot.cc
 
   // Grants.
   GrantTable& table() noexcept { return *table_; }

@@ -92,6 +92,7 @@ struct WorkerRecord {
   std::uint64_t violations = 0;
   std::uint64_t grants = 0;
   std::uint64_t live = 0;  // grants it holds now
+  std::uint64_t ended_bytes = 0;  // payload bytes of its grants that ended (GrantTable::bytes_of)
 
   // The most grants it may hold at once: it cannot hold more ports than
   // its fd limit, so more live grants mean ports parked in flight (in a

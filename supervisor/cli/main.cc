@@ -9,6 +9,7 @@
 #include "supervisor/cli/check.h"
 #include "supervisor/cli/log_query.h"
 #include "supervisor/cli/graph.h"
+#include "supervisor/cli/metrics.h"
 #include "supervisor/cli/revoke.h"
 #include "supervisor/cli/run.h"
 
@@ -28,6 +29,8 @@ int main(int argc, char** argv) {
   CLI::App* log_cmd = capsa::cli::add_log_command(app, log);
   capsa::cli::GraphOptions graph;
   CLI::App* graph_cmd = capsa::cli::add_graph_command(app, graph);
+  capsa::cli::MetricsOptions metrics;
+  CLI::App* metrics_cmd = capsa::cli::add_metrics_command(app, metrics);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -40,5 +43,6 @@ int main(int argc, char** argv) {
   if (revoke_cmd->parsed()) return capsa::cli::run_revoke(revoke, std::cout, std::cerr);
   if (log_cmd->parsed()) return capsa::cli::run_log(log, std::cout, std::cerr);
   if (graph_cmd->parsed()) return capsa::cli::run_graph(graph, std::cout, std::cerr);
+  if (metrics_cmd->parsed()) return capsa::cli::run_metrics(metrics, std::cout, std::cerr);
   return capsa::cli::kExitUsage;
 }

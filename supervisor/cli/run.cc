@@ -15,6 +15,7 @@
 #include "supervisor/cli/install_layout.h"
 #include "supervisor/cli/log.h"
 #include "supervisor/cli/run_summary.h"
+#include "supervisor/control/metrics_server.h"
 #include "supervisor/control/server.h"
 #include "supervisor/supervisor.h"
 
@@ -32,6 +33,10 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& options) {
   cmd->add_option("--control", options.control,
                   "control socket for `capsa audit` and `capsa revoke` (default: per-user "
                   "runtime directory; \"none\" for no socket)");
+  cmd->add_option("--metrics-socket", options.metrics_socket,
+                  "serve Prometheus metrics over HTTP on this Unix socket (mode 0600; "
+                  "docs/SUPERVISOR.md, \"Metrics\")")
+      ->type_name("PATH");
   auto* quiet = cmd->add_flag("-q,--quiet", options.quiet,
                               "print only worker log lines, the summary and errors");
   cmd->add_flag("-v,--verbose", options.verbose, "also print the supervisor's debug log")
@@ -148,6 +153,17 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
     control = std::move(*c);
     log.notices->info("control socket {}", path);
   }
+  std::unique_ptr<supervisor::MetricsServer> metrics;
+  if (!options.metrics_socket.empty()) {
+    auto m = supervisor::MetricsServer::create(s, options.metrics_socket);
+    if (!m) {
+      err << "capsa run: metrics socket " << options.metrics_socket << ": " << m.error().message
+          << "\n";
+      return kExitUsage;
+    }
+    metrics = std::move(*m);
+    log.notices->info("metrics socket {}", options.metrics_socket);
+  }
   log.notices->info("audit log {} (run {})", audit_log, s.audit().run_id());
 
   // A worker that does not start is logged by the supervisor (and shown in
@@ -173,6 +189,7 @@ int run_run(const RunOptions& options, std::ostream& out, std::ostream& err) {
     summary << "\n";
     print_summary_table(workers, summary);
   }
+  metrics.reset();
   control.reset();
   return status;
 }

@@ -7,7 +7,8 @@
 // or SIGTERM shut down cleanly: workers are killed and reaped, the audit
 // log gets their exits and is closed.
 //
-//   capsa run [--audit-log FILE] [--control SOCKET] [--define NAME=VALUE]...
+//   capsa run [--audit-log FILE] [--control SOCKET] [--metrics-socket PATH]
+//             [--define NAME=VALUE]...
 //             [-q | -v] [--log-format text|json] [--json]
 //             [--worker-output supervisor|inherit|discard]
 //             [--audit-max-bytes SIZE] [--audit-keep N] POLICY
@@ -48,6 +49,8 @@ struct RunOptions {
   // The control socket for `capsa audit` / `capsa revoke`; "" = the default
   // path (control_server.h), "none" = no control socket.
   std::string control;
+  // The opt-in metrics socket (control/metrics_server.h): "" = none.
+  std::string metrics_socket;
   // The supervisor's own log: warnings by default, debug with `verbose`,
   // errors only with `quiet` (which also drops the start-up lines). Worker
   // lines are always printed: they are what the workers produce.

@@ -162,6 +162,20 @@ Result<std::vector<std::uint64_t>> ControlClient::revoke(std::uint64_t grant,
   return out;
 }
 
+Result<std::string> ControlClient::metrics() {
+  auto& fbb = client_->payload_builder();
+  control::MetricsRequestBuilder req(fbb);
+  fbb.Finish(req.Finish());
+  CAPSA_ASSIGN_OR_RETURN(auto reply, call(kControlMetrics));
+  auto index = reply.payload_as<control::MetricsReply>()->text();
+  if (!index) return make_error(Errc::kBadMessage, "the metrics reply carries no text");
+  Fd blob = reply.take_handle(*index);
+  if (!blob.valid()) return make_error(Errc::kBadMessage, "the metrics reply's text handle is missing");
+  CAPSA_ASSIGN_OR_RETURN(auto view, BlobView::map(blob, kMaxMetricsBytes));
+  auto bytes = view.bytes();
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
 Result<std::vector<LiveControlSocket>> live_control_sockets(const std::string& dir) {
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec);

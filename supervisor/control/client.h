@@ -1,5 +1,6 @@
 // capsa — the client side of the supervisor's control socket (what `capsa
-// audit` and `capsa revoke` use; docs/SUPERVISOR.md, "Control socket").
+// audit`, `capsa revoke` and `capsa metrics` use; docs/SUPERVISOR.md,
+// "Control socket").
 //
 // Links only capabilities and the capsa.Control schema: no supervisor,
 // sandbox or policy code (a tool that only asks questions does not carry
@@ -33,6 +34,11 @@ namespace capsa::supervisor {
 inline constexpr std::string_view kControlInterface = "capsa.control.Control";
 inline constexpr std::uint32_t kControlAudit = 0;   // capsa_method ordinals
 inline constexpr std::uint32_t kControlRevoke = 1;
+inline constexpr std::uint32_t kControlMetrics = 2;
+
+// Largest metrics text a client reads (bounds what a confused server can
+// make us map and print; a real one is a few KiB per worker and method).
+inline constexpr std::size_t kMaxMetricsBytes = 16u << 20;
 
 // Longest `reason` of a Revoke (the server refuses longer ones).
 inline constexpr std::size_t kMaxRevokeReasonBytes = 1024;
@@ -95,6 +101,10 @@ class ControlClient {
   // Revokes `grant` and what derives from it; the ids revoked, `grant` first.
   // The supervisor's errors come back as they are (kNotFound, kDenied, ...).
   Result<std::vector<std::uint64_t>> revoke(std::uint64_t grant, std::string_view reason);
+  // The supervisor's metrics, Prometheus text format 0.0.4 (metrics.h).
+  // Returned as the supervisor wrote it: a caller printing it to a terminal
+  // is printing the supervisor's words, not a worker's.
+  Result<std::string> metrics();
 
   const std::string& path() const noexcept { return path_; }
 

@@ -47,11 +47,12 @@ class ControlService final : public ServiceObject {
 
   // By ordinal (services/dispatch.h); checked against the loaded
   // capsa.control.Control in server_test.cc.
-  static const MethodTable<ControlService, 2>& methods() {
-    static constexpr MethodTable<ControlService, 2> kTable{
+  static const MethodTable<ControlService, 3>& methods() {
+    static constexpr MethodTable<ControlService, 3> kTable{
         kControlInterface,
         {{{kControlAudit, "Audit", &ControlService::audit},
-          {kControlRevoke, "Revoke", &ControlService::revoke}}}};
+          {kControlRevoke, "Revoke", &ControlService::revoke},
+          {kControlMetrics, "Metrics", &ControlService::metrics}}}};
     return kTable;
   }
   std::unique_ptr<ServiceObject> clone() const override { return nullptr; }
@@ -83,6 +84,22 @@ class ControlService final : public ServiceObject {
               },
               std::move(handles));
         });
+  }
+
+  void metrics(Call call) {
+    // Rendered on the loop: O(workers + methods), a few KiB per worker.
+    const std::string text = render_metrics(sup_.metrics());
+    auto blob = make_blob(std::as_bytes(std::span(text)), "capsa-metrics");
+    if (!blob) return call.fail(Errc::kFailed, "making the metrics blob: " + blob.error().message);
+    std::vector<Handle> handles;
+    handles.push_back(Handle{HandleKind::kBlob, std::move(*blob)});
+    call.reply(
+        [](flatbuffers::FlatBufferBuilder& fbb) {
+          control::MetricsReplyBuilder b(fbb);
+          b.add_text(0);
+          fbb.Finish(b.Finish());
+        },
+        std::move(handles));
   }
 
   void revoke(Call call) {

@@ -41,7 +41,8 @@ Result<Fd> open_socket_dir(const std::string& dir) {
 
 // Decides what to do with an existing entry at dir/name: nothing there (ok),
 // a stale socket of ours (removed), anything else (an error).
-Result<void> clear_stale(const Fd& dir, const std::string& name, const std::string& path) {
+Result<void> clear_stale(const Fd& dir, const std::string& name, const std::string& path,
+                         int type) {
   struct stat st{};
   if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return {};
@@ -51,8 +52,8 @@ Result<void> clear_stale(const Fd& dir, const std::string& name, const std::stri
     return make_error(Errc::kDenied, path + " exists and is not a socket: not replacing it");
   }
   CAPSA_ASSIGN_OR_RETURN(auto addr, unix_address(path));
-  auto probe = sys_fd("socket", path, [] {
-    return ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  auto probe = sys_fd("socket", path, [type] {
+    return ::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   });
   if (!probe) return std::unexpected(probe.error());
   if (::connect(probe->get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 ||
@@ -152,14 +153,14 @@ Result<void> ensure_private_dir(const std::string& dir) {
   return {};
 }
 
-Result<Listener> listen_at(const std::string& path, int backlog) {
+Result<Listener> listen_at(const std::string& path, int backlog, int type) {
   CAPSA_TRY(unix_address(path));
   auto [dir, name] = split_path(path);
   if (name.empty() || name == "." || name == "..") {
     return make_error(Errc::kInvalidArgument, "not a socket file name: " + path);
   }
   CAPSA_ASSIGN_OR_RETURN(auto dirfd, open_socket_dir(dir));
-  CAPSA_TRY(clear_stale(dirfd, name, path));
+  CAPSA_TRY(clear_stale(dirfd, name, path, type));
 
   CAPSA_ASSIGN_OR_RETURN(auto tmp, PrivateTempDir::create(dir));
   std::string tmp_sock = tmp.path() + "/s";
@@ -168,8 +169,8 @@ Result<Listener> listen_at(const std::string& path, int backlog) {
     return make_error(Errc::kInvalidArgument,
                       "the control socket's directory path is too long to bind in: " + dir);
   }
-  auto fd = sys_fd("socket", path, [] {
-    return ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  auto fd = sys_fd("socket", path, [type] {
+    return ::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   });
   if (!fd) return std::unexpected(fd.error());
   if (auto rc = sys("bind", tmp_sock, [&] {

@@ -18,6 +18,7 @@
 //     another supervisor's control socket.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
 
@@ -41,7 +42,7 @@ Result<sockaddr_un> unix_address(const std::string& path);
 // kDenied naming what is wrong.
 Result<void> ensure_private_dir(const std::string& dir);
 
-// A listening SOCK_SEQPACKET socket (non-blocking, close-on-exec) and the
+// A listening socket (non-blocking, close-on-exec) and the
 // identity of its file, so that its owner removes only its own file.
 struct Listener {
   Fd fd;
@@ -49,10 +50,12 @@ struct Listener {
   ino_t ino = 0;
 };
 
-// Binds and listens at `path` with `backlog`, as described above. Errors:
+// Binds and listens at `path` with `backlog`, as described above; `type`
+// SOCK_SEQPACKET for the control socket, SOCK_STREAM for the metrics socket
+// (metrics_server.h; a stale socket is probed with the same type). Errors:
 // kInvalidArgument (path too long, directory missing), kDenied (an unsafe
 // directory, something other than a socket at `path`), kFailed (another
 // supervisor listens there; a syscall failed).
-Result<Listener> listen_at(const std::string& path, int backlog);
+Result<Listener> listen_at(const std::string& path, int backlog, int type = SOCK_SEQPACKET);
 
 }  // namespace capsa::supervisor

@@ -43,6 +43,7 @@
 #include "capabilities/message.h"
 #include "policy/api_catalog.h"
 #include "policy/model.h"
+#include "supervisor/services/latency.h"
 
 namespace capsa::supervisor {
 
@@ -184,6 +185,10 @@ struct CallState {
   const std::string* worker = nullptr;  // the holder's name (outlives the call)
   bool answered = false;
   bool next_allowed = false;  // next() was reported
+  // The histogram the answer's latency goes to (nullptr: not measured) and
+  // when the call was dispatched (docs/SUPERVISOR.md, "Metrics").
+  LatencyHistogram* latency = nullptr;
+  std::chrono::steady_clock::time_point dispatched{};
 };
 
 // Serves one port of one grant.
