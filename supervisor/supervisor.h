@@ -134,6 +134,9 @@ class Supervisor final : public ServiceHost {
   std::vector<GrantView> grants(bool include_ended = false) const;
   std::vector<WorkerView> workers() const;
   std::size_t live_grants() const noexcept;
+  // Calls parked until the service pool has room (their ports unread
+  // meanwhile; docs/SUPERVISOR.md, "Backpressure").
+  std::size_t pool_waiting() const noexcept;
 
   // Serves `port` with `service` as an operator session (the control
   // socket): all rights, not a grant, not counted against any worker.

@@ -53,6 +53,7 @@ using WatchId = std::uint64_t;
 // What a watch is interested in. Hang-up and error (EPOLLHUP, EPOLLERR,
 // EPOLLRDHUP) are always reported to the callback, whatever is asked.
 enum class Interest : std::uint32_t {
+  kNone = 0,  // a paused watch: hang-up and error only
   kReadable = EPOLLIN,
   kWritable = EPOLLOUT,
   kReadWrite = EPOLLIN | EPOLLOUT,
