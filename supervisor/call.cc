@@ -4,6 +4,7 @@
 // An answer goes out only if the grant is still served when it is ready:
 // after a revocation, a release or the holder's death the grant is gone
 // from the table and the answer (with any fds it carried) is dropped here.
+#include <algorithm>
 #include <utility>
 
 #include "supervisor/supervisor_impl.h"
@@ -90,9 +91,20 @@ void Supervisor::Impl::off_loop(Call call, std::move_only_function<Continuation(
   PoolJob job{std::move(call), std::move(work)};
   // Ports already waiting go first (their turn is kept); otherwise the
   // pool takes it now or the port waits (backpressure, pool_waiters.h).
-  if (pool_waiters_.empty() && submit_to_pool(job)) return;
+  if (pool_waiters_.empty() && pool_room() && submit_to_pool(job)) return;
   g->endpoint->park(std::move(job));
   drain_pool();
+}
+
+bool Supervisor::Impl::pool_room() const noexcept {
+  // The pool's own queue is FIFO: whatever waits there is past the turns
+  // of pool_waiters. So the supervisor keeps at most one job queued per
+  // thread beyond those running (enough to keep every thread busy while
+  // the loop hands over the next), and a worker that asks now waits
+  // behind at most that many jobs plus one turn of each other waiting
+  // worker, however many calls they have parked.
+  const std::size_t threads = options_.reactor.pool_threads;
+  return pool_jobs_ < threads + std::min(threads, options_.reactor.pool_queue_limit);
 }
 
 bool Supervisor::Impl::submit_to_pool(PoolJob& job) {
@@ -104,11 +116,15 @@ bool Supervisor::Impl::submit_to_pool(PoolJob& job) {
   auto submitted = reactor_->run_off_loop<Continuation>(
       [work] { return (*work)(); },
       [this, holder](Continuation then) mutable {
+        --pool_jobs_;
         then(std::move(*holder));
         // A job is done, so the pool has room again: the next worker's turn.
         drain_pool();
       });
-  if (submitted) return true;
+  if (submitted) {
+    ++pool_jobs_;
+    return true;
+  }
   job.work = std::move(*work);
   job.call = std::move(*holder);
   return false;
@@ -119,7 +135,7 @@ void Supervisor::Impl::drain_pool() {
   // Every job refused here is behind a queued one whose continuation calls
   // this again, so a waiting port is never forgotten.
   while (PortEndpoint* ep = pool_waiters_.front()) {
-    if (!submit_to_pool(ep->first_parked())) return;
+    if (!pool_room() || !submit_to_pool(ep->first_parked())) return;
     pool_waiters_.pop_front();
     ep->parked_sent();  // may resume reading; runs nothing
   }

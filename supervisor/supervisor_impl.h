@@ -116,6 +116,8 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   // Sends an answer on `g`'s port; true if sent.
   bool answer(CallState& call, GrantRecord& g, const Header& header,
               std::span<const std::uint8_t> payload, std::vector<Handle> handles);
+  // Whether the supervisor's share of the pool has room for one more job.
+  bool pool_room() const noexcept;
   // True if the pool took `job` (then moved from); false leaves it intact.
   bool submit_to_pool(PoolJob& job);
   // Hands parked jobs to the pool while it has room, workers in turn.
@@ -131,6 +133,7 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   std::unique_ptr<Reactor> reactor_;
   Encoder encoder_;  // answers; loop thread only
   PoolWaiters pool_waiters_;  // outlives the table: endpoints leave it when destroyed
+  std::size_t pool_jobs_ = 0;  // handed to the pool, continuation not yet run
   std::unique_ptr<EndpointContext> endpoints_;
   std::unique_ptr<ChannelHub> hub_;  // outlives the table: ends report to it
   std::unique_ptr<GrantTable> table_;
