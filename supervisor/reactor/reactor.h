@@ -9,8 +9,9 @@
 //
 // A slow service must never stall the loop: it runs on the small worker pool
 // (`run_off_loop`), and its reply is posted back to the loop thread. The
-// pool's queue is bounded; a full queue is an error (kOverloaded) the caller
-// turns into an `overloaded` reply, never unbounded memory.
+// pool's queue is bounded; a full queue is an error (kOverloaded) and the
+// job is not run, never unbounded memory (the supervisor parks such calls
+// and serves them in turn: supervisor/pool_waiters.h).
 //
 // Removal is safe at any time on the loop thread, including from inside a
 // callback, for the watch being dispatched and for watches whose events are
