@@ -5,6 +5,7 @@
 // after a revocation, a release or the holder's death the grant is gone
 // from the table and the answer (with any fds it carried) is dropped here.
 #include <chrono>
+#include <algorithm>
 #include <utility>
 
 #include "supervisor/supervisor_impl.h"
@@ -81,14 +82,63 @@ Result<void> Supervisor::Impl::charge(CallState& call, std::uint64_t bytes) {
 }
 
 void Supervisor::Impl::off_loop(Call call, std::move_only_function<Continuation()> work) {
-  // The Call waits for the result inside the continuation; if the reactor
-  // drops the job (shutdown), the Call is destroyed unanswered, which is a
-  // no-op once the supervisor is being destroyed.
-  auto holder = std::make_shared<Call>(std::move(call));
+  // Without a pool (or with a queue of 0) nothing would ever free a place:
+  // refusing is the only answer that completes the call.
+  if (options_.reactor.pool_threads == 0 || options_.reactor.pool_queue_limit == 0) {
+    return call.fail(Errc::kOverloaded, "supervisor busy: no service pool");
+  }
+  GrantRecord* g = table_->find(call.grant());
+  if (g == nullptr || !g->endpoint) return;  // gone: the Call answers nothing
+  PoolJob job{std::move(call), std::move(work)};
+  // Ports already waiting go first (their turn is kept); otherwise the
+  // pool takes it now or the port waits (backpressure, pool_waiters.h).
+  if (pool_waiters_.empty() && pool_room() && submit_to_pool(job)) return;
+  g->endpoint->park(std::move(job));
+  drain_pool();
+}
+
+bool Supervisor::Impl::pool_room() const noexcept {
+  // The pool's own queue is FIFO: whatever waits there is past the turns
+  // of pool_waiters. So the supervisor keeps at most one job queued per
+  // thread beyond those running (enough to keep every thread busy while
+  // the loop hands over the next), and a worker that asks now waits
+  // behind at most that many jobs plus one turn of each other waiting
+  // worker, however many calls they have parked.
+  const std::size_t threads = options_.reactor.pool_threads;
+  return pool_jobs_ < threads + std::min(threads, options_.reactor.pool_queue_limit);
+}
+
+bool Supervisor::Impl::submit_to_pool(PoolJob& job) {
+  // Boxed so that a refusal (the reactor drops what it was given) leaves
+  // the job with us. The Call itself never leaves the loop thread: only
+  // the continuation that holds it is posted back.
+  auto work = std::make_shared<std::move_only_function<Continuation()>>(std::move(job.work));
+  auto holder = std::make_shared<Call>(std::move(job.call));
   auto submitted = reactor_->run_off_loop<Continuation>(
-      std::move(work), [holder](Continuation then) mutable { then(std::move(*holder)); });
-  if (!submitted) {
-    holder->fail(Errc::kOverloaded, "supervisor busy: the service pool is full");
+      [work] { return (*work)(); },
+      [this, holder](Continuation then) mutable {
+        --pool_jobs_;
+        then(std::move(*holder));
+        // A job is done, so the pool has room again: the next worker's turn.
+        drain_pool();
+      });
+  if (submitted) {
+    ++pool_jobs_;
+    return true;
+  }
+  job.work = std::move(*work);
+  job.call = std::move(*holder);
+  return false;
+}
+
+void Supervisor::Impl::drain_pool() {
+  if (destroying_) return;
+  // Every job refused here is behind a queued one whose continuation calls
+  // this again, so a waiting port is never forgotten.
+  while (PortEndpoint* ep = pool_waiters_.front()) {
+    if (!pool_room() || !submit_to_pool(ep->first_parked())) return;
+    pool_waiters_.pop_front();
+    ep->parked_sent();  // may resume reading; runs nothing
   }
 }
 

@@ -121,7 +121,7 @@ class CoreTest : public ::testing::Test {
     ASSERT_TRUE(audit) << audit.error().message;
     audit_ = std::move(*audit);
     ctx_ = std::make_unique<EndpointContext>(
-        EndpointContext{*reactor_, *audit_, encoder_, held_, owner_});
+        EndpointContext{*reactor_, *audit_, encoder_, held_, owner_, pool_waiters_});
     table_ = std::make_unique<GrantTable>(*audit_, *ctx_, kEndedKept);
     owner_.table = table_.get();
     held_.table = table_.get();
@@ -187,6 +187,7 @@ class CoreTest : public ::testing::Test {
   Encoder encoder_;
   RecordingOwner owner_;
   HeldCalls held_;
+  PoolWaiters pool_waiters_;  // unused: HeldCalls has no pool
   std::unique_ptr<EndpointContext> ctx_;
   std::unique_ptr<GrantTable> table_;
 };

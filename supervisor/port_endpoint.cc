@@ -42,10 +42,34 @@ PortEndpoint::PortEndpoint(const EndpointContext& ctx, GrantRecord& grant, Port 
 
 PortEndpoint::~PortEndpoint() {
   if (watch_ != 0) ctx_->reactor.unwatch(watch_);
+  // Parked calls die with the endpoint (their fds closed, their answers
+  // dropped: the grant is out of the table by now); the pool's turn must
+  // not name it any more.
+  if (!parked_.empty()) ctx_->pool_waiters.remove(this);
 }
 
 void PortEndpoint::stop_reading() {
   if (watch_ != 0) ctx_->reactor.unwatch(std::exchange(watch_, 0));
+  // A holder being killed gets no pool time: its parked calls stay here
+  // until its grants are released (when it is reaped).
+  if (!parked_.empty()) ctx_->pool_waiters.remove(this);
+}
+
+void PortEndpoint::park(PoolJob job) {
+  parked_.push_back(std::move(job));
+  ctx_->pool_waiters.add(grant_->holder, this);
+  // Interest none: only hang-ups and errors are reported, so a holder that
+  // closes a waiting port is released at once. modify() cannot fail on a
+  // live watch short of the kernel running out of memory; the port would
+  // then keep being read, bounded by calls_in_flight as before.
+  if (parked_.size() == 1 && watch_ != 0) (void)ctx_->reactor.modify(watch_, Interest::kNone);
+}
+
+void PortEndpoint::parked_sent() {
+  parked_.erase(parked_.begin());
+  if (!parked_.empty()) return;
+  std::vector<PoolJob>().swap(parked_);  // no memory kept by an idle port
+  if (watch_ != 0) (void)ctx_->reactor.modify(watch_, Interest::kReadable);
 }
 
 std::size_t PortEndpoint::calls_in_flight_limit() const {

@@ -14,6 +14,10 @@
 //   4. calls in flight on this port (those dispatched and not answered plus
 //      those waiting) at the worker's calls_in_flight: `overloaded`;
 //   5. queue, then dispatch to the service one call at a time, in order.
+// A dispatched call that needs the service pool while the pool is full is
+// parked here (park()) and the port is not read until the pool takes it:
+// the holder's next requests wait in the kernel's socket queue, and the
+// pool serves waiting workers in turn (pool_waiters.h).
 // Events (one-way; only to a service that takes them, a mediated channel's
 // client end) pass 1-3 and go to the service at once; a refused event is
 // audited, never answered.
@@ -29,6 +33,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -37,6 +42,7 @@
 #include "capabilities/port.h"
 #include "capabilities/validator.h"
 #include "supervisor/audit/audit_log.h"
+#include "supervisor/pool_waiters.h"
 #include "supervisor/reactor/reactor.h"
 #include "supervisor/services/service.h"
 
@@ -68,6 +74,13 @@ struct EndpointContext {
   Encoder& encoder;  // error answers; loop thread only
   CallSink& calls;   // what a dispatched Call answers through
   EndpointOwner& owner;
+  PoolWaiters& pool_waiters;  // ports with a call waiting for the pool
+};
+
+// A call that waits for the service pool, and the work it will run there.
+struct PoolJob {
+  Call call;
+  std::move_only_function<CallSink::Continuation()> work;
 };
 
 class PortEndpoint {
@@ -97,6 +110,14 @@ class PortEndpoint {
   // the kernel and goes with the socket when the grant is released).
   void stop_reading();
 
+  // The pool is full: keeps `job` and reads nothing more from the port
+  // (hang-ups are still seen) until every parked job went to the pool.
+  void park(PoolJob job);
+  // The first parked job (pool_waiters names this endpoint at its front).
+  PoolJob& first_parked() noexcept { return parked_.front(); }
+  // first_parked() went to the pool; reading resumes once none is left.
+  void parked_sent();
+
   // Calls in flight for an operator session (the control socket).
   static constexpr std::size_t kOperatorCallsInFlight = 16;
 
@@ -121,6 +142,7 @@ class PortEndpoint {
   bool pumping_ = false;  // pump() is on the stack
   std::uint32_t outstanding_ = 0;  // dispatched, not yet answered
   std::vector<Message> queue_;  // validated calls waiting, at most calls_in_flight
+  std::vector<PoolJob> parked_;  // calls waiting for the pool, oldest first
 };
 
 }  // namespace capsa::supervisor

@@ -201,7 +201,7 @@ Result<void> Supervisor::Impl::init() {
   // Coalesced refusals are summarised once a second, also after a flood
   // stopped (audit/coalescer.h).
   CAPSA_TRY(reactor_->add_periodic_timer(std::chrono::seconds(1), [this] { (void)audit_->flush_due(); }));
-  endpoints_.reset(new EndpointContext{*reactor_, *audit_, encoder_, *this, *this});
+  endpoints_.reset(new EndpointContext{*reactor_, *audit_, encoder_, *this, *this, pool_waiters_});
   table_ = std::make_unique<GrantTable>(*audit_, *endpoints_, options_.ended_grants_kept);
   hub_ = std::make_unique<ChannelHub>(*table_, *endpoints_);
   CAPSA_TRY(open_channels());
@@ -253,6 +253,7 @@ std::vector<GrantView> Supervisor::grants(bool include_ended) const {
 }
 std::vector<WorkerView> Supervisor::workers() const { return impl_->worker_views(); }
 std::size_t Supervisor::live_grants() const noexcept { return impl_->table().live(); }
+std::size_t Supervisor::pool_waiting() const noexcept { return impl_->pool_waiting(); }
 
 Result<void> Supervisor::serve_operator(Port port, const Interface& iface,
                                         std::unique_ptr<ServiceObject> service) {

@@ -147,6 +147,9 @@ class Supervisor final : public ServiceHost {
   // The counters, gauges and call latency histograms (metrics.h), copied
   // out; render_metrics() makes the Prometheus text of them. Loop thread.
   MetricsSnapshot metrics() const;
+  // Calls parked until the service pool has room (their ports unread
+  // meanwhile; docs/SUPERVISOR.md, "Backpressure").
+  std::size_t pool_waiting() const noexcept;
 
   // Serves `port` with `service` as an operator session (the control
   // socket): all rights, not a grant, not counted against any worker.

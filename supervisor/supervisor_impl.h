@@ -19,6 +19,7 @@
 #include "supervisor/audit/audit_log.h"
 #include "supervisor/channel_hub.h"
 #include "supervisor/grant_table.h"
+#include "supervisor/pool_waiters.h"
 #include "supervisor/port_endpoint.h"
 #include "supervisor/reactor/reactor.h"
 #include "supervisor/supervisor.h"
@@ -76,7 +77,10 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   void next(CallState& call) override;
   void fail(CallState& call, Errc code, std::string_view text) override;
   Result<void> charge(CallState& call, std::uint64_t bytes) override;
+  // Hands `work` to the pool, or parks the call on its port while the pool
+  // is full (backpressure: the port is not read meanwhile).
   void off_loop(Call call, std::move_only_function<Continuation()> work) override;
+  std::size_t pool_waiting() const noexcept { return pool_waiters_.size(); }
   ServiceHost& host() override { return self_; }
 
   void worker_log(std::string_view worker, LogLevel level, std::string_view text);
@@ -115,6 +119,12 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   // Sends an answer on `g`'s port; true if sent.
   bool answer(CallState& call, GrantRecord& g, const Header& header,
               std::span<const std::uint8_t> payload, std::vector<Handle> handles);
+  // Whether the supervisor's share of the pool has room for one more job.
+  bool pool_room() const noexcept;
+  // True if the pool took `job` (then moved from); false leaves it intact.
+  bool submit_to_pool(PoolJob& job);
+  // Hands parked jobs to the pool while it has room, workers in turn.
+  void drain_pool();
 
   Supervisor& self_;
   SupervisorOptions options_;
@@ -125,6 +135,8 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<Reactor> reactor_;
   Encoder encoder_;  // answers; loop thread only
+  PoolWaiters pool_waiters_;  // outlives the table: endpoints leave it when destroyed
+  std::size_t pool_jobs_ = 0;  // handed to the pool, continuation not yet run
   std::unique_ptr<EndpointContext> endpoints_;
   std::unique_ptr<ChannelHub> hub_;  // outlives the table: ends report to it
   std::unique_ptr<GrantTable> table_;

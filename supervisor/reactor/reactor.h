@@ -9,8 +9,9 @@
 //
 // A slow service must never stall the loop: it runs on the small worker pool
 // (`run_off_loop`), and its reply is posted back to the loop thread. The
-// pool's queue is bounded; a full queue is an error (kOverloaded) the caller
-// turns into an `overloaded` reply, never unbounded memory.
+// pool's queue is bounded; a full queue is an error (kOverloaded) and the
+// job is not run, never unbounded memory (the supervisor parks such calls
+// and serves them in turn: supervisor/pool_waiters.h).
 //
 // Removal is safe at any time on the loop thread, including from inside a
 // callback, for the watch being dispatched and for watches whose events are
@@ -53,6 +54,7 @@ using WatchId = std::uint64_t;
 // What a watch is interested in. Hang-up and error (EPOLLHUP, EPOLLERR,
 // EPOLLRDHUP) are always reported to the callback, whatever is asked.
 enum class Interest : std::uint32_t {
+  kNone = 0,  // a paused watch: hang-up and error only
   kReadable = EPOLLIN,
   kWritable = EPOLLOUT,
   kReadWrite = EPOLLIN | EPOLLOUT,

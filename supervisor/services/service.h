@@ -99,7 +99,8 @@ class CallSink {
   virtual void fail(CallState& call, Errc code, std::string_view text) = 0;
   virtual Result<void> charge(CallState& call, std::uint64_t bytes) = 0;
   // Runs `work` on the reactor's pool and hands `call` to its result on
-  // the loop thread; fails the call with `overloaded` if the pool is full.
+  // the loop thread. While the pool is full the call waits (its port is
+  // not read meanwhile) and goes in its worker's turn.
   virtual void off_loop(Call call, std::move_only_function<Continuation()> work) = 0;
   virtual ServiceHost& host() = 0;
 };
@@ -149,8 +150,9 @@ class Call {
   Result<void> charge(std::uint64_t bytes);
 
   // Runs `work` on the reactor's pool, then `then(call, result)` on the loop
-  // thread. If the pool's queue is full the call fails with `overloaded`
-  // and neither runs. `work` must not touch loop-owned state.
+  // thread. If the pool is busy the call waits its worker's turn (neither
+  // runs if its port is revoked or closed meanwhile). `work` must not touch
+  // loop-owned state.
   template <typename T>
   void off_loop(std::move_only_function<T()> work,
                 std::move_only_function<void(Call, T)> then) {
