@@ -13,7 +13,7 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
     "bubblewrap, libc6, libstdc++6, libseccomp2 (>= 2.5), libflatbuffers2, libspdlog1.10, libfmt9")
-# To build plugins and hosts against it.
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libflatbuffers-dev, flatbuffers-compiler")
+# To build plugins and hosts against it; graphviz for `capsa graph --format svg|png`.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libflatbuffers-dev, flatbuffers-compiler, graphviz")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "libseccomp-dev, libspdlog-dev, libfmt-dev, nlohmann-json3-dev")
 include(CPack)

@@ -9,6 +9,7 @@ CAPSA_PACKAGES=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libcli11-dev
   util-linux procps strace
   python3 python3-flatbuffers
+  graphviz  # `capsa graph --format svg|png` and its tests
   # The fuzz build (scripts/fuzz.sh, docs/FUZZING.md): Debian 12's default
   # clang-14 cannot compile libstdc++-12's <expected>; clang-19 (bookworm)
   # can, and libclang-rt-19-dev holds libFuzzer and the sanitizer runtimes.

@@ -165,7 +165,11 @@ Result<GrantTable::Minted> GrantTable::mint(WorkerRecord& holder, const Spec& sp
   // Logged before the port leaves this function: an auditor never sees a
   // port in use that the log does not explain.
   AuditFields constraints;
-  GrantDetail detail{.name = spec.name, .policy_grant = {}, .constraints = nullptr};
+  GrantDetail detail{.name = spec.name,
+                     .policy_grant = {},
+                     .constraints = nullptr,
+                     .kind = kind == GrantKind::kServed ? std::string_view() : grant_kind_name(kind),
+                     .channel = spec.channel};
   if (const policy::Grant* pg = spec.limits ? spec.limits->grant : nullptr) {
     constraints = constraint_fields(*pg);
     detail.policy_grant = pg->name;
@@ -205,7 +209,11 @@ GrantRecord& GrantTable::record_direct_end(WorkerRecord& holder, const ChannelEn
   GrantRecord& ref = add(std::move(g));
   (void)audit_.grant_created(ref.id, holder.name, end.iface->name(), GrantOrigin::kPolicy,
                              rights_names(*end.iface, ref.rights), 0,
-                             {.name = ref.name, .policy_grant = {}, .constraints = nullptr});
+                             {.name = ref.name,
+                              .policy_grant = {},
+                              .constraints = nullptr,
+                              .kind = grant_kind_name(GrantKind::kDirectEnd),
+                              .channel = 0});
   return ref;
 }
 

@@ -349,6 +349,8 @@ Result<std::uint64_t> AuditLog::grant_created(std::uint64_t grant, std::string_v
   if (!detail.name.empty()) f.str("name", detail.name);
   if (!detail.policy_grant.empty()) f.str("policy_grant", detail.policy_grant);
   if (detail.constraints != nullptr) f.object("constraints", *detail.constraints);
+  if (!detail.kind.empty()) f.str("kind", detail.kind);
+  if (detail.channel != 0) f.unum("channel", detail.channel);
   return event("grant_created", f);
 }
 

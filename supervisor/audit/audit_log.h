@@ -119,6 +119,12 @@ struct GrantDetail {
   std::string_view name;
   std::string_view policy_grant;
   const AuditFields* constraints = nullptr;
+  // A channel end: "server_end" or "direct_end" ("" for a served port, a
+  // mediated channel's client end included), and the mediated channel's id
+  // (0: none), so a log alone tells which grants are one channel's ends
+  // (capsa graph --log).
+  std::string_view kind;
+  std::uint64_t channel = 0;
 };
 
 class AuditLog {

@@ -214,16 +214,30 @@ CLI::App* add_audit_command(CLI::App& app, AuditOptions& options) {
   return cmd;
 }
 
-int run_audit(const AuditOptions& options, std::ostream& out, std::ostream& err) {
-  ControlTarget target = connect_control(options.control, "audit", err);
-  if (!target.client) return target.exit_status;
-  auto snapshot = target.client->audit(options.all);
-  if (!snapshot) {
-    err << "capsa audit: " << target.client->path() << ": " << snapshot.error().to_string() << "\n";
-    return kExitError;
+FetchedAudit fetch_audit(const std::string& control, bool include_ended, std::string_view command,
+                         std::ostream& err) {
+  FetchedAudit f;
+  ControlTarget target = connect_control(control, command, err);
+  if (!target.client) {
+    f.exit_status = target.exit_status;
+    return f;
   }
-  out << (options.json ? format_audit_json(snapshot->report())
-                       : format_audit_table(snapshot->report(), options.all));
+  auto snapshot = target.client->audit(include_ended);
+  if (!snapshot) {
+    err << "capsa " << command << ": " << target.client->path() << ": " << snapshot.error().to_string()
+        << "\n";
+    f.exit_status = kExitError;
+    return f;
+  }
+  f.snapshot.emplace(std::move(*snapshot));
+  return f;
+}
+
+int run_audit(const AuditOptions& options, std::ostream& out, std::ostream& err) {
+  FetchedAudit fetched = fetch_audit(options.control, options.all, "audit", err);
+  if (!fetched.snapshot) return fetched.exit_status;
+  const control::AuditReport& report = fetched.snapshot->report();
+  out << (options.json ? format_audit_json(report) : format_audit_table(report, options.all));
   return kExitOk;
 }
 

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -55,5 +56,15 @@ struct ControlTarget {
 };
 ControlTarget connect_control(const std::string& option, std::string_view command,
                               std::ostream& err);
+
+// connect_control, then the verified audit report (with the ended grants
+// the supervisor keeps when `include_ended`): `capsa audit` and `capsa
+// graph`. No snapshot: `exit_status` to return, why written to `err`.
+struct FetchedAudit {
+  std::optional<supervisor::AuditSnapshot> snapshot;
+  int exit_status = 0;
+};
+FetchedAudit fetch_audit(const std::string& control, bool include_ended, std::string_view command,
+                         std::ostream& err);
 
 }  // namespace capsa::cli

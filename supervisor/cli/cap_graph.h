@@ -13,7 +13,7 @@
 //   - an audit log replayed up to a moment: every grant_created,
 //     port_transferred, port_delegated, channel_created, revoked, released,
 //     worker_started and worker_exited line of ONE run (grant ids restart
-//     per run) with ts before `at`.
+//     per run) with ts at or before `at`.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +46,7 @@ struct GraphGrant {
   std::string origin;        // policy, returned, attenuated, delegated
   std::string kind;          // served, server_end, direct_end ("" when the log does not say)
   std::uint64_t channel = 0; // a mediated channel's end: the channel id
+  std::uint64_t via = 0;     // delegated: the mediated channel it travelled through
   GraphGrantState state = GraphGrantState::kLive;
   std::string end_reason;    // why it was revoked or released
 };
@@ -55,9 +56,13 @@ struct CapGraph {
   std::string run;     // the run replayed ("" for a live supervisor)
   std::vector<GraphWorker> workers;
   std::vector<GraphGrant> grants;  // by id, ascending
-  // Channel id -> its ends' grant ids, for channels seen.
+  // The channels seen and their ends' grant ids (ascending). A mediated
+  // channel by its id (from `channel` of its ends); a direct one, which has
+  // no id (0), by its policy name: the two direct_end grants of that name.
   struct Channel {
     std::uint64_t id = 0;
+    bool direct = false;
+    std::string name;  // the policy channel's name; "" for one made by NewChannel
     std::string interface;
     std::vector<std::uint64_t> ends;
   };
@@ -71,10 +76,19 @@ CapGraph graph_from_report(const control::AuditReport& report);
 
 // From audit log `files` (audit_files_of order), run `run` (exactly or a
 // unique prefix; "" = the last run in the files), state at `at_ms`
-// (nullopt = the end of the log). kNotFound when no such run, or the prefix
-// is ambiguous (the message lists the candidates).
+// (nullopt = the end of the log; else every line with ts <= at_ms). kNotFound
+// when no such run, or the prefix is ambiguous (the message lists the
+// candidates); a file that cannot be read is an error. Lines that are not
+// audit records are skipped (audit_reader.h); a line naming a grant the run
+// never created is ignored.
 Result<CapGraph> graph_from_log(const std::vector<std::string>& files, std::string_view run,
                                 std::optional<std::int64_t> at_ms);
+
+// `s` as the inside of a DOT quoted string, shown literally whatever its
+// bytes (cap_graph.cc says how: invalid UTF-8, controls, quotes,
+// backslashes, entities), cut at 160 bytes. For anything else drawn from
+// a log (capsa report).
+std::string dot_escape(std::string_view s);
 
 // Graphviz DOT text; every string from a log or report is escaped, so a
 // hostile name cannot break out of its label or inject attributes.

@@ -7,6 +7,7 @@
 
 #include "supervisor/cli/audit.h"
 #include "supervisor/cli/check.h"
+#include "supervisor/cli/graph.h"
 #include "supervisor/cli/revoke.h"
 #include "supervisor/cli/run.h"
 
@@ -22,6 +23,8 @@ int main(int argc, char** argv) {
   CLI::App* audit_cmd = capsa::cli::add_audit_command(app, audit);
   capsa::cli::RevokeOptions revoke;
   CLI::App* revoke_cmd = capsa::cli::add_revoke_command(app, revoke);
+  capsa::cli::GraphOptions graph;
+  CLI::App* graph_cmd = capsa::cli::add_graph_command(app, graph);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -32,5 +35,6 @@ int main(int argc, char** argv) {
   if (run_cmd->parsed()) return capsa::cli::run_run(run, std::cout, std::cerr);
   if (audit_cmd->parsed()) return capsa::cli::run_audit(audit, std::cout, std::cerr);
   if (revoke_cmd->parsed()) return capsa::cli::run_revoke(revoke, std::cout, std::cerr);
+  if (graph_cmd->parsed()) return capsa::cli::run_graph(graph, std::cout, std::cerr);
   return capsa::cli::kExitUsage;
 }
