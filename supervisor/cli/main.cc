@@ -8,6 +8,7 @@
 #include "supervisor/cli/audit.h"
 #include "supervisor/cli/check.h"
 #include "supervisor/cli/graph.h"
+#include "supervisor/cli/report.h"
 #include "supervisor/cli/revoke.h"
 #include "supervisor/cli/run.h"
 
@@ -25,6 +26,8 @@ int main(int argc, char** argv) {
   CLI::App* revoke_cmd = capsa::cli::add_revoke_command(app, revoke);
   capsa::cli::GraphOptions graph;
   CLI::App* graph_cmd = capsa::cli::add_graph_command(app, graph);
+  capsa::cli::ReportOptions report;
+  CLI::App* report_cmd = capsa::cli::add_report_command(app, report);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -36,5 +39,6 @@ int main(int argc, char** argv) {
   if (audit_cmd->parsed()) return capsa::cli::run_audit(audit, std::cout, std::cerr);
   if (revoke_cmd->parsed()) return capsa::cli::run_revoke(revoke, std::cout, std::cerr);
   if (graph_cmd->parsed()) return capsa::cli::run_graph(graph, std::cout, std::cerr);
+  if (report_cmd->parsed()) return capsa::cli::run_report(report, std::cout, std::cerr);
   return capsa::cli::kExitUsage;
 }

@@ -25,7 +25,7 @@ dl.meta dt{font-weight:600}dl.meta dd{margin:0}
 table{border-collapse:collapse;margin:.3em 0}th,td{padding:.15em .6em;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
 th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 td.z{color:#aaa}tr.total td{font-weight:600;border-top:2px solid #999}
-code,.mono,td.d{font-family:ui-monospace,monospace;font-size:12px}td.d{word-break:break-all;max-width:60em}
+code,.mono,td.d{font-family:ui-monospace,monospace;font-size:12px}td.mono{white-space:nowrap}td.d{word-break:break-all;max-width:60em}
 nav a{margin-right:1em}.note{color:#555}.warn{color:#a00;font-weight:600}
 #graph-svg{overflow:auto;border:1px solid #ddd;max-height:80vh}
 #graph-svg svg{max-width:none;height:auto}
@@ -288,9 +288,10 @@ bool icontains(std::string_view s, std::string_view needle) {
   return false;
 }
 
-// The elements Graphviz's SVG renderer writes.
+// The elements Graphviz's SVG renderer writes. `a` carries a tooltip
+// (xlink:title); its link attributes are refused below, so it is inert.
 constexpr std::string_view kSvgElements[] = {
-    "svg",  "g",       "title",  "desc", "path", "polygon",        "polyline",       "ellipse",
+    "a",    "svg",  "g",       "title",  "desc", "path", "polygon",        "polyline",       "ellipse",
     "circle", "rect",  "line",   "text", "tspan", "defs",          "linearGradient", "radialGradient",
     "stop"};
 

@@ -166,9 +166,10 @@ TEST(Report, EveryStringFromTheLogIsEscapedAndThePageHasNoScript) {
   EXPECT_EQ(page.find(kHostile), std::string::npos);
   const std::string escaped =
       "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;&lt;img src=x onerror=alert(2)&gt;";
-  // The breakdown, the timeline's 3 denials (method) and the grant's name
-  // and the revocation's reason (details), the graph's reason.
-  EXPECT_GE(count_of(page, escaped), 6u) << page;
+  // The breakdown, the timeline's 3 denials (method), the grant's name and
+  // the revocation's reason (details), the graph's reason in the header and
+  // in its section.
+  EXPECT_EQ(count_of(page, escaped), 8u) << page;
   EXPECT_NE(page.find("Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'"),
             std::string::npos);
   EXPECT_NE(page.find("data-worker=\"w\" data-kind=\"seccomp_violation\">25<"), std::string::npos);
@@ -265,7 +266,14 @@ TEST(Report, ASvgFromDotIsInlinedWithoutItsPrologAndAnythingElseIsRefused) {
             std::string::npos);
   EXPECT_NE(refused("<g id=\"node1\"", "<g onload=\"alert(1)\" id=\"node1\"").find("attribute onload"),
             std::string::npos);
-  refused("<g id=\"node1\" class=\"node\">", "<a xlink:href=\"javascript:alert(1)\"><g>");
+  // dot's tooltips are <a xlink:title=...>: kept; a link is not.
+  std::string tooltip(kDotSvg);
+  tooltip.replace(tooltip.find("<ellipse"), 8, "<a xlink:title=\"released: &lt;x&gt;\"></a><ellipse");
+  EXPECT_TRUE(checked_svg(tooltip));
+  EXPECT_NE(refused("<g id=\"node1\" class=\"node\">", "<g><a xlink:href=\"https://example.com/\"></a>")
+                .find("attribute xlink:href on <a>"),
+            std::string::npos);
+  refused("<g id=\"node1\" class=\"node\">", "<g><a href=\"javascript:alert(1)\"></a>");
   refused("fill=\"none\"", "fill=\"url(https://example.com/x)\"");
   refused("</svg>\n", "</svg><svg></svg>");
   refused("</svg>\n", "</svg><b>x</b>");
