@@ -16,9 +16,19 @@ CAPSA_PACKAGES=(
   clang-19 libclang-rt-19-dev
 )
 
+# Optional: the real browser `capsa report`'s page is opened in by
+# supervisor/cli/report_browser_test.cc. Large (chromium: ~80 MB to
+# download, ~290 MB installed with its libraries, ~40 s to install), so not
+# needed to build: scripts/test.sh installs it as root and then makes the
+# test required (CAPSA_REQUIRE_BROWSER=1); elsewhere the test is skipped
+# without it.
+CAPSA_BROWSER_PACKAGES=(chromium)
+
+# capsa_missing_packages [PACKAGE...]: those not installed (default: CAPSA_PACKAGES).
 capsa_missing_packages() {
-  local missing=() p
-  for p in "${CAPSA_PACKAGES[@]}"; do
+  local missing=() p list=("$@")
+  [ $# -eq 0 ] && list=("${CAPSA_PACKAGES[@]}")
+  for p in "${list[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$p")
     fi
@@ -26,9 +36,10 @@ capsa_missing_packages() {
   echo "${missing[@]}"
 }
 
+# capsa_ensure_deps [PACKAGE...]: installs what is missing (default: CAPSA_PACKAGES).
 capsa_ensure_deps() {
   local missing
-  missing=$(capsa_missing_packages)
+  missing=$(capsa_missing_packages "$@")
   [ -z "$missing" ] && return 0
   if [ "$(id -u)" -eq 0 ]; then
     echo "capsa: installing missing packages: $missing"

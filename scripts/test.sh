@@ -9,6 +9,16 @@ CAPSA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=deps.sh
 . "$CAPSA_ROOT/scripts/deps.sh"
 capsa_ensure_deps
+# The browser for report_browser_test: installed as root, then required.
+# An install that fails (no network) skips that test, not the suite.
+if [ "$(id -u)" -eq 0 ]; then
+  capsa_ensure_deps "${CAPSA_BROWSER_PACKAGES[@]}" || true
+fi
+if [ -z "$(capsa_missing_packages "${CAPSA_BROWSER_PACKAGES[@]}")" ]; then
+  export CAPSA_REQUIRE_BROWSER=1
+else
+  echo "capsa: ${CAPSA_BROWSER_PACKAGES[*]} missing: report_browser_test is skipped" >&2
+fi
 
 # Each phase says how long it took, so a slow CI run shows where.
 run_suite() {

@@ -10,6 +10,7 @@
 #include "supervisor/cli/log_query.h"
 #include "supervisor/cli/graph.h"
 #include "supervisor/cli/metrics.h"
+#include "supervisor/cli/report.h"
 #include "supervisor/cli/revoke.h"
 #include "supervisor/cli/run.h"
 
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   CLI::App* graph_cmd = capsa::cli::add_graph_command(app, graph);
   capsa::cli::MetricsOptions metrics;
   CLI::App* metrics_cmd = capsa::cli::add_metrics_command(app, metrics);
+  capsa::cli::ReportOptions report;
+  CLI::App* report_cmd = capsa::cli::add_report_command(app, report);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -44,5 +47,6 @@ int main(int argc, char** argv) {
   if (log_cmd->parsed()) return capsa::cli::run_log(log, std::cout, std::cerr);
   if (graph_cmd->parsed()) return capsa::cli::run_graph(graph, std::cout, std::cerr);
   if (metrics_cmd->parsed()) return capsa::cli::run_metrics(metrics, std::cout, std::cerr);
+  if (report_cmd->parsed()) return capsa::cli::run_report(report, std::cout, std::cerr);
   return capsa::cli::kExitUsage;
 }
