@@ -14,7 +14,7 @@
 //     attached worker: the time a control client takes to get the audit
 //     report (the supervisor builds it and checks every holder's
 //     /proc/PID/fd) and to format the table `capsa audit` prints; and the
-//     heap per live grant.
+//     heap per live grant (each used once, bench/common/grant_holder.h).
 // Run with bench/growth/run.sh (Release). The wall times depend on the
 // machine's load: the script prints the load average with them.
 #include <malloc.h>
@@ -45,6 +45,7 @@
 #include "supervisor/cli/audit.h"
 #include "supervisor/control/server.h"
 #include "supervisor/supervisor.h"
+#include "bench/common/grant_holder.h"
 
 using namespace capsa;
 using namespace capsa::supervisor;
@@ -147,39 +148,9 @@ void idle_workers(long n) {
   ::unlink(audit.c_str());
 }
 
-// The grants are held by a child process (an attached worker), as in
-// sup_bench: it gets its bootstrap port over `ctl` once the supervisor
-// exists, takes `grants` log.Sink grants, and waits.
-void hold_grants(Port ctl, long grants) {
-  auto boot_fd = ctl.receive();
-  if (!boot_fd || boot_fd->fds.size() != 1) ::_exit(10);
-  InterfaceRegistry registry;
-  if (!interfaces::register_builtin(registry)) ::_exit(11);
-  Client boot(Port(std::move(boot_fd->fds[0])), *registry.find("capsa.Bootstrap"));
-  std::vector<Fd> held;
-  held.reserve(static_cast<std::size_t>(grants));
-  for (long i = 0; i < grants; ++i) {
-    auto& fbb = boot.payload_builder();
-    fbb.Finish(capsa::CreateGetRequest(fbb, fbb.CreateString("log")));
-    auto reply = boot.call(0, boot.payload_bytes());
-    if (!reply) ::_exit(12);
-    held.push_back(reply->take_handle(*reply->payload_as<capsa::GetReply>()->port()));
-  }
-  const std::byte mark[1] = {std::byte{1}};
-  if (!ctl.send(mark) || !ctl.receive()) ::_exit(13);
-  ::_exit(0);
-}
-
 void audit_with_grants(long grants) {
-  auto ctl = make_channel();
-  if (!ctl) die(ctl.error().to_string());
-  pid_t child = ::fork();  // before any thread exists in this process
-  if (child < 0) die("fork");
-  if (child == 0) {
-    ctl->first = Port();
-    hold_grants(std::move(ctl->second), grants);
-  }
-  ctl->second = Port();
+  bench::GrantHolder holder = bench::fork_grant_holder("log", 0, grants);  // no thread yet
+  if (holder.pid < 0) die("fork");
   const std::string audit = temp_path("audit");
   const std::string control = temp_path("control");
   ::unlink(control.c_str());
@@ -198,15 +169,13 @@ void audit_with_grants(long grants) {
   Supervisor& sup = **s;
   auto server = ControlServer::create(sup, control);
   if (!server) die(server.error().to_string());
-  auto boot_port = sup.attach("holder", child);
+  auto boot_port = sup.attach("holder", holder.pid);
   if (!boot_port) die(boot_port.error().to_string());
-  std::vector<Fd> give;
-  give.push_back(boot_port->release_fd());
-  const std::byte port_mark[1] = {std::byte{3}};
-  if (auto r = ctl->first.send(port_mark, std::move(give)); !r) die(r.error().to_string());
+  if (!holder.give_bootstrap(std::move(*boot_port))) die("the holder is gone");
   std::thread loop([&] { (void)sup.reactor().run(); });
+  if (!holder.wait_step() || !holder.go()) die("the holder failed to start");
   const std::size_t heap0 = on_loop(sup, [] { return live_heap(); });
-  if (!ctl->first.receive()) die("the holder failed while taking grants");
+  if (!holder.wait_step()) die("the holder failed while taking grants");
   const std::size_t heap1 = on_loop(sup, [] { return live_heap(); });
   const std::size_t live = on_loop(sup, [&] { return sup.live_grants(); });
 
@@ -223,10 +192,7 @@ void audit_with_grants(long grants) {
               "(%zu bytes); supervisor heap %.0f bytes per live grant\n",
               live, ms_since(t0, t1), rows, ms_since(t1, t2), table.size(),
               static_cast<double>(heap1 - heap0) / static_cast<double>(grants));
-  const std::byte go[1] = {std::byte{2}};
-  (void)ctl->first.send(go);
-  int st = 0;
-  ::waitpid(child, &st, 0);
+  (void)holder.finish();
   client->reset();
   server->reset();
   sup.reactor().stop();

@@ -31,6 +31,7 @@
 #include "capsa_bootstrap_generated.h"
 #include "policy/builder.h"
 #include "supervisor/supervisor.h"
+#include "bench/common/grant_holder.h"
 
 using namespace capsa;
 using namespace capsa::supervisor;
@@ -131,49 +132,11 @@ double capsa_ns_per_call(long n) {
 
 std::size_t live_heap() { return mallinfo2().uordblks; }
 
-// The grants are held by a child process (an attached worker), so that
-// neither side needs 2 x GRANTS fds. The child gets its bootstrap port over
-// a control socket once the supervisor exists.
-void hold_grants(Port ctl, long grants) {
-  auto boot_fd = ctl.receive();
-  if (!boot_fd || boot_fd->fds.size() != 1) ::_exit(10);
-  InterfaceRegistry registry;
-  if (!interfaces::register_builtin(registry)) ::_exit(11);
-  Client boot(Port(std::move(boot_fd->fds[0])), *registry.find("capsa.Bootstrap"));
-  const Interface& sink = *registry.find("log.Sink");
-  std::vector<Fd> held;
-  held.reserve(static_cast<std::size_t>(grants) + 100);
-  auto get_and_use = [&] {
-    auto& fbb = boot.payload_builder();
-    fbb.Finish(capsa::CreateGetRequest(fbb, fbb.CreateString("log")));
-    auto reply = boot.call(0, boot.payload_bytes());
-    if (!reply) ::_exit(12);
-    Fd fd = reply->take_handle(*reply->payload_as<capsa::GetReply>()->port());
-    Client c(Port(std::move(fd)), sink);
-    interfaces::log_sink::build_write_request(c.payload_builder(),
-                                              interfaces::log_sink::Level::kDebug, "x");
-    if (!c.call(0, c.payload_bytes())) ::_exit(13);
-    held.push_back(c.port().release_fd());
-  };
-  const std::byte mark[1] = {std::byte{1}};
-  for (int i = 0; i < 100; ++i) get_and_use();  // warm: first-use allocations
-  if (!ctl.send(mark) || !ctl.receive()) ::_exit(14);
-  for (long i = 0; i < grants; ++i) get_and_use();
-  if (!ctl.send(mark) || !ctl.receive()) ::_exit(15);
-  ::_exit(0);
-}
-
 void memory_per_grant(long grants) {
-  auto ctl = make_channel();
-  if (!ctl) die(ctl.error().to_string());
-  pid_t child = ::fork();  // before any thread exists in this process
-  if (child < 0) die("fork");
-  if (child == 0) {
-    ctl->first = Port();
-    hold_grants(std::move(ctl->second), grants);
-  }
-  ctl->second = Port();
-  Port& to_child = ctl->first;
+  // 100 warm-up grants first: first-use allocations are not per grant.
+  bench::GrantHolder holder = bench::fork_grant_holder("log", 100, grants);  // no thread yet
+  if (holder.pid < 0) die("fork");
+  const pid_t child = holder.pid;
   const std::string audit = temp_audit_path();
   SupervisorOptions o;
   o.audit_log_path = audit;
@@ -193,10 +156,7 @@ void memory_per_grant(long grants) {
   Supervisor& sup = **s;
   auto boot_port = sup.attach("mem", child);
   if (!boot_port) die(boot_port.error().to_string());
-  std::vector<Fd> give;
-  give.push_back(boot_port->release_fd());
-  const std::byte port_mark[1] = {std::byte{3}};
-  if (auto r = to_child.send(port_mark, std::move(give)); !r) die(r.error().to_string());
+  if (!holder.give_bootstrap(std::move(*boot_port))) die("the holder is gone");
   std::thread loop([&] { (void)sup.reactor().run(); });
   auto on_loop = [&](auto f) {
     std::promise<decltype(f())> pr;
@@ -204,17 +164,14 @@ void memory_per_grant(long grants) {
     sup.reactor().post([&] { pr.set_value(f()); });
     return fut.get();
   };
-  const std::byte go[1] = {std::byte{2}};
-  if (!to_child.receive()) die("child failed in warm-up");
+  if (!holder.wait_step()) die("child failed in warm-up");
   const std::size_t heap0 = on_loop([] { return live_heap(); });
   const std::size_t grants0 = on_loop([&] { return sup.live_grants(); });
-  if (!to_child.send(go)) die("child gone");
-  if (!to_child.receive()) die("child failed while taking grants");
+  if (!holder.go()) die("child gone");
+  if (!holder.wait_step()) die("child failed while taking grants");
   const std::size_t heap1 = on_loop([] { return live_heap(); });
   const std::size_t grants1 = on_loop([&] { return sup.live_grants(); });
-  (void)to_child.send(go);
-  int st = 0;
-  ::waitpid(child, &st, 0);
+  (void)holder.finish();
   const double per_grant = static_cast<double>(heap1 - heap0) / static_cast<double>(grants1 - grants0);
   std::printf("memory: %zu live grants, supervisor heap +%zu bytes = %.0f bytes per grant "
               "(target <= 2048)\n",
