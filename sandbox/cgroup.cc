@@ -12,6 +12,9 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "capabilities/sys.h"
@@ -79,6 +82,24 @@ std::uint64_t keyed(std::string_view text, std::string_view key) {
 }
 
 std::uint64_t number(const std::string& text) { return std::strtoull(text.c_str(), nullptr, 10); }
+
+// One fd per parent directory, shared by every cgroup made under it while
+// any of them lives: a thousand workers on a v1 host (three hierarchies)
+// cost three fds here, not three thousand. Opened afresh once the last
+// user is gone, so nothing stays open between supervisors (tests count
+// fds). nullptr with errno set when it cannot be opened.
+std::shared_ptr<const Fd> shared_parent(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<const Fd>, std::less<>> open;
+  std::lock_guard lock(mu);
+  std::weak_ptr<const Fd>& slot = open[path];
+  if (auto p = slot.lock()) return p;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return nullptr;
+  auto p = std::make_shared<const Fd>(std::move(fd));
+  slot = p;
+  return p;
+}
 
 std::vector<int> pids_in(const Fd& dir) {
   std::vector<int> out;
@@ -148,17 +169,17 @@ Result<Cgroup> Cgroup::create(const CgroupLimits& limits) {
   auto make = [&](const CgroupBase& base, std::string* why) -> Result<bool> {
     Dir d;
     d.controllers = base.controllers;
-    d.parent.reset(::open(base.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!d.parent.valid()) {
+    d.parent = shared_parent(base.path);
+    if (d.parent == nullptr) {
       *why = base.path + ": " + std::strerror(errno);
       return false;
     }
-    sweep_dead(d.parent, kStaleAge);
+    sweep_dead(*d.parent, kStaleAge);
     // A name left by an earlier supervisor with our pid (not yet swept):
     // the next one, never a downgrade to no cgroup.
     int rc = -1;
     for (int attempt = 0; attempt < 16; ++attempt) {
-      rc = ::mkdirat(d.parent.get(), name.c_str(), 0755);
+      rc = ::mkdirat(d.parent->get(), name.c_str(), 0755);
       if (rc == 0 || errno != EEXIST || !cg.dirs_.empty()) break;
       name = next_name();
     }
@@ -167,7 +188,7 @@ Result<Cgroup> Cgroup::create(const CgroupLimits& limits) {
       return false;
     }
     d.name = name;
-    d.dir.reset(::openat(d.parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    d.dir.reset(::openat(d.parent->get(), name.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     // Owned from here: a failure below removes it with `cg`.
     cg.dirs_.push_back(std::move(d));
     if (!cg.dirs_.back().dir.valid()) return std::unexpected(sys_error("open", name, errno));
@@ -311,7 +332,7 @@ Result<CgroupUsage> Cgroup::drain() {
 void Cgroup::remove() noexcept {
   procs_.clear();
   for (Dir& d : dirs_) {
-    if (d.parent.valid()) ::unlinkat(d.parent.get(), d.name.c_str(), AT_REMOVEDIR);
+    if (d.parent != nullptr) ::unlinkat(d.parent->get(), d.name.c_str(), AT_REMOVEDIR);
   }
   dirs_.clear();
 }

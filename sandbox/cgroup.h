@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -80,7 +81,9 @@ class Cgroup {
 
  private:
   struct Dir {
-    Fd parent;  // the parent cgroup directory: rmdir by name
+    // The parent cgroup directory (rmdir by name), one fd shared by every
+    // cgroup under it while any lives (cgroup.cc, shared_parent).
+    std::shared_ptr<const Fd> parent;
     Fd dir;     // the worker's cgroup directory
     std::string name;
     std::string controllers;  // v1: what the hierarchy carries ("memory,pids"); v2: ""
