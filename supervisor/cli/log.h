@@ -1,5 +1,6 @@
 // capsa — the loggers `capsa run` wires into the supervisor (no global
-// logger: main() builds them and hands them over, STYLE.md rule 8).
+// logger: main() builds them and hands them over, so a test or an embedding
+// host wires its own and nothing is shared behind its back).
 //
 // Three loggers:
 //   - "capsa", the supervisor's own operational log, on stderr: warnings
