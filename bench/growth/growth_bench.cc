@@ -203,7 +203,7 @@ void audit_with_grants(long grants) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Each worker costs the supervisor about 17 fds, each grant one (and
+  // Each worker costs the supervisor about 14 fds, each grant one (and
   // one in the holder). Root may raise the hard limit; others get theirs.
   const long grants = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 100000;
   rlimit nofile{};
