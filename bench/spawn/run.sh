@@ -6,8 +6,9 @@
 # prints every run, each run's ratio, the median ratio of each set and the
 # load average before and after (the machine is shared: keep the load with
 # the figures), and the warm pool's median spawn-to-ready and its ratio to
-# the cold spawn of the same run. The build must have the tests (spawn_bench starts the
-# sandbox tests' worker); docs/PERFORMANCE.md reports RelWithDebInfo.
+# the cold spawn of the same run. The build must have the tests
+# (spawn_bench starts the sandbox tests' worker), e.g. `build`;
+# docs/PERFORMANCE.md reports RelWithDebInfo.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
