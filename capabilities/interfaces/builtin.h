@@ -14,6 +14,8 @@ namespace capsa::interfaces {
 
 // Fully qualified interface names, as in policies and Bootstrap replies.
 inline constexpr std::string_view kBootstrap = "capsa.Bootstrap";
+// What every associated object answers (envelope `control`: Release, Detach).
+inline constexpr std::string_view kObject = "capsa.Object";
 inline constexpr std::string_view kDirectory = "fs.Directory";
 inline constexpr std::string_view kFile = "fs.File";
 inline constexpr std::string_view kLogSink = "log.Sink";
