@@ -180,6 +180,16 @@ void PortEndpoint::on_event(Events events) {
     ctx_->owner.release(g.id, "holder closed the port");
     return;
   }
+  // Turns go to workers, not ports (issue 15): one packet per worker per
+  // loop turn, so a worker with many busy ports gets what a worker with one
+  // gets. Its other ready ports are reported again next turn (level-
+  // triggered), and the reactor starts each turn's batch elsewhere, so they
+  // take turns among themselves. An operator session is not a worker.
+  if (WorkerRecord* w = g.holder; w != nullptr) {
+    const std::uint64_t turn = ctx_->reactor.turn();
+    if (w->read_turn == turn) return;
+    w->read_turn = turn;
+  }
   // One packet per callback: the reactor is level-triggered, so a busy port
   // is called again, after the other ready fds of this turn (fairness).
   auto packet = port_.receive();

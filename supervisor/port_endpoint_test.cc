@@ -5,6 +5,8 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -218,6 +220,56 @@ TEST_F(PortEndpointTest, AHangUpReleasesTheGrantAndDropsWaitingCalls) {
   auto sent = call.reply([](flatbuffers::FlatBufferBuilder& fbb) { fbb.Finish(test::CreateEchoReply(fbb)); });
   ASSERT_FALSE(sent);
   EXPECT_EQ(sent.error().code, Errc::kRevoked);
+}
+
+}  // namespace
+}  // namespace capsa::supervisor
+
+namespace capsa::supervisor {
+namespace {
+
+// Turns go to workers, not ports (issue 15): in one loop turn the
+// supervisor reads one packet per worker, however many of its ports are
+// ready, and a worker's ready ports take turns among themselves.
+TEST_F(PortEndpointTest, OneLoopTurnReadsOnePacketPerWorkerWhateverItsPorts) {
+  // Worker w holds four ports, worker v one; each port has one call queued.
+  policy::WorkerProfile other_profile;
+  other_profile.name = "v";
+  WorkerRecord other;
+  other.profile = &other_profile;
+  other.name = "v";
+  other.running = true;
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<GrantId> ids;
+  for (int i = 0; i < 5; ++i) {
+    WorkerRecord& holder = i < 4 ? worker_ : other;
+    auto m = table_->mint(holder, spec(0, kAllRights, GrantOrigin::kReturned, "echo"),
+                          std::make_unique<testing::HoldingService>(held_));
+    ASSERT_TRUE(m) << m.error().message;
+    ids.push_back(m->id);
+    clients.push_back(std::make_unique<Client>(Port(std::move(m->handle.fd)), *echo_));
+    Client& c = *clients.back();
+    auto& fbb = c.payload_builder();
+    fbb.Finish(test::CreateEchoRequest(fbb, fbb.CreateString(std::to_string(i))));
+    ASSERT_TRUE(c.submit(kEcho, c.payload_bytes(), {}, [](Result<Message>) {}));
+  }
+  auto read = [&] {
+    std::vector<std::uint64_t> bytes;
+    for (GrantId id : ids) bytes.push_back(table_->find(id)->bytes);
+    return static_cast<std::size_t>(std::count_if(bytes.begin(), bytes.end(), [](auto b) { return b != 0; }));
+  };
+  // Turn 1: one of w's ports and v's port.
+  ASSERT_TRUE(reactor_->run_once(0));
+  EXPECT_EQ(read(), 2u);
+  EXPECT_NE(table_->find(ids[4])->bytes, 0u) << "v is not behind w's four ports";
+  // Then one more of w's per turn, none left behind.
+  for (std::size_t turn = 2; turn <= 4; ++turn) {
+    ASSERT_TRUE(reactor_->run_once(0));
+    EXPECT_EQ(read(), turn + 1) << "turn " << turn;
+  }
+  EXPECT_EQ(held_.calls.size(), 5u);
+  held_.calls.clear();
+  for (GrantId id : ids) table_->release(id, "test");
 }
 
 }  // namespace

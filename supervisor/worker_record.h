@@ -73,6 +73,9 @@ struct WorkerRecord {
   bool running = false;
   bool attached = false;
   bool killing = false;  // a kill was sent: its ports are no longer served
+  // The reactor turn in which one of its ports was last read: one packet per
+  // worker per turn, whatever the number of its ports (port_endpoint.cc).
+  std::uint64_t read_turn = 0;
   WatchId pid_watch = 0;
   WatchId notify_watch = 0;
   WatchId deadline_timer = 0;

@@ -43,6 +43,7 @@ struct Reactor::Impl {
   // (and the callback being run) alive while the callback unwatches itself.
   std::unordered_map<WatchId, std::shared_ptr<Entry>> watches;
   std::atomic<bool> stop_requested{false};
+  std::uint64_t turn = 0;  // run_once calls; loop thread only
 
   std::mutex post_mu;
   std::vector<Task> posted;
@@ -266,8 +267,15 @@ Result<std::size_t> Reactor::run_once(int timeout_ms) {
                          }));
   std::size_t ran = 0;
   bool woken = false;
-  for (int i = 0; i < n; ++i) {
-    const epoll_event& ev = events[static_cast<std::size_t>(i)];
+  // epoll re-queues a level-triggered fd behind those reported with it in
+  // the same order, so without the rotation the first of several fds that
+  // stay ready would come first every turn; with one packet per worker per
+  // turn (port_endpoint.cc) its other ports would then wait forever.
+  const std::uint64_t turn = ++impl_->turn;
+  const std::size_t count = n > 0 ? static_cast<std::size_t>(n) : 0;
+  const std::size_t start = count > 0 ? static_cast<std::size_t>(turn % count) : 0;
+  for (std::size_t k = 0; k < count; ++k) {
+    const epoll_event& ev = events[(start + k) % count];
     // Copied out: epoll_event is packed on x86-64, so a reference to its
     // u64 (which find() would bind) is misaligned, undefined behaviour.
     const std::uint64_t id = ev.data.u64;
@@ -287,6 +295,8 @@ Result<std::size_t> Reactor::run_once(int timeout_ms) {
   if (woken) impl_->run_posted(ran);
   return ran;
 }
+
+std::uint64_t Reactor::turn() const noexcept { return impl_->turn; }
 
 Result<void> Reactor::run() {
   while (!impl_->stop_requested.load(std::memory_order_acquire)) {

@@ -132,7 +132,14 @@ class Reactor {
   Result<void> run();
   // Handles what is ready now, once, without blocking (tests and embedding
   // hosts that drive the loop themselves). Returns how many callbacks ran.
+  // Each call is one turn: its batch of ready fds is handled starting at a
+  // place that moves every turn, so among fds that stay ready (level-
+  // triggered) none is always first.
   Result<std::size_t> run_once(int timeout_ms = 0);
+  // The turn being handled (counts run_once calls): a callback can tell
+  // whether something already happened this turn (the supervisor reads one
+  // packet per worker per turn, port_endpoint.cc).
+  std::uint64_t turn() const noexcept;
 
   // --- any thread ----------------------------------------------------------
 
