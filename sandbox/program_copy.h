@@ -33,10 +33,14 @@
 // exits normally (atexit; only in the process that made it, not in a fork
 // of it). A supervisor that dies otherwise (SIGKILL) leaves it: the next
 // supervisor of the same user that makes its cache in the same parent
-// removes every capsa-programs-* of that user nobody holds a lock on (each
-// live cache holds flock(LOCK_EX) on its directory from creation to exit;
-// the kernel drops it when the process dies, however it dies). Live workers
-// keep running: their mounts hold the copy's inode, not its name.
+// removes every capsa-programs-* of that user whose owner is gone. Each
+// directory names its owner in a file "owner": pid, start time (a pid
+// reused by another process has another start time) and pid namespace
+// (a pid means nothing in another; such a directory is left alone); one
+// without that file yet is left alone for a minute. Live workers keep
+// running: their mounts hold the copy's inode, not its name. The cache
+// holds no fd between spawns: each spawn opens the directory and the copy
+// by name and checks that they are the ones it made (inode, owner).
 //
 // Bounds: at most kMaxProgramCopies copies and kMaxProgramCopyBytes bytes;
 // past either, the least recently used copies are dropped (unlinked; a
@@ -76,8 +80,8 @@ Result<ProgramCopy> program_copy(const Fd& program, const std::string& what);
 std::string program_copies_dir();
 
 // Removes every capsa-programs-* directory under `parent` owned by this
-// process's effective uid that no live cache holds its lock on (a dead
-// supervisor's). Called when a cache is made; exposed for tests.
+// process's effective uid whose owner (same pid namespace) no longer runs.
+// Called when a cache is made; exposed for tests.
 void sweep_dead_program_copies(const std::string& parent);
 
 }  // namespace capsa::sandbox::detail

@@ -13,9 +13,9 @@
 //   "ready <bwrap pid> alive"      the sandbox is running and not dying
 //   "ready <bwrap pid> dying"      it has SIGKILL pending or is gone
 //   "error <text>"                 anything else (exit 1)
-// and services seccomp notifications forever. In `exit` mode it prints a
-// second line, "copies <dir>" (its program cache, program_copy.h), and
-// returns from main: a normal exit, after which nothing of it may remain.
+// then "copies <dir>" (its program cache, program_copy.h), and services
+// seccomp notifications forever; in `exit` mode it returns from main
+// instead: a normal exit, after which nothing of it may remain.
 #include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -135,12 +135,9 @@ int main(int argc, char** argv) {
   }
   if (mode == "thread" && !thread_released(spawner_tid)) return fail("spawning thread lingers");
   std::printf("ready %d %s\n", s.worker.pid(), dying(s.worker.pid()) ? "dying" : "alive");
+  std::printf("copies %s\n", capsa::sandbox::detail::program_copies_dir().c_str());
   std::fflush(stdout);
-  if (mode == "exit") {
-    std::printf("copies %s\n", capsa::sandbox::detail::program_copies_dir().c_str());
-    std::fflush(stdout);
-    return 0;
-  }
+  if (mode == "exit") return 0;
   for (;;) {
     pollfd fds[2] = {{s.worker.pidfd().get(), POLLIN, 0}, {s.worker.notify_fd().get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) continue;

@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -65,19 +64,6 @@ std::vector<std::string> sweep_until_gone(pid_t owner) {
   return left;
 }
 
-// The program cache of process `pid` (program_copy.h): the directory its
-// open, locked fd names, or "" if it holds none.
-std::string copies_dir_of(pid_t pid) {
-  const std::string fds = "/proc/" + std::to_string(pid) + "/fd";
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(fds, ec)) {
-    std::error_code lec;
-    std::string target = std::filesystem::read_symlink(e.path(), lec).string();
-    if (target.find("/capsa-programs-") != std::string::npos) return target;
-  }
-  return "";
-}
-
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
 // Starts mini_supervisor with its stdout on a pipe; returns its pid.
@@ -123,8 +109,10 @@ TEST_P(SupervisorKilled, NoGrandchildSurvives) {
   // cgroup where the machine offers one.
   EXPECT_GE(pids_with_marker(marker).size(), 2u);
   EXPECT_EQ(leftover_cgroups(mini).empty(), !machine_offers_cgroup());
-  const std::string copies = copies_dir_of(mini);
-  ASSERT_TRUE(exists(copies)) << "mini_supervisor holds no program cache: " << copies;
+  const std::string copies_line = read_line(out);
+  ASSERT_TRUE(copies_line.starts_with("copies /")) << copies_line;
+  const std::string copies = copies_line.substr(7);
+  ASSERT_TRUE(exists(copies)) << copies;
 
   ASSERT_EQ(::kill(mini, SIGKILL), 0);
   int status = 0;
@@ -136,8 +124,8 @@ TEST_P(SupervisorKilled, NoGrandchildSurvives) {
   // once, and a parallel run of this test may have done it already).
   EXPECT_EQ(sweep_until_gone(mini), std::vector<std::string>{});
   // Its program copies stay (no exit handler ran) until a supervisor of
-  // the same user makes its cache in the same place: then, the lock the
-  // dead one held being gone, they are removed (here at once).
+  // the same user makes its cache in the same place: then, their owner
+  // being gone, they are removed (here at once).
   detail::sweep_dead_program_copies(copies.substr(0, copies.rfind('/')));
   EXPECT_FALSE(exists(copies)) << copies;
 }
