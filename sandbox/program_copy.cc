@@ -208,15 +208,19 @@ Result<void> Cache::make_dir() {
       continue;
     }
     Fd d(::open(tmpl.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!d.valid()) {
+      why(std::strerror(errno));
+      ::rmdir(tmpl.c_str());
+      continue;
+    }
     struct stat st {};
     const Owner o = me();
     const std::string text = owner_text(o);
-    Fd f(d.valid() ? ::openat(d.get(), kOwnerFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
-                   : -1);
+    Fd f(::openat(d.get(), kOwnerFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!f.valid() || ::fstat(d.get(), &st) != 0 ||
         ::write(f.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
       why(std::strerror(errno));
-      if (d.valid()) remove_tree(d, AT_FDCWD, tmpl.c_str());
+      remove_tree(d, AT_FDCWD, tmpl.c_str());
       continue;
     }
     path_ = tmpl;

@@ -47,7 +47,9 @@
 // spawn in progress that uses one keeps its name until it returns, running
 // workers keep its inode). A program larger than kMaxProgramCopyBytes on
 // its own is refused. The bytes live in the tmpfs, i.e. in memory charged
-// to the supervisor, once per distinct program, not per worker.
+// to the supervisor, once per distinct program, not per worker. A copy is
+// made under the cache's lock: spawns on other threads wait for it (once
+// per program version; 3.5 ms for 8.6 MB here).
 #pragma once
 
 #include <cstdint>
