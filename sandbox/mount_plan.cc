@@ -65,7 +65,8 @@ Result<Fd> clone_tree(const Fd& fd, bool dir, const std::string& what) {
 
 }  // namespace
 
-Result<MountPlan> plan_mounts(const Spec& spec, const HostFiles& files, bool stage) {
+Result<MountPlan> plan_mounts(const Spec& spec, const HostFiles& files, const Fd& program,
+                              bool stage) {
   MountPlan plan;
   plan.args = base_args(spec);
   // The launcher: exec'ed through our fd, never mounted, so no host path of
@@ -77,11 +78,11 @@ Result<MountPlan> plan_mounts(const Spec& spec, const HostFiles& files, bool sta
     std::string dest;
     std::string what;
   };
-  if (!files.launcher.valid() || !files.program.valid() ||
+  if (!files.launcher.valid() || !program.valid() ||
       files.binds.size() != spec.ro_binds.size()) {
     return make_error(Errc::kInvalidArgument, "spawn: the host files do not match the spec (launcher, program, one per ro_bind)");
   }
-  std::vector<Source> sources{{&files.program, kProgramInSandbox, spec.program}};
+  std::vector<Source> sources{{&program, kProgramInSandbox, spec.program}};
   for (std::size_t i = 0; i < spec.ro_binds.size(); ++i) {
     sources.push_back({&files.binds[i], spec.ro_binds[i].dest, spec.ro_binds[i].source});
   }

@@ -9,6 +9,8 @@
 //   - the launcher is not bound at all: bubblewrap execs it through
 //     /.capsa/launcher, a symlink to /proc/self/fd/9, where fd 9 is the
 //     supervisor's O_PATH fd of it (a magic link: no directory is searched);
+//   - the program is not the operator's file but a copy of it under a
+//     neutral name (program_copy.h), bound like a ro_bind source;
 //   - as root, the program and every ro_bind source are copied as mounts
 //     from the supervisor's own fds (open_tree(OPEN_TREE_CLONE)), and the
 //     clone child attaches them under a tmpfs on /tmp in a mount namespace
@@ -78,8 +80,12 @@ struct MountPlan {
   std::vector<std::string> args;    // bubblewrap's options, launcher and binds included
 };
 
-// `stage`: try the root way (falls back to passing fds when the kernel says
-// EPERM, e.g. a root without CAP_SYS_ADMIN in a container).
-Result<MountPlan> plan_mounts(const Spec& spec, const HostFiles& files, bool stage);
+// `program` is what is bound at kProgramInSandbox: the neutral copy of
+// files.program (program_copy.h), so that no host path of it shows in the
+// worker's mount table. `stage`: try the root way (falls back to passing
+// fds when the kernel says EPERM, e.g. a root without CAP_SYS_ADMIN in a
+// container).
+Result<MountPlan> plan_mounts(const Spec& spec, const HostFiles& files, const Fd& program,
+                              bool stage);
 
 }  // namespace capsa::sandbox::detail

@@ -17,6 +17,7 @@
 #include "sandbox/host_file.h"
 #include "sandbox/launcher_protocol.h"
 #include "sandbox/mount_plan.h"
+#include "sandbox/program_copy.h"
 #include "sandbox/seccomp_policy.h"
 #include "sandbox/status_channel.h"
 #include "sandbox/worker_state.h"
@@ -129,7 +130,12 @@ Result<Worker> start_sandbox(const Spec& spec, const HostFiles& files, Fd bootst
                           " is not set (the sandbox has no default limits)");
   }
   const bool as_root = ::geteuid() == 0;
-  CAPSA_ASSIGN_OR_RETURN(auto plan, d::plan_mounts(spec, files, as_root));
+  // The program is bound from a copy under a neutral name, made once per
+  // distinct program (program_copy.h): a bind's mountinfo line would show
+  // the operator's path. `copy.hold` keeps the copy's name until we return,
+  // after bubblewrap has bound it.
+  CAPSA_ASSIGN_OR_RETURN(const d::ProgramCopy copy, d::program_copy(files.program, spec.program));
+  CAPSA_ASSIGN_OR_RETURN(auto plan, d::plan_mounts(spec, files, copy.fd, as_root));
   // Compiled once per distinct syscall set, then shared (seccomp_policy.h).
   CAPSA_ASSIGN_OR_RETURN(const auto filter, d::cached_filter(spec.extra_syscalls));
   const std::vector<std::uint8_t> config_bytes = d::encode_config(spec, *filter, pooled);

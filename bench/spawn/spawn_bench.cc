@@ -9,6 +9,10 @@
 //           the measured path, so each sample is a hand-over, never a cold
 //           fallback (checked: the bench fails if one was); "take" is the
 //           part spent in take() (hand-over until the program was exec'ed).
+//   copy:   the program cache (sandbox/program_copy.h): the first spawn of a
+//           program version copies it (measured on this executable, copied
+//           afresh to a private temp dir each time so each is a new
+//           version), later spawns only find the copy ("hit").
 // Interleaved, same run, same machine. Targets: capsa <= 1.5x bare; pool
 // median <= 1 ms.
 // Run as root, the bare bubblewrap keeps uid 0 in its one user namespace,
@@ -17,6 +21,7 @@
 // bench/spawn/run.sh runs this several times, pinned and unpinned.
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,9 +29,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <string>
 #include <vector>
 
+#include "sandbox/host_file.h"
 #include "sandbox/pool.h"
+#include "sandbox/program_copy.h"
 #include "sandbox/sandbox.h"
 
 using namespace capsa;
@@ -103,6 +112,50 @@ void report(const char* what, std::vector<double> v) {
 
 }  // namespace
 
+// The program cache's two costs, on this executable: a first copy (5 fresh
+// versions) and a later spawn's lookup (N of the last one).
+bool copy_cost() {
+  char dir[] = "/tmp/capsa-copy-bench-XXXXXX";
+  if (::mkdtemp(dir) == nullptr) return false;
+  const std::string self = std::string(dir) + "/prog";
+  std::vector<double> first_ms, hit_us;
+  long size = 0;
+  bool ok = true;
+  for (int v = 0; v < 5 && ok; ++v) {
+    ::unlink(self.c_str());  // a new inode each time: a new version
+    std::error_code ec;
+    ok = std::filesystem::copy_file("/proc/self/exe", self, ec);
+    ok = ok && ::chmod(self.c_str(), 0755) == 0;
+    auto fd = ok ? sandbox::open_host_file(sandbox::HostFileUse::kProgram, self,
+                                           sandbox::sandbox_identity())
+                 : capsa::Result<capsa::Fd>(capsa::Fd());
+    ok = ok && fd.has_value();
+    if (!ok) break;
+    struct stat st {};
+    ::fstat(fd->get(), &st);
+    size = static_cast<long>(st.st_size);
+    auto t0 = std::chrono::steady_clock::now();
+    ok = sandbox::detail::program_copy(*fd, self).has_value();
+    first_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    for (int i = 0; i < 100 && ok; ++i) {
+      auto t1 = std::chrono::steady_clock::now();
+      ok = sandbox::detail::program_copy(*fd, self).has_value();
+      hit_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t1).count());
+    }
+  }
+  ::unlink(self.c_str());
+  ::rmdir(dir);
+  if (!ok) {
+    std::fprintf(stderr, "program copy failed\n");
+    return false;
+  }
+  std::sort(first_ms.begin(), first_ms.end());
+  std::sort(hit_us.begin(), hit_us.end());
+  std::printf("copy %ld bytes: first median %.3f ms, later spawns median %.1f us\n", size,
+              first_ms[first_ms.size() / 2], hit_us[hit_us.size() / 2]);
+  return true;
+}
+
 int main(int argc, char** argv) {
   int n = argc > 1 ? std::atoi(argv[1]) : 100;
   // The sandbox has no default limits; these are roomy (1 GiB, 30 s CPU,
@@ -151,4 +204,5 @@ int main(int argc, char** argv) {
   std::printf("pool/cold (median) %.3f  pool median %.3f ms (target <= 1 ms)\n",
               pool_ms[pool_ms.size() / 2] / capsa_ms[capsa_ms.size() / 2],
               pool_ms[pool_ms.size() / 2]);
+  return copy_cost() ? 0 : 1;
 }

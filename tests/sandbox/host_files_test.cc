@@ -11,11 +11,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "sandbox/program_copy.h"
 #include "tests/sandbox/fixture.h"
 
 namespace capsa::sandbox::testing {
@@ -25,16 +27,22 @@ namespace fs = std::filesystem;
 
 bool root() { return ::geteuid() == 0; }
 
-// <tmp 0700>/capsa/{build/sandbox/capsa-launcher, plugins/hostile_worker,
-// data/motd}, every directory 0700 except data/ (0755: a bind source the
-// sandbox may read once it is bound; its parents stay closed).
+// <tmp 0700>/capsa/{build/sandbox/capsa-launcher,
+// operator-kestrel-plugins/hostile_worker, data/motd}, every directory 0700
+// except data/ (0755: a bind source the sandbox may read once it is bound;
+// its parents stay closed). "operator-kestrel" stands for what an
+// operator's layout says about them (a user name, a project): it occurs in
+// the program's host path and nowhere else.
+inline constexpr const char* kSecret = "operator-kestrel";
+
 class PrivateLayout {
  public:
   PrivateLayout() {
     char tmpl[] = "/tmp/capsa-private-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) std::abort();
     top_ = tmpl;
-    for (const char* d : {"/capsa", "/capsa/build", "/capsa/build/sandbox", "/capsa/plugins"}) {
+    for (const char* d :
+         {"/capsa", "/capsa/build", "/capsa/build/sandbox", "/capsa/operator-kestrel-plugins"}) {
       if (::mkdir((top_ + d).c_str(), 0700) != 0) std::abort();
     }
     if (::mkdir((top_ + "/capsa/data").c_str(), 0755) != 0) std::abort();
@@ -49,7 +57,7 @@ class PrivateLayout {
   }
   std::string launcher_dir() const { return top_ + "/capsa/build/sandbox"; }
   std::string launcher() const { return launcher_dir() + "/capsa-launcher"; }
-  std::string program_dir() const { return top_ + "/capsa/plugins"; }
+  std::string program_dir() const { return top_ + "/capsa/operator-kestrel-plugins"; }
   std::string program() const { return program_dir() + "/hostile_worker"; }
   std::string data() const { return top_ + "/capsa/data"; }
 
@@ -80,12 +88,6 @@ Outcome run_hello(const Spec& spec, const HostFiles* files = nullptr) {
 
 const std::vector<std::string> kHelloPong = {"hello ready", "pong"};
 
-// The issue's failure: "bwrap: Can't find source path ...: Permission
-// denied" for every worker as root. Also what the worker learns of the
-// host: the launcher is exec'ed through its fd and mounted nowhere; the
-// program is at /.capsa/program (its host path shows only as the root field
-// of that one mount: a bind mount's root is the file's path within its
-// filesystem, whatever way it was bound); argv[0] is its file name.
 // What the worker reports when it read the private layout's data file
 // through its bind.
 const std::vector<std::string> kReadThroughBind{
@@ -98,16 +100,32 @@ void expect_read_through_bind(const SpecBuilder& b) {
   EXPECT_EQ(run_spec(*spec).reports, kReadThroughBind);
 }
 
-TEST_F(HostileTest, WorkerStartsFromAPrivateLayoutAndSeesNoLauncherPath) {
+// The issue's failure: "bwrap: Can't find source path ...: Permission
+// denied" for every worker as root. Also what the worker learns of the
+// host: the launcher is exec'ed through its fd and mounted nowhere; the
+// program is at /.capsa/program, bound from a copy in the supervisor's
+// program cache (program_copy.h), so the root field of that mount is the
+// copy's neutral path and no part of the operator's layout shows in the
+// mount table, /proc/self/exe or the command line; argv[0] is its file name.
+TEST_F(HostileTest, WorkerStartsFromAPrivateLayoutAndSeesNoHostPath) {
   PrivateLayout layout;
-  auto spec = layout.spec("host_view", layout.launcher_dir() + ":" + layout.program_dir()).build();
+  auto spec = layout
+                  .spec("host_view", layout.launcher_dir() + ":" + layout.program_dir() + ":" +
+                                         kSecret)
+                  .build();
   ASSERT_TRUE(spec) << spec.error().to_string();
   Outcome out = run_spec(*spec);
-  EXPECT_EQ(out.reports,
-            std::vector<std::string>{
-                "host_view launcher_lines=0 program_mounts=/.capsa/program exe=/.capsa/program "
-                "argv0=hostile_worker launcher=/proc/self/fd/9 launcher_open=ENOENT "
-                "proc1_exe=EACCES"});
+  ASSERT_EQ(out.reports.size(), 1u);
+  // The copy's path within its filesystem: "/capsa-programs-XXXXXX/pN" on a
+  // tmpfs (/dev/shm here), with the parent's path in front on a disk.
+  const std::string dir = detail::program_copies_dir();
+  const std::string leaf = dir.substr(dir.rfind('/') + 1);
+  ASSERT_TRUE(leaf.starts_with("capsa-programs-")) << dir;
+  const std::regex shown("host_view launcher_lines=0 program_lines=0 secret_seen=0 "
+                         "program_root=(/[a-z/]*)?/" + leaf + "/p[0-9]+ exe=/.capsa/program "
+                         "argv0=hostile_worker launcher=/proc/self/fd/9 launcher_open=ENOENT "
+                         "proc1_exe=EACCES");
+  EXPECT_TRUE(std::regex_match(out.reports[0], shown)) << out.reports[0];
   EXPECT_EQ(out.status.kind, ExitKind::kExited) << out.status.to_string();
   EXPECT_EQ(out.status.code, 0);
   EXPECT_TRUE(out.violations.empty());
@@ -135,10 +153,9 @@ TEST_F(HostileTest, ProgramRenamedAndReplacedBySymlinkAfterOpenRunsAsOpened) {
   EXPECT_EQ(out.status.code, 0) << out.status.to_string();
 }
 
-// The same with the opened file deleted: nothing is started. As root the
-// kernel attaches no mount of a deleted file; an unprivileged supervisor's
-// bubblewrap finds no name for the fd and refuses rather than bind what the
-// name now is.
+// The same with the opened file deleted: nothing is started (the copy is
+// made from the opened file, but one with no link left is refused: deleting
+// a program stops it, as a bind of it did).
 TEST_F(HostileTest, ProgramDeletedAndReplacedBySymlinkAfterOpenIsRefused) {
   PrivateLayout layout;
   auto spec = layout.spec("hello").build();
@@ -151,12 +168,33 @@ TEST_F(HostileTest, ProgramDeletedAndReplacedBySymlinkAfterOpenIsRefused) {
   ASSERT_TRUE(channel);
   auto w = spawn(*spec, *files, channel->second.release_fd());
   ASSERT_FALSE(w);
-  EXPECT_EQ(w.error().message,
-            root() ? "starting bubblewrap for private-hello failed: attaching " +
-                         layout.program() + " (deleted since it was opened): No such file or "
-                         "directory"
-                   : std::string("bubblewrap failed (exit 1) before the launcher reported for "
-                                 "private-hello: see its stderr"));
+  EXPECT_EQ(w.error().message, "program " + layout.program() + " was deleted since it was opened");
+}
+
+// A program replaced on disk between two spawns (renamed over: another
+// inode; rewritten in place: another size and mtime) is copied again: each
+// spawn runs the file its own open found, never a stale copy.
+TEST_F(HostileTest, ProgramReplacedOnDiskBetweenSpawnsRunsTheNewOne) {
+  PrivateLayout layout;
+  auto spec = layout.spec("hello").build();
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  Outcome first = run_hello(*spec);
+  EXPECT_EQ(first.reports, kHelloPong);
+  EXPECT_EQ(first.status.code, 0) << first.status.to_string();
+
+  const std::string next = layout.program() + ".new";
+  std::ofstream(next) << "#!/bin/sh\nexit 7\n";
+  ASSERT_EQ(::chmod(next.c_str(), 0755), 0);
+  fs::rename(next, layout.program());
+  Outcome second = run_spec(*spec);
+  EXPECT_EQ(second.reports, std::vector<std::string>{});
+  EXPECT_EQ(second.status.kind, ExitKind::kExited) << second.status.to_string();
+  EXPECT_EQ(second.status.code, 7) << "the copy of the replaced program ran";
+
+  std::ofstream(layout.program(), std::ios::trunc) << "#!/bin/sh\nexit 9 # in place\n";
+  Outcome third = run_spec(*spec);
+  EXPECT_EQ(third.status.kind, ExitKind::kExited) << third.status.to_string();
+  EXPECT_EQ(third.status.code, 9) << "the copy of the program before its rewrite ran";
 }
 
 // Between `capsa check` (or any earlier look) and the spawn, the program is

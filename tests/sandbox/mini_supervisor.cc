@@ -2,7 +2,7 @@
 // services it until killed. The survival test SIGKILLs this process and then
 // checks that nothing of the sandbox outlives it.
 //
-//   mini_supervisor <process|thread> <hostile_worker path> <marker>
+//   mini_supervisor <process|thread|exit> <hostile_worker path> <marker>
 //
 // Starts `hostile_worker grandchild <marker>` (a worker that double-forks a
 // setsid grandchild carrying the marker) and waits for the grandchild's
@@ -13,7 +13,9 @@
 //   "ready <bwrap pid> alive"      the sandbox is running and not dying
 //   "ready <bwrap pid> dying"      it has SIGKILL pending or is gone
 //   "error <text>"                 anything else (exit 1)
-// and services seccomp notifications forever.
+// then "copies <dir>" (its program cache, program_copy.h), and services
+// seccomp notifications forever; in `exit` mode it returns from main
+// instead: a normal exit, after which nothing of it may remain.
 #include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -26,6 +28,7 @@
 #include <thread>
 
 #include "capabilities/port.h"
+#include "sandbox/program_copy.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/spec.h"
 #include "sandbox/testdata/test_limits.h"
@@ -132,7 +135,9 @@ int main(int argc, char** argv) {
   }
   if (mode == "thread" && !thread_released(spawner_tid)) return fail("spawning thread lingers");
   std::printf("ready %d %s\n", s.worker.pid(), dying(s.worker.pid()) ? "dying" : "alive");
+  std::printf("copies %s\n", capsa::sandbox::detail::program_copies_dir().c_str());
   std::fflush(stdout);
+  if (mode == "exit") return 0;
   for (;;) {
     pollfd fds[2] = {{s.worker.pidfd().get(), POLLIN, 0}, {s.worker.notify_fd().get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) continue;

@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "sandbox/cgroup.h"
+#include "sandbox/program_copy.h"
 #include "tests/sandbox/cgroup_util.h"
 #include "tests/sandbox/fixture.h"
 
@@ -62,6 +63,8 @@ std::vector<std::string> sweep_until_gone(pid_t owner) {
   }
   return left;
 }
+
+bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
 // Starts mini_supervisor with its stdout on a pipe; returns its pid.
 pid_t start_mini(const std::string& mode, const std::string& marker, Fd& out) {
@@ -106,6 +109,10 @@ TEST_P(SupervisorKilled, NoGrandchildSurvives) {
   // cgroup where the machine offers one.
   EXPECT_GE(pids_with_marker(marker).size(), 2u);
   EXPECT_EQ(leftover_cgroups(mini).empty(), !machine_offers_cgroup());
+  const std::string copies_line = read_line(out);
+  ASSERT_TRUE(copies_line.starts_with("copies /")) << copies_line;
+  const std::string copies = copies_line.substr(7);
+  ASSERT_TRUE(exists(copies)) << copies;
 
   ASSERT_EQ(::kill(mini, SIGKILL), 0);
   int status = 0;
@@ -116,6 +123,29 @@ TEST_P(SupervisorKilled, NoGrandchildSurvives) {
   // removes it (Cgroup::create sweeps those older than a minute; here at
   // once, and a parallel run of this test may have done it already).
   EXPECT_EQ(sweep_until_gone(mini), std::vector<std::string>{});
+  // Its program copies stay (no exit handler ran) until a supervisor of
+  // the same user makes its cache in the same place: then, their owner
+  // being gone, they are removed (here at once).
+  detail::sweep_dead_program_copies(copies.substr(0, copies.rfind('/')));
+  EXPECT_FALSE(exists(copies)) << copies;
+}
+
+// A supervisor that exits normally removes its program copies itself.
+TEST_F(HostileTest, SupervisorExitRemovesItsProgramCopies) {
+  const std::string marker = unique_marker();
+  Fd out;
+  pid_t mini = start_mini("exit", marker, out);
+  ASSERT_GT(mini, 0);
+  const std::string ready = read_line(out);
+  EXPECT_EQ(ready.rfind("ready ", 0), 0u) << ready;
+  const std::string copies = read_line(out);
+  int status = 0;
+  ASSERT_EQ(::waitpid(mini, &status, 0), mini);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  ASSERT_TRUE(copies.starts_with("copies /")) << copies;
+  EXPECT_NE(copies.find("/capsa-programs-"), std::string::npos) << copies;
+  EXPECT_FALSE(exists(copies.substr(7))) << copies;
+  EXPECT_EQ(wait_until_gone(marker), std::vector<int>{});
 }
 
 INSTANTIATE_TEST_SUITE_P(Hostile, SupervisorKilled, ::testing::Values("process", "thread"),

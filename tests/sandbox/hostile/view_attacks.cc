@@ -33,19 +33,24 @@ std::string link_of(const char* path) {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
-// `arg` is "LAUNCHER_DIR:PROGRAM_DIR", two host directories. Reports how
-// many lines of /proc/self/mountinfo mention the launcher's directory, and
-// the mount points of the lines that mention the program's (a bind mount's
-// fourth field is its root: the bound file's path within its filesystem);
-// where /proc/self/exe and argv[0] say the worker is; what /.capsa/launcher
-// points at and whether it opens; whether pid 1's executable is readable.
+// `arg` is "LAUNCHER_DIR:PROGRAM_DIR:SECRET": two host directories and a
+// word that occurs only in the host path of the program. Reports how many
+// lines of /proc/self/mountinfo mention the launcher's directory and the
+// program's; the "root" field (the fourth: for a bind mount, the bound
+// file's path within its filesystem) of the mount at /.capsa/program; how
+// many times SECRET occurs in mountinfo, /proc/self/exe and argv[0] (the
+// rest of the command line is this argument); where /proc/self/exe and argv[0] say the worker is; what
+// /.capsa/launcher points at and whether it opens; whether pid 1's
+// executable is readable.
 int host_view(const char* arg) {
-  std::string both = arg != nullptr ? arg : ":";
-  std::string launcher_dir = both.substr(0, both.find(':'));
-  std::string program_dir = both.substr(both.find(':') + 1);
+  std::string all = arg != nullptr ? arg : "::";
+  std::string launcher_dir = all.substr(0, all.find(':'));
+  std::string rest = all.substr(all.find(':') + 1);
+  std::string program_dir = rest.substr(0, rest.find(':'));
+  std::string secret = rest.find(':') == std::string::npos ? "" : rest.substr(rest.find(':') + 1);
   std::string mounts = read_all("/proc/self/mountinfo");
-  int launcher_lines = 0;
-  std::string program_mounts;
+  int launcher_lines = 0, program_lines = 0;
+  std::string program_root = "none";
   std::size_t at = 0;
   while (at < mounts.size()) {
     std::size_t end = mounts.find('\n', at);
@@ -53,28 +58,37 @@ int host_view(const char* arg) {
     std::string line = mounts.substr(at, end - at);
     at = end + 1;
     if (!launcher_dir.empty() && line.find(launcher_dir) != std::string::npos) ++launcher_lines;
-    if (!program_dir.empty() && line.find(program_dir) != std::string::npos) {
-      // Fields: id parent major:minor root mount-point ...
-      std::size_t f = 0;
-      for (int skip = 0; skip < 4 && f != std::string::npos; ++skip) f = line.find(' ', f + 1);
-      std::size_t g = f == std::string::npos ? f : line.find(' ', f + 1);
-      if (!program_mounts.empty()) program_mounts += ",";
-      program_mounts += f == std::string::npos ? "?" : line.substr(f + 1, g - f - 1);
-    }
+    if (!program_dir.empty() && line.find(program_dir) != std::string::npos) ++program_lines;
+    // Fields: id parent major:minor root mount-point ...
+    std::size_t f = 0;
+    for (int skip = 0; skip < 3 && f != std::string::npos; ++skip) f = line.find(' ', f + 1);
+    if (f == std::string::npos) continue;
+    std::size_t g = line.find(' ', f + 1);
+    std::size_t h = g == std::string::npos ? g : line.find(' ', g + 1);
+    if (h == std::string::npos) continue;
+    if (line.substr(g + 1, h - g - 1) == "/.capsa/program") program_root = line.substr(f + 1, g - f - 1);
   }
   std::string cmdline = read_all("/proc/self/cmdline");
   std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
+  std::string exe = link_of("/proc/self/exe");
+  int secret_seen = 0;
+  for (const std::string* text : {&mounts, &argv0, &exe}) {
+    for (std::size_t p = secret.empty() ? std::string::npos : text->find(secret);
+         p != std::string::npos; p = text->find(secret, p + 1)) {
+      ++secret_seen;
+    }
+  }
   int lfd = ::open("/.capsa/launcher", O_RDONLY | O_CLOEXEC);
   int lerr = errno;
   if (lfd >= 0) ::close(lfd);
   char target[256];
   ssize_t p1 = ::readlink("/proc/1/exe", target, sizeof target);
   int p1err = errno;
-  report("host_view launcher_lines=%d program_mounts=%s exe=%s argv0=%s launcher=%s "
-         "launcher_open=%s proc1_exe=%s",
-         launcher_lines, program_mounts.empty() ? "none" : program_mounts.c_str(),
-         link_of("/proc/self/exe").c_str(), argv0.c_str(), link_of("/.capsa/launcher").c_str(),
-         outcome(lfd, lerr), p1 >= 0 ? "readable" : outcome(-1, p1err));
+  report("host_view launcher_lines=%d program_lines=%d secret_seen=%d program_root=%s exe=%s "
+         "argv0=%s launcher=%s launcher_open=%s proc1_exe=%s",
+         launcher_lines, program_lines, secret_seen, program_root.c_str(), exe.c_str(),
+         argv0.c_str(), link_of("/.capsa/launcher").c_str(), outcome(lfd, lerr),
+         p1 >= 0 ? "readable" : outcome(-1, p1err));
   return 0;
 }
 
