@@ -113,7 +113,9 @@ class _Link:
     def wait(self, p, call_id, fire):
         """Until the answer to `call_id` is in p.message, reading the port
         when nobody else is. CapsaError when the port ends first or the
-        call is dropped (its object released)."""
+        call is dropped (its object released). A reader whose call is
+        dropped goes on reading until a packet comes (the serving side
+        answers every call, so the dropped answer does), then leaves."""
         while p.message is None:
             if p.dropped:
                 raise CapsaError(Errc.CLOSED, f"{p.where}: the object was released during the call")
@@ -131,6 +133,7 @@ class _Link:
             finally:
                 self.cond.acquire()
                 self.reading = False
+                self.cond.notify_all()  # another waiter may read next
             if self.state != State.LIVE:  # ended while we read: ours to close
                 self.port.close()
                 if not isinstance(got, CapsaError):
@@ -142,7 +145,6 @@ class _Link:
                 self.end(state, got, fire)
                 continue
             self.route(*got, fire)
-            self.cond.notify_all()
         self.pending.pop(call_id, None)
 
     def route(self, data, fds, fire):
