@@ -35,6 +35,15 @@
 
 namespace capsa {
 
+// What a call is addressed to: the port's own capability (the default), or
+// an associated object on the port (docs/PROTOCOL.md section 8): its id,
+// its interface, and whether the method is capsa.Object's (`control`).
+struct CallTarget {
+  std::uint64_t object = 0;
+  bool control = false;
+  const Interface* iface = nullptr;  // nullptr: the port's interface
+};
+
 struct ClientOptions {
   std::size_t max_in_flight = 64;  // unanswered calls on this port
   Limits limits;                   // applied to replies
@@ -61,11 +70,29 @@ class Client {
   // either way. kInvalidArgument: unknown method; kOverloaded: too many
   // calls in flight; kClosed: the port is gone.
   Result<std::uint64_t> submit(std::uint32_t ordinal, std::span<const std::uint8_t> payload,
+                               std::vector<Handle> handles, Completion done) {
+    return submit(CallTarget{}, ordinal, payload, std::move(handles), std::move(done));
+  }
+  // The same for an associated object: `ordinal` is a method of
+  // target.iface, and the answer must name the same object (else it is a
+  // bad message, as an answer naming another method is).
+  Result<std::uint64_t> submit(const CallTarget& target, std::uint32_t ordinal,
+                               std::span<const std::uint8_t> payload,
                                std::vector<Handle> handles, Completion done);
 
   // Sends a one-way event (no reply, not counted in flight).
   Result<void> send_event(std::uint32_t ordinal, std::span<const std::uint8_t> payload,
-                          std::vector<Handle> handles = {});
+                          std::vector<Handle> handles = {}) {
+    return send_event(CallTarget{}, ordinal, payload, std::move(handles));
+  }
+  Result<void> send_event(const CallTarget& target, std::uint32_t ordinal,
+                          std::span<const std::uint8_t> payload, std::vector<Handle> handles = {});
+
+  // Fails every outstanding call on associated object `object` with
+  // `error` now (the holder gave the object up). Their answers still come
+  // (the port is shared) and are dropped when they do; until then they
+  // count in flight.
+  void abandon(std::uint64_t object, const Error& error);
 
   // Receives one packet and completes the call it answers. kWouldBlock when
   // the port is non-blocking and nothing is queued; kClosed once the peer is
@@ -77,7 +104,11 @@ class Client {
   // to other outstanding calls that arrive meanwhile complete those calls.
   // A reply with kind error comes back as that error.
   Result<Message> call(std::uint32_t ordinal, std::span<const std::uint8_t> payload,
-                       std::vector<Handle> handles = {});
+                       std::vector<Handle> handles = {}) {
+    return call(CallTarget{}, ordinal, payload, std::move(handles));
+  }
+  Result<Message> call(const CallTarget& target, std::uint32_t ordinal,
+                       std::span<const std::uint8_t> payload, std::vector<Handle> handles = {});
 
   // Fails every outstanding call with `error` (e.g. the layer above revoked
   // the capability) and closes the port.
@@ -94,7 +125,20 @@ class Client {
   struct Pending {
     std::uint64_t id;
     std::uint32_t method;
-    Completion done;
+    Completion done;  // empty once abandoned: the answer is dropped
+    std::uint64_t object = 0;
+    bool control = false;
+    const Interface* iface = nullptr;  // what the answer is checked against
+  };
+  // Answers naming an object are checked against the interface of the call
+  // they answer (its Pending), found by call id.
+  class AnswerTargets final : public ObjectResolver {
+   public:
+    explicit AnswerTargets(const Client& c) : client_(&c) {}
+    Result<ObjectTarget> resolve(const EnvelopeInfo& info) const override;
+
+   private:
+    const Client* client_;
   };
   Result<void> dispatch(Message msg);
   Result<void> fail_bad_message(Error error);

@@ -44,6 +44,8 @@ std::span<const std::byte> Encoder::encode(const Header& header,
   }
   wire::EnvelopeBuilder b(envelope_);
   b.add_call_id(header.call_id);
+  if (header.object != 0) b.add_object(header.object);
+  if (header.control) b.add_control(true);
   if (text_off.o != 0) b.add_error_text(text_off);
   if (handles_off.o != 0) b.add_handles(handles_off);
   if (payload_off.o != 0) b.add_payload(payload_off);

@@ -44,6 +44,10 @@ class Message {
   // nullptr only for an error whose ordinal the interface does not know
   // (a peer reporting a message it could not parse).
   const Method* method() const noexcept { return method_; }
+  // The associated object it names (docs/PROTOCOL.md section 8): 0 for the
+  // port's own capability. With control(), method() is capsa.Object's.
+  std::uint64_t object() const noexcept { return object_; }
+  bool control() const noexcept { return control_; }
 
   // The payload: a verified flatbuffer whose root is the method's request
   // (call, event) or reply (reply) table. Empty for an error.
@@ -77,6 +81,8 @@ class Message {
   const Method* method_ = nullptr;
   MessageKind kind_ = MessageKind::kCall;
   std::uint64_t call_id_ = 0;
+  std::uint64_t object_ = 0;
+  bool control_ = false;
   std::size_t payload_offset_ = 0;
   std::size_t payload_size_ = 0;
   Errc error_code_ = Errc::kFailed;
@@ -92,6 +98,8 @@ struct Header {
   std::uint32_t payload_type = 0;  // payload_type_hash of the payload's table
   Errc error_code = Errc::kFailed;  // kError only
   std::string_view error_text;      // kError only; cut at kMaxErrorTextBytes
+  std::uint64_t object = 0;         // an associated object (0: the port's own)
+  bool control = false;             // `method` is capsa.Object's
 };
 
 class Encoder {

@@ -54,13 +54,16 @@ struct RefusalOutcome {
 
 // Sends an error answer. kWouldBlock from the port is reported as
 // kOverloaded ("the peer does not read its replies"); kClosed as is.
+// `object`/`control`: what the call named (docs/PROTOCOL.md section 8).
 Result<void> send_error_answer(Port& port, Encoder& encoder, std::uint64_t call_id,
-                               std::uint32_t method, Errc code, std::string_view text);
+                               std::uint32_t method, Errc code, std::string_view text,
+                               std::uint64_t object = 0, bool control = false);
 
 // Answers a well-formed call that is refused with `code` (kDenied,
 // kOverloaded, ...): sends the error and says whether serving goes on.
 RefusalOutcome refuse_call(Port& port, Encoder& encoder, std::uint64_t call_id,
-                           std::uint32_t method, Errc code, std::string_view text);
+                           std::uint32_t method, Errc code, std::string_view text,
+                           std::uint64_t object = 0, bool control = false);
 
 // Answers a refused packet: `error` is what the port or validator said,
 // `info` what of the envelope could be read. kDenied is answered like

@@ -13,11 +13,13 @@ namespace capsa {
 // that nothing else can make one).
 struct MessageAccess {
   static Message& fill(Message& m, Packet&& packet, const Method* method, MessageKind kind,
-                       std::uint64_t call_id) {
+                       const EnvelopeInfo& info) {
     m.packet_ = std::move(packet);
     m.method_ = method;
     m.kind_ = kind;
-    m.call_id_ = call_id;
+    m.call_id_ = info.call_id;
+    m.object_ = info.object;
+    m.control_ = info.control;
     return m;
   }
   static void set_payload(Message& m, std::size_t offset, std::size_t size) {
@@ -110,8 +112,10 @@ Result<void> check_error_envelope(const wire::Envelope& env) {
 
 }  // namespace
 
-Result<Message> validate(Packet packet, const Interface& iface, const ValidateOptions& options,
-                         EnvelopeInfo* info) {
+Result<Message> validate(Packet packet, const Interface& port_iface, const ValidateOptions& options,
+                         EnvelopeInfo* info_out) {
+  EnvelopeInfo local_info;
+  EnvelopeInfo& info = info_out != nullptr ? *info_out : local_info;
   const Limits& lim = options.limits;
   const std::size_t max_handles = std::min(lim.max_handles, kMaxHandlesPerMessage);
 
@@ -144,7 +148,7 @@ Result<Message> validate(Packet packet, const Interface& iface, const ValidateOp
                " is not expected on this port");
   }
   const std::uint64_t call_id = env.call_id();
-  if (info != nullptr) *info = EnvelopeInfo{true, kind, call_id, env.method()};
+  info = EnvelopeInfo{true, kind, call_id, env.method(), env.object(), env.control()};
   if (kind == MessageKind::kEvent ? call_id != 0
                                   : (call_id == 0 && kind != MessageKind::kError)) {
     return bad("call id " + std::to_string(call_id) + " is not valid for a " +
@@ -156,6 +160,21 @@ Result<Message> validate(Packet packet, const Interface& iface, const ValidateOp
                std::to_string(max_handles) + ")");
   }
 
+  // 3. The target: the port's own capability, or an object on it.
+  const Interface* target = &port_iface;
+  Rights rights = options.rights;
+  if (info.object != 0 || info.control) {
+    if (info.object == 0) return bad("a control message names no object");
+    if (options.objects == nullptr) {
+      return bad("object " + std::to_string(info.object) +
+                 " named on a port that has no associated objects");
+    }
+    CAPSA_ASSIGN_OR_RETURN(const ObjectTarget t, options.objects->resolve(info));
+    target = t.iface;
+    rights = t.rights;
+  }
+  const Interface& iface = *target;
+
   const Method* method = iface.method(env.method());
   Message msg;
   if (kind == MessageKind::kError) {
@@ -163,19 +182,19 @@ Result<Message> validate(Packet packet, const Interface& iface, const ValidateOp
     if (!packet.fds.empty()) return bad("an error message carries fds");
     const auto* text = env.error_text();
     auto code = static_cast<Errc>(env.error_code());
-    MessageAccess::fill(msg, std::move(packet), method, kind, call_id);
+    MessageAccess::fill(msg, std::move(packet), method, kind, info);
     // The text points into the packet's heap buffer, which moved with it.
     MessageAccess::set_error(msg, code,
                              text == nullptr ? std::string_view{} : text->string_view());
     return msg;
   }
 
-  // 3. Method known, and allowed.
+  // Method known, and allowed.
   if (method == nullptr) {
     return bad(std::string(iface.name()) + " has no method with ordinal " +
                std::to_string(env.method()));
   }
-  if (kind != MessageKind::kReply && (options.rights & right_of(method->ordinal)) == 0) {
+  if (kind != MessageKind::kReply && (rights & right_of(method->ordinal)) == 0) {
     return make_error(Errc::kDenied, std::string(iface.name()) + "." + method->name +
                                          " is not in the rights of this capability");
   }
@@ -233,7 +252,7 @@ Result<Message> validate(Packet packet, const Interface& iface, const ValidateOp
                " fds attached but " + std::to_string(declared_count) + " handles declared");
   }
 
-  MessageAccess::fill(msg, std::move(packet), method, kind, call_id);
+  MessageAccess::fill(msg, std::move(packet), method, kind, info);
   MessageAccess::set_payload(msg, payload_offset, payload->size());
   return msg;
 }

@@ -6,9 +6,11 @@
 //      (the port already refused truncated packets: MSG_TRUNC/MSG_CTRUNC);
 //   2. envelope: identifier "CPS1", flatbuffers verify, a known kind that
 //      this receiver accepts, call id rules, error code and text rules;
-//   3. method: known in the interface (else kBadMessage) and, for calls and
-//      events, in the rights mask (else kDenied: a well-formed request the
-//      capability does not allow);
+//   3. target and method: a message naming an associated object is checked
+//      against that object's interface and rights (options.objects; an
+//      unknown object is kNotFound); the method is known in the interface
+//      (else kBadMessage) and, for calls and events, in the rights mask
+//      (else kDenied: a well-formed request the capability does not allow);
 //   4. payload: payload_type equals the method's request/reply table hash,
 //      8-byte aligned, verified against that table by reflection with
 //      limits.max_depth and limits.max_tables;
@@ -57,19 +59,43 @@ enum Accept : unsigned {
 inline constexpr unsigned kServerAccepts = kAcceptCall | kAcceptEvent;
 inline constexpr unsigned kClientAccepts = kAcceptReply | kAcceptError;
 
-struct ValidateOptions {
-  unsigned accept = kServerAccepts;
-  Rights rights = kAllRights;  // checked for calls and events only
-  Limits limits;
-};
-
 // Filled as far as validation got: once the envelope verified, a server can
-// address its error reply to the right call.
+// address its error reply to the right call (and object).
 struct EnvelopeInfo {
   bool envelope_ok = false;
   MessageKind kind = MessageKind::kCall;
   std::uint64_t call_id = 0;
   std::uint32_t method = 0;
+  std::uint64_t object = 0;
+  bool control = false;
+};
+
+// What a message naming an associated object (docs/PROTOCOL.md section 8)
+// is checked against instead of the port's own interface and rights.
+struct ObjectTarget {
+  const Interface* iface = nullptr;
+  Rights rights = 0;
+};
+
+// Looks up the object a message names. Only the receiver knows which
+// objects exist on its port (a serving side: those it issued; a calling
+// side: those its outstanding calls named), so validate() asks it.
+class ObjectResolver {
+ public:
+  virtual ~ObjectResolver() = default;
+  // Called once the envelope verified, with info.object != 0. An error is
+  // the message's verdict: kNotFound (no such object on this port; a
+  // serving side answers it and keeps the port) or kBadMessage.
+  virtual Result<ObjectTarget> resolve(const EnvelopeInfo& info) const = 0;
+};
+
+struct ValidateOptions {
+  unsigned accept = kServerAccepts;
+  Rights rights = kAllRights;  // checked for calls and events only
+  Limits limits;
+  // nullptr: this port has no associated objects, and a message naming one
+  // is a bad message.
+  const ObjectResolver* objects = nullptr;
 };
 
 Result<Message> validate(Packet packet, const Interface& iface, const ValidateOptions& options,

@@ -13,7 +13,7 @@ constexpr std::uint64_t kGiB = 1ull << 30;
 // Ranges: a minimum below which a worker cannot even start (the launcher
 // needs stdio and the bootstrap port, the loader a few MiB), a maximum that
 // catches typos (an extra zero) before they reach the kernel.
-constexpr std::array<LimitSpec, 10> kSpecs{{
+constexpr std::array<LimitSpec, 11> kSpecs{{
     {LimitKind::kMemory, "memory", 256 * kMiB, 16 * kMiB, 64 * kGiB, true},
     {LimitKind::kCpuSeconds, "cpu_seconds", 10, 1, 86'400, false},
     {LimitKind::kWallSeconds, "wall_seconds", 60, 1, 7 * 86'400, false},
@@ -27,6 +27,10 @@ constexpr std::array<LimitSpec, 10> kSpecs{{
     {LimitKind::kViolationsPerSecond, "violations_per_second", 100, 1, 1'000'000, false},
     // 0 is allowed: every line of output is dropped (and counted).
     {LimitKind::kOutputBytes, "output_bytes", 1 * kMiB, 0, 1 * kGiB, true},
+    // Each costs the supervisor a grant record and its service's state (an
+    // fs.File: one open fd): bounded per worker like ports, but far above
+    // open_files, which is what objects are for. 0: none at all.
+    {LimitKind::kObjects, "objects", 4096, 0, 65'536, false},
 }};
 
 }  // namespace
@@ -52,6 +56,7 @@ std::uint64_t Limits::get(LimitKind kind) const noexcept {
     case LimitKind::kMessagesPerSecond: return messages_per_second;
     case LimitKind::kViolationsPerSecond: return violations_per_second;
     case LimitKind::kOutputBytes: return output_bytes;
+    case LimitKind::kObjects: return objects;
   }
   std::abort();
 }
@@ -68,6 +73,7 @@ void Limits::set(LimitKind kind, std::uint64_t value) noexcept {
     case LimitKind::kMessagesPerSecond: messages_per_second = value; return;
     case LimitKind::kViolationsPerSecond: violations_per_second = value; return;
     case LimitKind::kOutputBytes: output_bytes = value; return;
+    case LimitKind::kObjects: objects = value; return;
   }
   std::abort();
 }

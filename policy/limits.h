@@ -25,6 +25,7 @@ enum class LimitKind : std::uint8_t {
   kMessagesPerSecond,  // messages the worker may send per second, all ports
   kViolationsPerSecond,  // seccomp violations per second before on_violation_flood
   kOutputBytes,          // bytes of stdout + stderr the supervisor logs for the worker
+  kObjects,              // live associated objects (docs/PROTOCOL.md section 8)
 };
 
 struct LimitSpec {
@@ -50,6 +51,7 @@ struct Limits {
   std::uint64_t messages_per_second = 1000;
   std::uint64_t violations_per_second = 100;
   std::uint64_t output_bytes = 1ull << 20;
+  std::uint64_t objects = 4096;
 
   std::uint64_t get(LimitKind kind) const noexcept;
   void set(LimitKind kind, std::uint64_t value) noexcept;

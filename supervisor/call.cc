@@ -8,14 +8,34 @@
 #include <algorithm>
 #include <utility>
 
+#include "capabilities/refusal.h"
 #include "supervisor/supervisor_impl.h"
 
 namespace capsa::supervisor {
 
+namespace {
+
+// The grant whose port carries `call` (states made before objects existed,
+// in tests, name only the grant).
+GrantId port_of(const CallState& call) { return call.port != 0 ? call.port : call.grant; }
+
+}  // namespace
+
 GrantRecord* Supervisor::Impl::answerable(CallState& call) {
   GrantRecord* g = destroying_ ? nullptr : table_->find(call.grant);
-  // Revoked, released or shutting down: nothing to answer, the call is done.
-  if (g == nullptr) call.answered = true;
+  if (g == nullptr) {
+    // Revoked, released or shutting down: nothing to answer, the call is
+    // done. But an object can end while its port lives on: the holder still
+    // waits for this call there, so it gets `revoked` (the port's own
+    // revocation closes the port instead, which fails every call).
+    call.answered = true;
+    GrantRecord* port = destroying_ || call.object == 0 ? nullptr : table_->find(port_of(call));
+    if (port != nullptr && port->endpoint) {
+      port->endpoint->answered();
+      (void)refuse_call(port->endpoint->port(), encoder_, call.call_id, call.method->ordinal,
+                        Errc::kRevoked, "the object was released or revoked", call.object);
+    }
+  }
   return g;
 }
 
@@ -50,7 +70,7 @@ Result<void> Supervisor::Impl::send_reply(CallState& call, GrantRecord& g,
   }
   g.bytes += payload.size();
   Header h{MessageKind::kReply, call.call_id, call.method->ordinal, call.method->reply.type_hash,
-           Errc::kFailed, {}};
+           Errc::kFailed, {}, call.object};
   if (!answer(call, g, h, payload, std::move(handles))) {
     return make_error(Errc::kClosed, "the reply was not sent: the port is closed");
   }
@@ -59,7 +79,8 @@ Result<void> Supervisor::Impl::send_reply(CallState& call, GrantRecord& g,
 
 void Supervisor::Impl::next(CallState& call) {
   if (destroying_) return;
-  GrantRecord* g = table_->find(call.grant);
+  // The port's order, even when the call's object is gone.
+  GrantRecord* g = table_->find(port_of(call));
   if (g != nullptr && g->endpoint) g->endpoint->call_done();
 }
 
@@ -67,7 +88,7 @@ void Supervisor::Impl::fail(CallState& call, Errc code, std::string_view text) {
   GrantRecord* g = answerable(call);
   if (g == nullptr) return;
   if (!is_wire_code(code)) code = Errc::kFailed;
-  Header h{MessageKind::kError, call.call_id, call.method->ordinal, 0, code, text};
+  Header h{MessageKind::kError, call.call_id, call.method->ordinal, 0, code, text, call.object};
   answer(call, *g, h, {}, {});
 }
 
@@ -87,8 +108,10 @@ void Supervisor::Impl::off_loop(Call call, std::move_only_function<Continuation(
   if (options_.reactor.pool_threads == 0 || options_.reactor.pool_queue_limit == 0) {
     return call.fail(Errc::kOverloaded, "supervisor busy: no service pool");
   }
-  GrantRecord* g = table_->find(call.grant());
-  if (g == nullptr || !g->endpoint) return;  // gone: the Call answers nothing
+  GrantRecord* g = table_->find(call.port() != 0 ? call.port() : call.grant());
+  if (g == nullptr || !g->endpoint || table_->find(call.grant()) == nullptr) {
+    return;  // gone: the Call answers as its grant's state says (answerable)
+  }
   PoolJob job{std::move(call), std::move(work)};
   // Ports already waiting go first (their turn is kept); otherwise the
   // pool takes it now or the port waits (backpressure, pool_waiters.h).
@@ -146,7 +169,10 @@ bool Supervisor::Impl::answer(CallState& call, GrantRecord& grant, const Header&
                               std::span<const std::uint8_t> payload,
                               std::vector<Handle> handles) {
   call.answered = true;
-  GrantRecord* g = &grant;
+  // The port the call came in on: the grant's own, or for an object the
+  // port that serves it (alive while the object is: objects end first).
+  GrantRecord* g = grant.endpoint ? &grant : table_->find(port_of(call));
+  if (g == nullptr || !g->endpoint) return false;
   g->endpoint->answered();  // handles close with the vector on every early return
   // A worker being killed does not see its verdict (a refusal) before it
   // is dead (port_endpoint.cc, bad_message).
@@ -164,7 +190,7 @@ bool Supervisor::Impl::answer(CallState& call, GrantRecord& grant, const Header&
   if (!sent) {
     // kWouldBlock: the holder does not read its replies. Closing the port
     // bounds what it can make us hold (the Server's rule too).
-    release(call.grant, sent.error().code == Errc::kClosed
+    release(g->id, sent.error().code == Errc::kClosed
                             ? "holder closed the port"
                             : "holder does not read its replies (overloaded)");
     return false;

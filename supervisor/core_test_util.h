@@ -33,6 +33,9 @@ class RecordingOwner final : public EndpointOwner {
     w.killing = true;
   }
   bool serving(GrantId id) const override { return table != nullptr && table->find(id) != nullptr; }
+  // These tests mint no objects (supervisor_test's object tests run the
+  // real core), so no control message can reach here.
+  void control_object(GrantId, GrantId, Message) override { ADD_FAILURE() << "no objects here"; }
 
   GrantTable* table = nullptr;
   std::vector<std::pair<GrantId, std::string>> released;
@@ -78,6 +81,10 @@ class HeldCalls final : public CallSink, public ServiceHost {
   }
   ServiceHost& host() override { return *this; }
   Result<Handle> mint(GrantId, const Interface&, Rights, std::unique_ptr<ServiceObject>) override {
+    return make_error(Errc::kFailed, "not in this test");
+  }
+  Result<std::uint64_t> mint_object(GrantId, const Interface&, Rights,
+                                    std::unique_ptr<ServiceObject>) override {
     return make_error(Errc::kFailed, "not in this test");
   }
   void worker_log(std::string_view, LogLevel, std::string_view) override {}

@@ -45,7 +45,7 @@ std::string_view grant_state_name(GrantState s) noexcept {
 }
 
 std::string_view grant_kind_name(GrantKind k) noexcept {
-  constexpr std::string_view kNames[] = {"served", "server_end", "direct_end"};
+  constexpr std::string_view kNames[] = {"served", "server_end", "direct_end", "object"};
   const auto i = static_cast<std::size_t>(k);
   return i < std::size(kNames) ? kNames[i] : "?";
 }
@@ -128,14 +128,8 @@ Result<GrantTable::Minted> GrantTable::mint(WorkerRecord& holder, const Spec& sp
   const Interface& iface = *spec.iface;
   if (!holder.running) return make_error(Errc::kRevoked, "the holder is not running");
   if (holder.live >= holder.max_live()) {
-    std::string why = "worker '" + holder.name + "' holds its maximum of " +
-                      std::to_string(holder.max_live()) + " live ports";
-    ++holder.denials;
-    AuditFields id;
-    id.str("interface", iface.name()).unum("parent_grant", spec.parent).str("reason", why);
-    // Nothing was created: a refusal, coalesced when repeated.
-    (void)audit_.refusal("grant_refused", holder.name, id, AuditFields().str("worker", holder.name).append(id));
-    return make_error(Errc::kOverloaded, std::move(why));
+    return refuse(holder, spec, "worker '" + holder.name + "' holds its maximum of " +
+                                    std::to_string(holder.max_live()) + " live ports");
   }
   GrantRecord* p = spec.parent != 0 ? find(spec.parent) : nullptr;
   if (spec.parent != 0 && p == nullptr) {
@@ -164,20 +158,75 @@ Result<GrantTable::Minted> GrantTable::mint(WorkerRecord& holder, const Spec& sp
   if (p != nullptr) p->children.push_back(ref.id);
   // Logged before the port leaves this function: an auditor never sees a
   // port in use that the log does not explain.
+  audit_created(ref, spec);
+  return Minted{ref.id, Handle{HandleKind::kPort, theirs.release_fd()}};
+}
+
+std::unexpected<Error> GrantTable::refuse(WorkerRecord& holder, const Spec& spec, std::string why) {
+  ++holder.denials;
+  AuditFields id;
+  id.str("interface", spec.iface->name()).unum("parent_grant", spec.parent).str("reason", why);
+  // Nothing was created: a refusal, coalesced when repeated.
+  (void)audit_.refusal("grant_refused", holder.name, id,
+                       AuditFields().str("worker", holder.name).append(id));
+  return make_error(Errc::kOverloaded, std::move(why));
+}
+
+void GrantTable::audit_created(const GrantRecord& g, const Spec& spec) {
   AuditFields constraints;
   GrantDetail detail{.name = spec.name,
                      .policy_grant = {},
                      .constraints = nullptr,
-                     .kind = kind == GrantKind::kServed ? std::string_view() : grant_kind_name(kind),
-                     .channel = spec.channel};
+                     .kind = g.kind == GrantKind::kServed ? std::string_view() : grant_kind_name(g.kind),
+                     .channel = spec.channel,
+                     .port_grant = g.port_grant,
+                     .object = g.object};
   if (const policy::Grant* pg = spec.limits ? spec.limits->grant : nullptr) {
     constraints = constraint_fields(*pg);
     detail.policy_grant = pg->name;
     detail.constraints = &constraints;
   }
-  (void)audit_.grant_created(ref.id, holder.name, iface.name(), spec.origin,
-                             rights_names(iface, ref.rights), spec.parent, detail);
-  return Minted{ref.id, Handle{HandleKind::kPort, theirs.release_fd()}};
+  (void)audit_.grant_created(g.id, g.holder->name, g.iface->name(), spec.origin,
+                             rights_names(*g.iface, g.rights), spec.parent, detail);
+}
+
+Result<GrantTable::MintedObject> GrantTable::mint_object(WorkerRecord& holder, const Spec& spec,
+                                                         GrantId port_grant,
+                                                         std::unique_ptr<ServiceObject> service) {
+  if (!holder.running) return make_error(Errc::kRevoked, "the holder is not running");
+  GrantRecord* port = find(port_grant);
+  // Only a port the supervisor serves can carry objects, and only its own
+  // holder's: an id is a name on one worker's port.
+  if (port == nullptr || !port->endpoint || port->holder != &holder) {
+    return make_error(Errc::kRevoked, "the port is gone");
+  }
+  if (spec.parent != 0 && find(spec.parent) == nullptr) {
+    return make_error(Errc::kRevoked, "the parent grant is gone");
+  }
+  const std::uint64_t limit = holder.profile->limits.objects;
+  if (holder.objects >= limit) {
+    return refuse(holder, spec, "worker '" + holder.name + "' holds its maximum of " +
+                                    std::to_string(limit) + " objects");
+  }
+  auto g = std::make_unique<GrantRecord>();
+  g->id = next_++;
+  g->parent = spec.parent;
+  g->holder = &holder;
+  g->iface = spec.iface;
+  g->rights = spec.rights & spec.iface->defined_rights();
+  g->origin = spec.origin;
+  g->name = spec.name;
+  g->kind = GrantKind::kObject;
+  g->transferable = spec.transferable;
+  g->limits = spec.limits;
+  g->created = std::chrono::system_clock::now();
+  g->port_grant = port_grant;
+  g->object_service = std::move(service);
+  g->object = port->endpoint->add_object(*g);
+  GrantRecord& ref = add(std::move(g));
+  if (GrantRecord* p = spec.parent != 0 ? find(spec.parent) : nullptr) p->children.push_back(ref.id);
+  audit_created(ref, spec);
+  return MintedObject{ref.id, ref.object};
 }
 
 GrantRecord& GrantTable::add(std::unique_ptr<GrantRecord> g) {
@@ -187,7 +236,8 @@ GrantRecord& GrantTable::add(std::unique_ptr<GrantRecord> g) {
   if (WorkerRecord* holder = ref.holder) {
     ++live_;
     ++holder->grants;
-    ++holder->live;
+    // An object holds no port: it counts against `objects`, not the ports cap.
+    ++(ref.kind == GrantKind::kObject ? holder->objects : holder->live);
     // One lookup per grant, by pointer; a call then finds its histogram by
     // method index (port_endpoint.cc, dispatch).
     if (ref.iface != nullptr) {
@@ -259,6 +309,8 @@ GrantView GrantTable::view(const GrantRecord& g, GrantState state) const {
   v.bytes = g.bytes;
   v.denials = g.denials;
   v.port_inode = g.port_inode;
+  v.port_grant = g.port_grant;
+  v.object = g.object;
   return v;
 }
 
@@ -284,9 +336,14 @@ std::unique_ptr<GrantRecord> GrantTable::take(GrantId id) {
   if (GrantRecord* parent = g->parent != 0 ? find(g->parent) : nullptr) {
     erase_child(parent->children, id);
   }
+  if (g->kind == GrantKind::kObject) {
+    if (GrantRecord* port = find(g->port_grant); port != nullptr && port->endpoint) {
+      port->endpoint->remove_object(g->object);
+    }
+  }
   if (g->holder != nullptr) {
     --live_;
-    --g->holder->live;
+    --(g->kind == GrantKind::kObject ? g->holder->objects : g->holder->live);
     // Nothing is counted on a grant once it is out of the table (an answer
     // finds no grant), so its bytes are final here.
     g->holder->ended_bytes += g->bytes;
@@ -301,6 +358,10 @@ void GrantTable::remember(const GrantRecord& g, GrantState state) {
 }
 
 void GrantTable::release(GrantId id, std::string_view reason) {
+  if (GrantRecord* port = find(id); port != nullptr && port->endpoint) {
+    // Its objects first: they cannot outlive the port that names them.
+    for (GrantId o : port->endpoint->object_grants()) release(o, "its port was released");
+  }
   std::unique_ptr<GrantRecord> g = take(id);
   if (!g) return;
   // Children outlive a released parent (a File stays open after its
@@ -340,6 +401,11 @@ std::vector<GrantId> GrantTable::revoke_tree(GrantId id, std::string_view reason
     }
     std::vector<GrantId> children = std::move(g->children);
     g->children.clear();
+    // A port's objects are its descendants already; named again so that
+    // none can outlive it whatever the tree became (a repeat finds nothing).
+    if (g->endpoint) {
+      for (GrantId o : g->endpoint->object_grants()) children.push_back(o);
+    }
     std::unique_ptr<GrantRecord> rec = take(next);
     remember(*rec, GrantState::kRevoked);
     rec.reset();  // closes our end now: the holder sees peer-closed

@@ -84,6 +84,11 @@ struct GrantRecord {
   InterfaceLatency* latency = nullptr;
   std::unique_ptr<PortEndpoint> endpoint;  // kServed
   std::unique_ptr<ServerEnd> server_end;   // kServerEnd
+  // kObject: its id on the port of grant `port_grant`, and its service (an
+  // object has no endpoint: that port's endpoint dispatches its calls).
+  std::uint64_t object = 0;
+  GrantId port_grant = 0;
+  std::unique_ptr<ServiceObject> object_service;
   // kDirectEnd: a duplicate of the worker's socket, shut down on revoke.
   // Served ports need none: closing our end, their only peer, reaches every
   // copy of theirs (in flight too). The cost: while held, the socket
@@ -139,6 +144,17 @@ class GrantTable {
   Result<GrantRecord*> serve(WorkerRecord* holder, Port port, const Interface& iface,
                              Rights rights, GrantOrigin origin, std::string_view name,
                              std::unique_ptr<ServiceObject> service);
+  struct MintedObject {
+    GrantId id = 0;
+    std::uint64_t object = 0;  // its id on the port of `port_grant`
+  };
+  // A new associated object for `holder` on the port of grant `port_grant`
+  // (a served grant of the same holder), served by `service`. Audited
+  // (grant_created, kind "object") before its id is returned. kOverloaded
+  // past the holder's `objects` limit (audited grant_refused), kRevoked
+  // when the holder no longer runs or the port or the parent is gone.
+  Result<MintedObject> mint_object(WorkerRecord& holder, const Spec& spec, GrantId port_grant,
+                                   std::unique_ptr<ServiceObject> service);
   // A direct channel end handed to `holder` (not served: the supervisor is
   // not on its path); `retained` is a duplicate of the socket the holder
   // receives. Audited.
@@ -152,7 +168,8 @@ class GrantTable {
   std::vector<GrantId> held_by(const WorkerRecord& holder) const;
 
   // Ends one grant: closes our end, audits `released` (worker grants),
-  // moves its children up to its parent.
+  // moves its children up to its parent. A port's associated objects end
+  // with it (each audited `released`, before the port).
   void release(GrantId id, std::string_view reason);
   // Revokes `id` and everything derived from it, parent first (the audit
   // reads in that order); a revoked policy grant stays revoked for later
@@ -182,6 +199,10 @@ class GrantTable {
   // Takes the record out of the table and its parent's children.
   std::unique_ptr<GrantRecord> take(GrantId id);
   void remember(const GrantRecord& g, GrantState state);
+  // The grant_created line of `g` (held by a worker).
+  void audit_created(const GrantRecord& g, const Spec& spec);
+  // Refuses one more grant of `holder` past `limit` (audited grant_refused).
+  std::unexpected<Error> refuse(WorkerRecord& holder, const Spec& spec, std::string why);
 
   AuditLog& audit_;
   const EndpointContext& endpoints_;

@@ -77,20 +77,70 @@ std::size_t PortEndpoint::calls_in_flight_limit() const {
   return std::max<std::uint64_t>(1, grant_->holder->profile->limits.calls_in_flight);
 }
 
-void PortEndpoint::deny(std::uint64_t call_id, const Method* method, Errc code,
-                        std::string_view reason) {
-  GrantRecord& g = *grant_;
+std::uint64_t PortEndpoint::add_object(GrantRecord& g) {
+  if (!objects_) objects_ = std::make_unique<Objects>();
+  const std::uint64_t id = objects_->next++;
+  objects_->by_id.emplace(id, &g);
+  return id;
+}
+
+void PortEndpoint::remove_object(std::uint64_t object) noexcept {
+  if (!objects_) return;
+  objects_->by_id.erase(object);
+  // A port whose objects are all gone gives the table's memory back (a
+  // worker opening and releasing files one at a time keeps memory flat);
+  // the id counter must survive, so that an old id stays unknown.
+  if (objects_->by_id.empty() && objects_->by_id.bucket_count() > 64) {
+    std::unordered_map<std::uint64_t, GrantRecord*>().swap(objects_->by_id);
+  }
+}
+
+std::vector<GrantId> PortEndpoint::object_grants() const {
+  std::vector<GrantId> out;
+  if (!objects_) return out;
+  out.reserve(objects_->by_id.size());
+  for (const auto& [id, g] : objects_->by_id) out.push_back(g->id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+GrantRecord* PortEndpoint::find_object(std::uint64_t object) const noexcept {
+  if (!objects_) return nullptr;
+  auto it = objects_->by_id.find(object);
+  return it == objects_->by_id.end() ? nullptr : it->second;
+}
+
+Result<ObjectTarget> PortEndpoint::resolve(const EnvelopeInfo& info) const {
+  const GrantRecord* g = find_object(info.object);
+  if (g == nullptr) {
+    // Never issued here, released, or revoked: the same answer for each, so
+    // a worker learns nothing about ids of other ports (there are none to
+    // learn: ids are per port).
+    return make_error(Errc::kNotFound, "no object " + std::to_string(info.object) + " on this port");
+  }
+  if (info.control) {
+    if (ctx_->object_iface == nullptr) return make_error(Errc::kBadMessage, "no capsa.Object here");
+    // Release and Detach add no authority: no rights are needed.
+    return ObjectTarget{ctx_->object_iface, kAllRights};
+  }
+  return ObjectTarget{g->iface, g->rights};
+}
+
+void PortEndpoint::deny(GrantRecord& target, const EnvelopeInfo& call, const Method* method,
+                        Errc code, std::string_view reason) {
+  GrantRecord& g = target;
   ++g.denials;
   if (g.holder != nullptr) ++g.holder->denials;
-  const std::uint32_t ordinal = method != nullptr ? method->ordinal : 0;
+  const std::uint32_t ordinal = method != nullptr ? method->ordinal : call.method;
   (void)ctx_->audit.call_denied(g.holder != nullptr ? g.holder->name : kOperatorName, g.id,
                                 g.iface->name(), method != nullptr ? method->name : "?", reason);
-  if (call_id == 0) return;  // an event: nobody waits for an answer
-  const RefusalOutcome out = refuse_call(port_, ctx_->encoder, call_id, ordinal, code, reason);
+  if (call.call_id == 0) return;  // an event: nobody waits for an answer
+  const RefusalOutcome out = refuse_call(port_, ctx_->encoder, call.call_id, ordinal, code, reason,
+                                         call.object, call.control);
   // A peer that hung up is released when its hang-up is read; one that does
   // not read its answers is cut off now, rather than answers queued
   // without bound.
-  if (out.answer_failed == Errc::kOverloaded) ctx_->owner.release(g.id, out.reason);
+  if (out.answer_failed == Errc::kOverloaded) ctx_->owner.release(grant_->id, out.reason);
 }
 
 void PortEndpoint::bad_message(const Error& error, const EnvelopeInfo& info) {
@@ -143,47 +193,71 @@ void PortEndpoint::on_event(Events events) {
   }
   const std::size_t packet_bytes = packet->bytes.size();
   ValidateOptions vo;
-  vo.accept = kAcceptCall | (service_->takes_events() ? kAcceptEvent : 0u);
+  // Events are accepted by kind only where the service takes them; an
+  // object's Release is one too, so the verdict on an event waits for its
+  // target (below).
+  const bool objects = objects_ != nullptr;
+  vo.accept = kAcceptCall | (service_->takes_events() || objects ? kAcceptEvent : 0u);
   vo.rights = g.rights;
   vo.limits.max_packet_bytes = port_.max_packet_bytes();
+  if (objects) vo.objects = this;
   EnvelopeInfo info;
   auto msg = validate(std::move(*packet), *g.iface, vo, &info);
   if (!msg) {
+    GrantRecord* target = info.object != 0 && !info.control ? find_object(info.object) : nullptr;
     if (msg.error().code == Errc::kDenied) {
-      deny(info.call_id, g.iface->method(info.method), Errc::kDenied,
-           "method outside the grant's rights");
+      GrantRecord& t = target != nullptr ? *target : g;
+      deny(t, info, t.iface->method(info.method), Errc::kDenied, "method outside the grant's rights");
+    } else if (msg.error().code == Errc::kNotFound) {
+      deny(g, info, nullptr, Errc::kNotFound, msg.error().message);
     } else {
       bad_message(msg.error(), info);
     }
     return;
   }
+  if (msg->kind() == MessageKind::kEvent && !msg->control()) {
+    const GrantRecord* target = msg->object() != 0 ? find_object(msg->object()) : nullptr;
+    const ServiceObject& s = target != nullptr ? *target->object_service : *service_;
+    if (!s.takes_events()) {
+      return bad_message(Error{Errc::kBadMessage, "a event is not expected on this port", 0}, info);
+    }
+  }
   admit(std::move(*msg), packet_bytes);
 }
 
 void PortEndpoint::admit(Message msg, std::size_t packet_bytes) {
-  GrantRecord& g = *grant_;
+  // The grant the message is for: this port's, or the object it names
+  // (found by the validator a moment ago: nothing ran in between).
+  GrantRecord* object = msg.object() != 0 ? find_object(msg.object()) : nullptr;
+  GrantRecord& g = object != nullptr ? *object : *grant_;
   const Method* method = msg.method();
+  const EnvelopeInfo call{true, msg.kind(), msg.call_id(), method->ordinal, msg.object(), msg.control()};
   if (g.holder != nullptr) {
     if (g.holder->message_rate && !g.holder->message_rate->try_acquire()) {
-      return deny(msg.call_id(), method, Errc::kOverloaded,
-                  "rate limit: worker messages_per_second");
+      return deny(g, call, method, Errc::kOverloaded, "rate limit: worker messages_per_second");
     }
+    // An object shares its parent's limits (SharedLimits): opening objects
+    // resets no rate and no budget.
     if (g.limits && g.limits->rate && !g.limits->rate->try_acquire()) {
-      return deny(msg.call_id(), method, Errc::kOverloaded, "rate limit: grant rate");
+      return deny(g, call, method, Errc::kOverloaded, "rate limit: grant rate");
     }
     if (g.limits && g.limits->budget && !g.limits->budget->charge(packet_bytes)) {
-      return deny(msg.call_id(), method, Errc::kOverloaded, "byte budget exhausted");
+      return deny(g, call, method, Errc::kOverloaded, "byte budget exhausted");
     }
   }
-  const bool event = msg.kind() == MessageKind::kEvent;
+  // A control message (an object's Release or Detach) keeps the port's
+  // order like a call, event or not: a Release sent after a Read is served
+  // after it.
+  const bool event = msg.kind() == MessageKind::kEvent && !msg.control();
   if (!event && queue_.size() + outstanding_ >= calls_in_flight_limit()) {
-    return deny(msg.call_id(), method, Errc::kOverloaded, "too many calls in flight");
+    return deny(g, call, method, Errc::kOverloaded, "too many calls in flight");
   }
   g.bytes += packet_bytes;
   if (event) {
     ++g.calls;
     if (g.holder != nullptr) ++g.holder->calls;
-    service_->event(std::move(msg), g.id);  // may end this endpoint
+    ServiceObject& s = object != nullptr ? *object->object_service : *service_;
+    s.event(std::move(msg), g.id);  // may end this endpoint
     return;
   }
   if (!busy_ && queue_.empty() && !pumping_) {
@@ -201,10 +275,31 @@ void PortEndpoint::admit(Message msg, std::size_t packet_bytes) {
 }
 
 void PortEndpoint::dispatch(Message msg) {
-  GrantRecord& g = *grant_;
+  GrantRecord* target = grant_;
+  ServiceObject* service = service_.get();
+  if (msg.object() != 0) {
+    target = find_object(msg.object());
+    if (target == nullptr) {
+      // Released or revoked while the call waited its turn.
+      if (msg.kind() != MessageKind::kCall) return;
+      const EnvelopeInfo call{true, msg.kind(), msg.call_id(), msg.method()->ordinal,
+                              msg.object(), msg.control()};
+      return deny(*grant_, call, msg.method(), Errc::kRevoked,
+                  "object " + std::to_string(msg.object()) + " was released or revoked");
+    }
+    if (msg.control()) {
+      ++target->calls;
+      // Synchronous, and never holds the order: the next call may follow.
+      return ctx_->owner.control_object(grant_->id, target->id, std::move(msg));  // may end this endpoint
+    }
+    service = target->object_service.get();
+  }
+  GrantRecord& g = *target;
   auto state = std::make_unique<CallState>();
   state->sink = &ctx_->calls;
   state->grant = g.id;
+  state->port = grant_->id;
+  state->object = msg.object();
   state->call_id = msg.call_id();
   state->method = msg.method();
   state->request = std::move(msg);
@@ -217,7 +312,7 @@ void PortEndpoint::dispatch(Message msg) {
   ++outstanding_;
   ++g.calls;
   if (g.holder != nullptr) ++g.holder->calls;
-  service_->handle(Call(std::move(state)));  // may end this endpoint
+  service->handle(Call(std::move(state)));  // may end this endpoint
 }
 
 void PortEndpoint::pump() {

@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "capabilities/message.h"
@@ -62,6 +63,11 @@ class EndpointOwner {
   virtual void kill_worker(WorkerRecord& worker, std::string_view reason) = 0;
   // True while grant `id` is served.
   virtual bool serving(GrantId id) const = 0;
+  // A capsa.Object method (Release, Detach) for associated object grant
+  // `object` on grant `port`'s port, in the port's order: answers the
+  // message if it is a call. May end the object and, if the answer cannot
+  // be sent, the port.
+  virtual void control_object(GrantId port, GrantId object, Message msg) = 0;
 };
 
 // How the audit log names a bad-message action ("kill_worker" for kill).
@@ -75,6 +81,10 @@ struct EndpointContext {
   CallSink& calls;   // what a dispatched Call answers through
   EndpointOwner& owner;
   PoolWaiters& pool_waiters;  // ports with a call waiting for the pool
+  // capsa.Object, what every associated object answers with the envelope's
+  // `control` flag (nullptr: no objects are served, and naming one is a
+  // bad message).
+  const Interface* object_iface = nullptr;
 };
 
 // A call that waits for the service pool, and the work it will run there.
@@ -83,7 +93,7 @@ struct PoolJob {
   std::move_only_function<CallSink::Continuation()> work;
 };
 
-class PortEndpoint {
+class PortEndpoint final : private ObjectResolver {
  public:
   // Serves `port` for `grant` (which owns the endpoint and outlives it).
   // The port is made non-blocking and, for a worker's grant, limited to the
@@ -93,7 +103,7 @@ class PortEndpoint {
                                                       std::unique_ptr<ServiceObject> service);
   // Stops watching and closes our end: the holder sees the peer closed.
   // Queued calls (and their fds) are dropped.
-  ~PortEndpoint();
+  ~PortEndpoint() override;
   PortEndpoint(const PortEndpoint&) = delete;
   PortEndpoint& operator=(const PortEndpoint&) = delete;
 
@@ -121,13 +131,30 @@ class PortEndpoint {
   // Calls in flight for an operator session (the control socket).
   static constexpr std::size_t kOperatorCallsInFlight = 16;
 
+  // Associated objects served on this port (docs/PROTOCOL.md section 8).
+  // Registers `g` (an object grant whose record outlives its registration:
+  // the grant table removes it before destroying it) and returns its id on
+  // this port: 1, 2, 3, ..., never reused here, so a released id stays
+  // unknown. Ids are per port: no other port can name them.
+  std::uint64_t add_object(GrantRecord& g);
+  void remove_object(std::uint64_t object) noexcept;
+  // The grants of its objects, ascending.
+  std::vector<GrantId> object_grants() const;
+
  private:
   PortEndpoint(const EndpointContext& ctx, GrantRecord& grant, Port port,
                std::unique_ptr<ServiceObject> service);
+  // ObjectResolver: what a message naming object `info.object` is checked
+  // against (kNotFound for an id this port does not have).
+  Result<ObjectTarget> resolve(const EnvelopeInfo& info) const override;
+  GrantRecord* find_object(std::uint64_t object) const noexcept;
   void on_event(Events events);
   // A packet passed validation: the limits, then the queue.
   void admit(Message msg, std::size_t packet_bytes);
-  void deny(std::uint64_t call_id, const Method* method, Errc code, std::string_view reason);
+  // Refuses a call (or an event: audited only) on `target` (this port's
+  // grant or one of its objects), answering to the object it named.
+  void deny(GrantRecord& target, const EnvelopeInfo& call, const Method* method, Errc code,
+            std::string_view reason);
   void bad_message(const Error& error, const EnvelopeInfo& info);
   void dispatch(Message msg);
   void pump();
@@ -143,6 +170,12 @@ class PortEndpoint {
   std::uint32_t outstanding_ = 0;  // dispatched, not yet answered
   std::vector<Message> queue_;  // validated calls waiting, at most calls_in_flight
   std::vector<PoolJob> parked_;  // calls waiting for the pool, oldest first
+  // Allocated with the first object: a port without any pays one pointer.
+  struct Objects {
+    std::unordered_map<std::uint64_t, GrantRecord*> by_id;
+    std::uint64_t next = 1;
+  };
+  std::unique_ptr<Objects> objects_;
 };
 
 }  // namespace capsa::supervisor

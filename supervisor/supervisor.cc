@@ -201,7 +201,8 @@ Result<void> Supervisor::Impl::init() {
   // Coalesced refusals are summarised once a second, also after a flood
   // stopped (audit/coalescer.h).
   CAPSA_TRY(reactor_->add_periodic_timer(std::chrono::seconds(1), [this] { (void)audit_->flush_due(); }));
-  endpoints_.reset(new EndpointContext{*reactor_, *audit_, encoder_, *this, *this, pool_waiters_});
+  endpoints_.reset(new EndpointContext{*reactor_, *audit_, encoder_, *this, *this, pool_waiters_,
+                                       registry_.find(interfaces::kObject)});
   table_ = std::make_unique<GrantTable>(*audit_, *endpoints_, options_.ended_grants_kept);
   hub_ = std::make_unique<ChannelHub>(*table_, *endpoints_);
   CAPSA_TRY(open_channels());
@@ -263,6 +264,10 @@ Result<void> Supervisor::serve_operator(Port port, const Interface& iface,
 Result<Handle> Supervisor::mint(GrantId parent, const Interface& iface, Rights rights,
                                 std::unique_ptr<ServiceObject> service) {
   return impl_->mint_child(parent, iface, rights, std::move(service));
+}
+Result<std::uint64_t> Supervisor::mint_object(GrantId parent, const Interface& iface, Rights rights,
+                                              std::unique_ptr<ServiceObject> service) {
+  return impl_->mint_object(parent, iface, rights, std::move(service));
 }
 void Supervisor::worker_log(std::string_view worker, LogLevel level, std::string_view text) {
   impl_->worker_log(worker, level, text);

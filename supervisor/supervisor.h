@@ -167,6 +167,8 @@ class Supervisor final : public ServiceHost {
   // ServiceHost.
   Result<Handle> mint(GrantId parent, const Interface& iface, Rights rights,
                       std::unique_ptr<ServiceObject> service) override;
+  Result<std::uint64_t> mint_object(GrantId parent, const Interface& iface, Rights rights,
+                                    std::unique_ptr<ServiceObject> service) override;
   void worker_log(std::string_view worker, LogLevel level, std::string_view text) override;
   const Interface* find_interface(std::string_view name) const override;
 

@@ -61,6 +61,10 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   // A grant derived from `parent` (origin returned), held by its holder.
   Result<Handle> mint_child(GrantId parent, const Interface& iface, Rights rights,
                             std::unique_ptr<ServiceObject> service);
+  // objects.cc: an associated object derived from `parent` (origin
+  // returned), on the port `parent`'s call came in on.
+  Result<std::uint64_t> mint_object(GrantId parent, const Interface& iface, Rights rights,
+                                    std::unique_ptr<ServiceObject> service);
   Result<std::vector<GrantId>> revoke(GrantId id, std::string_view reason);
   Result<void> serve_operator(Port port, const Interface& iface,
                               std::unique_ptr<ServiceObject> service);
@@ -68,6 +72,7 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   // EndpointOwner.
   void release(GrantId id, std::string_view reason) override;
   bool serving(GrantId id) const override { return table_->find(id) != nullptr; }
+  void control_object(GrantId port, GrantId object, Message msg) override;  // objects.cc
 
   // CallSink (call.cc).
   Result<void> reply(CallState& call, const ReplyBuilder& build,
@@ -119,6 +124,9 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   // Sends an answer on `g`'s port; true if sent.
   bool answer(CallState& call, GrantRecord& g, const Header& header,
               std::span<const std::uint8_t> payload, std::vector<Handle> handles);
+  // objects.cc: sends the reply to control message `msg` on `port`.
+  void answer_control(GrantRecord& port, const Message& msg, const ReplyBuilder& build,
+                      std::vector<Handle> handles);
   // Whether the supervisor's share of the pool has room for one more job.
   bool pool_room() const noexcept;
   // True if the pool took `job` (then moved from); false leaves it intact.

@@ -32,9 +32,14 @@ enum class GrantKind : std::uint8_t {
   // revoking shuts it down for every holder (shutdown(2) acts on the
   // socket, not on one fd).
   kDirectEnd,
+  // An associated capability (docs/PROTOCOL.md section 8): no port of its
+  // own, served on the port of another grant (GrantRecord::port_grant) under
+  // an id that means something only there.
+  kObject,
 };
 
-std::string_view grant_kind_name(GrantKind k) noexcept;  // "served", "server_end", "direct_end"
+// "served", "server_end", "direct_end", "object"
+std::string_view grant_kind_name(GrantKind k) noexcept;
 
 enum class GrantState : std::uint8_t { kLive, kRevoked, kReleased };
 std::string_view grant_state_name(GrantState s) noexcept;
@@ -60,6 +65,8 @@ struct GrantView {
   std::uint64_t bytes = 0;        // payload bytes in and out
   std::uint64_t denials = 0;      // calls refused (rights, rate, budget, in flight)
   std::uint64_t port_inode = 0;   // inode of the holder's end of the port
+  GrantId port_grant = 0;         // an object: the grant whose port serves it
+  std::uint64_t object = 0;       // an object: its id on that port
 };
 
 struct WorkerView {

@@ -91,7 +91,8 @@ struct WorkerRecord {
   std::uint64_t bad_messages = 0;
   std::uint64_t violations = 0;
   std::uint64_t grants = 0;
-  std::uint64_t live = 0;  // grants it holds now
+  std::uint64_t live = 0;  // ports it holds now (grants other than objects)
+  std::uint64_t objects = 0;  // associated objects it holds now (limits.objects)
   std::uint64_t ended_bytes = 0;  // payload bytes of its grants that ended (GrantTable::bytes_of)
 
   // The most grants it may hold at once: it cannot hold more ports than

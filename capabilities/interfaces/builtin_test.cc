@@ -20,9 +20,10 @@ TEST(BuiltinInterfaces, AllLoadWithTheCatalogueMethodsInOrdinalOrder) {
   InterfaceRegistry reg;
   auto r = register_builtin(reg);
   ASSERT_TRUE(r) << r.error().to_string();
-  EXPECT_EQ(reg.size(), 5u);
+  EXPECT_EQ(reg.size(), 6u);
   const std::vector<Expected> expected = {
       {kBootstrap, {"Get", "List", "Attenuate", "NewChannel"}},
+      {kObject, {"Release", "Detach"}},
       {kDirectory, {"Open", "OpenFile", "List", "Stat"}},
       {kFile, {"Read", "Seek", "Stat"}},
       {kLogSink, {"Write"}},
@@ -82,7 +83,7 @@ TEST(BuiltinInterfaces, RegisteringTwiceIsRefusedAndLeavesTheRegistryUsable) {
   auto again = register_builtin(reg);
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, Errc::kInvalidArgument);
-  EXPECT_EQ(reg.size(), 5u);
+  EXPECT_EQ(reg.size(), 6u);
   EXPECT_NE(reg.find(kLogSink), nullptr);
 }
 

@@ -351,6 +351,7 @@ Result<std::uint64_t> AuditLog::grant_created(std::uint64_t grant, std::string_v
   if (detail.constraints != nullptr) f.object("constraints", *detail.constraints);
   if (!detail.kind.empty()) f.str("kind", detail.kind);
   if (detail.channel != 0) f.unum("channel", detail.channel);
+  if (detail.object != 0) f.unum("port_grant", detail.port_grant).unum("object", detail.object);
   return event("grant_created", f);
 }
 

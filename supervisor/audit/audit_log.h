@@ -125,6 +125,10 @@ struct GrantDetail {
   // (capsa graph --log).
   std::string_view kind;
   std::uint64_t channel = 0;
+  // An associated object ("kind":"object"): the grant whose port serves it
+  // and its id there.
+  std::uint64_t port_grant = 0;
+  std::uint64_t object = 0;
 };
 
 class AuditLog {

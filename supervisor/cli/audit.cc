@@ -48,6 +48,9 @@ std::string origin_text(const ctl::GrantEntry& g) {
   if (g.kind() == ctl::GrantKind::DirectEnd) out += " direct end";
   if (g.kind() == ctl::GrantKind::ServerEnd) out += " server end";
   if (g.kind() == ctl::GrantKind::Served && g.channel() != 0) out += " client end";
+  if (g.kind() == ctl::GrantKind::Object) {
+    out += " object " + std::to_string(g.object()) + " on " + std::to_string(g.port_grant());
+  }
   if (g.via() != 0) out += " via ch " + std::to_string(g.via());
   return out;
 }

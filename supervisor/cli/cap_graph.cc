@@ -73,6 +73,7 @@ std::string kind_name(ctl::GrantKind k) {
   switch (k) {
     case ctl::GrantKind::ServerEnd: return "server_end";
     case ctl::GrantKind::DirectEnd: return "direct_end";
+    case ctl::GrantKind::Object: return "object";
     default: return "served";
   }
 }

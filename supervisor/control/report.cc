@@ -25,7 +25,9 @@ std::vector<std::uint8_t> build_audit_report(const ReportInput& input) {
   std::vector<std::size_t> port_of_grant(input.grants.size(), SIZE_MAX);
   for (std::size_t i = 0; i < input.grants.size(); ++i) {
     const GrantView& g = input.grants[i];
-    if (g.state != GrantState::kLive) continue;
+    // An object has no socket: the kernel can say nothing of it (its port's
+    // own row says who holds that).
+    if (g.state != GrantState::kLive || g.kind == GrantKind::kObject) continue;
     port_of_grant[i] = ports.size();
     ports.push_back({g.worker, g.holder_pid, g.port_inode});
   }
@@ -77,6 +79,8 @@ std::vector<std::uint8_t> build_audit_report(const ReportInput& input) {
     b.add_bytes(g.bytes);
     b.add_denials(g.denials);
     b.add_port_inode(g.port_inode);
+    b.add_port_grant(g.port_grant);
+    b.add_object(g.object);
     b.add_kernel(verdict);
     if (!detail.IsNull()) b.add_kernel_detail(detail);
     grants.push_back(b.Finish());

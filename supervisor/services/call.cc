@@ -29,6 +29,7 @@ void Call::finish() noexcept {
 Message& Call::request() noexcept { return state_->request; }
 const Method& Call::method() const noexcept { return *state_->method; }
 GrantId Call::grant() const noexcept { return state_->grant; }
+GrantId Call::port() const noexcept { return state_->port; }
 const std::string& Call::worker() const noexcept { return *state_->worker; }
 ServiceHost& Call::host() noexcept { return state_->sink->host(); }
 

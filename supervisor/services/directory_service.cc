@@ -88,15 +88,32 @@ const MethodTable<DirectoryService, 4>& DirectoryService::methods() {
 }
 
 void DirectoryService::open(Call call) {
-  auto path = request_path(call.request().payload_as<fs::OpenRequest>()->path());
+  const auto* req = call.request().payload_as<fs::OpenRequest>();
+  auto path = request_path(req->path());
   if (!path) return call.fail(path.error());
+  const bool associated = req->associated();
   call.off_loop<Result<Fd>>(
       [scope = scope_, path = std::move(*path)] { return scope->open_file(path); },
-      [](Call done, Result<Fd> file) {
+      [associated](Call done, Result<Fd> file) {
         answer(done, file, [&](Fd& fd) {
           ServiceHost& host = done.host();
           const Interface* iface = host.find_interface(interfaces::kFile);
           if (iface == nullptr) return done.fail(Errc::kFailed, "fs.File is not served here");
+          if (associated) {
+            // An object on the caller's port: no socket, no fd for the
+            // worker (the supervisor keeps the file's). A child of this
+            // grant like the port below.
+            auto object = host.mint_object(done.grant(), *iface, iface->defined_rights(),
+                                           std::make_unique<FileService>(std::move(fd)));
+            if (!object) return done.fail(object.error());
+            const std::uint64_t id = *object;
+            done.reply([id](flatbuffers::FlatBufferBuilder& fbb) {
+              fs::OpenReplyBuilder b(fbb);
+              b.add_object(id);
+              fbb.Finish(b.Finish());
+            });
+            return;
+          }
           // A child of this grant: revoking the directory revokes the file.
           auto port = host.mint(done.grant(), *iface, iface->defined_rights(),
                                 std::make_unique<FileService>(std::move(fd)));

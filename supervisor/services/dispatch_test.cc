@@ -51,6 +51,10 @@ class RecordingSink final : public CallSink, public ServiceHost {
   Result<Handle> mint(GrantId, const Interface&, Rights, std::unique_ptr<ServiceObject>) override {
     return make_error(Errc::kDenied, "this sink mints nothing");
   }
+  Result<std::uint64_t> mint_object(GrantId, const Interface&, Rights,
+                                    std::unique_ptr<ServiceObject>) override {
+    return make_error(Errc::kDenied, "this sink mints nothing");
+  }
   void worker_log(std::string_view, LogLevel, std::string_view) override {}
   const Interface* find_interface(std::string_view) const override { return nullptr; }
 };

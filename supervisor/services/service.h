@@ -69,6 +69,14 @@ class ServiceHost {
   virtual Result<Handle> mint(GrantId parent, const Interface& iface, Rights rights,
                               std::unique_ptr<ServiceObject> service) = 0;
 
+  // The same as an associated object (docs/PROTOCOL.md section 8) on the
+  // port the call on `parent` came in on, instead of a new port: returns
+  // its id there, for the reply's payload. Audited before this returns;
+  // kOverloaded past the holder's `objects` limit; revoked with `parent`,
+  // released with its port.
+  virtual Result<std::uint64_t> mint_object(GrantId parent, const Interface& iface, Rights rights,
+                                            std::unique_ptr<ServiceObject> service) = 0;
+
   // Writes one of a worker's log lines to the supervisor's log. `text` is
   // the worker's: the host replaces control characters before printing.
   virtual void worker_log(std::string_view worker, LogLevel level, std::string_view text) = 0;
@@ -120,7 +128,11 @@ class Call {
   // take_handle(i) for its handles.
   Message& request() noexcept;
   const Method& method() const noexcept;
+  // The grant the call is for: its port's, or the associated object's.
   GrantId grant() const noexcept;
+  // The grant whose port it came in on (grant() unless the call names an
+  // object).
+  GrantId port() const noexcept;
   const std::string& worker() const noexcept;  // the holder's name
   ServiceHost& host() noexcept;
 
@@ -180,7 +192,9 @@ class Call {
 // What a Call carries. Made and read by the core; a service uses Call.
 struct CallState {
   CallSink* sink = nullptr;
-  GrantId grant = 0;
+  GrantId grant = 0;  // the target: the port's grant, or an object's
+  GrantId port = 0;   // the grant whose port carries the call and its answer
+  std::uint64_t object = 0;  // the object the call named (0: none); its answer names it too
   std::uint64_t call_id = 0;
   const Method* method = nullptr;
   Message request;

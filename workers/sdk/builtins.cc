@@ -58,6 +58,20 @@ Result<File> Directory::open(Context& ctx, std::string_view path) {
   return File::wrap(std::move(cap));
 }
 
+Result<File> Directory::open_associated(std::string_view path) {
+  auto& fbb = cap_.payload_builder();
+  fbb.Finish(fs::CreateOpenRequest(fbb, path_string(fbb, path), /*associated=*/true));
+  CAPSA_ASSIGN_OR_RETURN(Message reply, cap_.call("Open", cap_.payload_bytes()));
+  const std::uint64_t object = reply.payload_as<fs::OpenReply>()->object();
+  if (object == 0 || reply.handle_count() != 0) {
+    return make_error(Errc::kBadMessage, "fs.Directory.Open (associated) reply carries no object");
+  }
+  // The supervisor serves fs.File objects with all of fs.File's methods.
+  CAPSA_ASSIGN_OR_RETURN(Capability cap,
+                         cap_.associated(object, interfaces::kFile, kAllRights, std::string(path)));
+  return File::wrap(std::move(cap));
+}
+
 Result<Listing> Directory::list(std::string_view path) {
   auto& fbb = cap_.payload_builder();
   fbb.Finish(fs::CreateListRequest(fbb, path_string(fbb, path)));

@@ -49,6 +49,12 @@ class Directory {
   Result<Fd> open_file(std::string_view path);
   // The file as an fs.File capability (revocable, metered).
   Result<File> open(Context& ctx, std::string_view path);
+  // The same as an associated object on this directory's port
+  // (docs/PROTOCOL.md section 8): no new port or fd, counted against the
+  // worker's `objects` limit instead of its ports; used exactly like the
+  // File above, released when destroyed; File::capability().detach() makes
+  // it a port of its own to pass on.
+  Result<File> open_associated(std::string_view path);
   Result<Listing> list(std::string_view path);
 
   Capability& capability() noexcept { return cap_; }

@@ -2,6 +2,9 @@
 
 #include <utility>
 
+#include "capabilities/interfaces/builtin.h"
+#include "capsa_object_generated.h"
+
 namespace capsa::worker {
 
 std::string_view capability_state_name(CapabilityState s) noexcept {
@@ -18,7 +21,7 @@ Capability::Capability(Port port, const Interface& iface, Rights rights,
                        std::shared_ptr<const InterfaceRegistry> registry, std::string name)
     : registry_(std::move(registry)),
       iface_(&iface),
-      client_(std::make_unique<Client>(std::move(port), iface)),
+      client_(std::make_shared<Client>(std::move(port), iface)),
       rights_(rights & iface.defined_rights()),
       name_(std::move(name)) {
   // From inside a sandbox a close by the supervisor is a revocation.
@@ -26,9 +29,80 @@ Capability::Capability(Port port, const Interface& iface, Rights rights,
                                  "capability " + std::string(iface.name()) + " was revoked");
 }
 
+Capability::Capability(std::shared_ptr<Client> client, std::uint64_t object,
+                       const Interface& iface, Rights rights,
+                       std::shared_ptr<const InterfaceRegistry> registry, std::string name)
+    : registry_(std::move(registry)),
+      iface_(&iface),
+      client_(std::move(client)),
+      object_(object),
+      rights_(rights & iface.defined_rights()),
+      name_(std::move(name)) {}
+
 Capability::Capability(Capability&&) noexcept = default;
-Capability& Capability::operator=(Capability&&) noexcept = default;
-Capability::~Capability() = default;
+
+Capability& Capability::operator=(Capability&& other) noexcept {
+  if (this != &other) {
+    send_release();  // the object this one named is given up
+    registry_ = std::move(other.registry_);
+    iface_ = other.iface_;
+    client_ = std::move(other.client_);
+    object_ = std::exchange(other.object_, 0);
+    rights_ = other.rights_;
+    name_ = std::move(other.name_);
+    state_ = other.state_;
+    on_closed_ = std::move(other.on_closed_);
+  }
+  return *this;
+}
+
+Capability::~Capability() { send_release(); }
+
+void Capability::send_release() {
+  if (object_ == 0 || !client_ || state_ != CapabilityState::kLive) return;
+  client_->abandon(object_, Error{Errc::kClosed, "the object was released", 0});
+  if (const Interface* obj = registry_->find(interfaces::kObject); obj != nullptr && !client_->closed()) {
+    auto& fbb = client_->payload_builder();
+    fbb.Finish(CreateReleaseRequest(fbb));
+    // An event: nothing to wait for. If it cannot be sent the port is gone,
+    // and the object with it.
+    (void)client_->send_event(CallTarget{object_, true, obj}, 0, client_->payload_bytes());
+  }
+  state_ = CapabilityState::kReleased;
+}
+
+Result<Capability> Capability::associated(std::uint64_t object, std::string_view iface,
+                                          Rights rights, std::string name) const {
+  if (object == 0) return make_error(Errc::kInvalidArgument, "object id 0 names the port itself");
+  const Interface* i = registry_->find(iface);
+  if (i == nullptr) {
+    return make_error(Errc::kNotFound, "interface " + std::string(iface) + " is not known here");
+  }
+  return Capability(client_, object, *i, rights, registry_, std::move(name));
+}
+
+Result<Capability> Capability::detach() {
+  if (object_ == 0) return make_error(Errc::kInvalidArgument, "only an object can be detached");
+  if (state_ != CapabilityState::kLive) {
+    return make_error(Errc::kRevoked, "capability " + std::string(iface_->name()) + " is " +
+                                          std::string(capability_state_name(state_)));
+  }
+  const Interface* obj = registry_->find(interfaces::kObject);
+  if (obj == nullptr) return make_error(Errc::kNotFound, "capsa.Object is not known here");
+  auto& fbb = client_->payload_builder();
+  fbb.Finish(CreateDetachRequest(fbb));
+  auto reply = client_->call(CallTarget{object_, true, obj}, 1, client_->payload_bytes());
+  if (!reply) return std::unexpected(note_failure(std::move(reply.error())));
+  const auto* r = reply->payload_as<DetachReply>();
+  if (!r->port().has_value() || r->interface() == nullptr ||
+      r->interface()->string_view() != iface_->name()) {
+    return make_error(Errc::kBadMessage, "capsa.Object.Detach reply names another capability");
+  }
+  // The server consumed the object: nothing to release any more.
+  object_ = 0;
+  state_ = CapabilityState::kReleased;
+  return Capability(Port(reply->take_handle(*r->port())), *iface_, r->rights(), registry_, name_);
+}
 
 bool Capability::allows(std::string_view method) const noexcept {
   const Method* m = iface_->method(method);
@@ -45,7 +119,8 @@ void Capability::become(CapabilityState s, const Error& why) {
 }
 
 CapabilityState Capability::state() {
-  if (state_ == CapabilityState::kLive && (client_->closed() || client_->port().peer_closed())) {
+  if (state_ == CapabilityState::kLive && client_ &&
+      (client_->closed() || client_->port().peer_closed())) {
     become(CapabilityState::kRevoked, Error{Errc::kRevoked, "the peer closed the port", 0});
   }
   return state_;
@@ -60,8 +135,11 @@ Error Capability::note_failure(Error e) {
       break;
     case Errc::kRevoked:
       // An error reply `revoked` from a live service leaves the port open;
-      // a peer close (Client's peer-closed error) does not.
-      if (client_->closed() || client_->port().peer_closed()) become(CapabilityState::kRevoked, e);
+      // a peer close (Client's peer-closed error) does not. On an object it
+      // says the object itself was revoked (its port lives on).
+      if (object_ != 0 || client_->closed() || client_->port().peer_closed()) {
+        become(CapabilityState::kRevoked, e);
+      }
       break;
     case Errc::kBadMessage:
       // Client closed the port (Mojo's rule). A `bad message` error reply
@@ -95,7 +173,7 @@ Result<std::uint32_t> Capability::ordinal_for(std::string_view method) const {
 Result<Message> Capability::call(std::string_view method, std::span<const std::uint8_t> payload,
                                  std::vector<Handle> handles) {
   CAPSA_ASSIGN_OR_RETURN(const std::uint32_t ordinal, ordinal_for(method));
-  auto reply = client_->call(ordinal, payload, std::move(handles));
+  auto reply = client_->call(target(), ordinal, payload, std::move(handles));
   if (!reply) return std::unexpected(note_failure(std::move(reply.error())));
   return reply;
 }
@@ -104,7 +182,7 @@ Result<std::uint64_t> Capability::submit(std::string_view method,
                                          std::span<const std::uint8_t> payload,
                                          std::vector<Handle> handles, Completion done) {
   CAPSA_ASSIGN_OR_RETURN(const std::uint32_t ordinal, ordinal_for(method));
-  auto id = client_->submit(ordinal, payload, std::move(handles), std::move(done));
+  auto id = client_->submit(target(), ordinal, payload, std::move(handles), std::move(done));
   if (!id) return std::unexpected(note_failure(std::move(id.error())));
   return id;
 }
@@ -121,6 +199,10 @@ Result<void> Capability::on_readable() {
 }
 
 Port Capability::release() {
+  if (object_ != 0) {
+    send_release();
+    return Port();
+  }
   // Take the socket first: fail_all() closes whatever port the client has.
   Fd fd = client_->port().release_fd();
   client_->fail_all(Error{Errc::kClosed, "the capability was released", 0});

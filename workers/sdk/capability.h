@@ -14,7 +14,14 @@
 // "Revocation"): from inside a sandbox a revoke and a dead service look the
 // same, and the right reaction is the same: stop using it.
 //
-// Threading: a Capability is used from one thread at a time (like Client).
+// An associated object (docs/PROTOCOL.md section 8) is a Capability too,
+// used the same way: it shares its port (and its Client) with the
+// capability whose call issued it, and its calls name its id on that port.
+// Destroying or release()-ing it sends capsa.Object.Release; detach() turns
+// it into a capability on a port of its own (to pass it on).
+//
+// Threading: a Capability is used from one thread at a time (like Client);
+// an object and its port's capability share a Client, so together too.
 // Lifetime: it keeps the interface registry alive (shared), so it may
 // outlive the Context that made it. A moved-from Capability may only be
 // destroyed or assigned to.
@@ -51,7 +58,21 @@ class Capability {
              std::shared_ptr<const InterfaceRegistry> registry, std::string name);
   Capability(Capability&&) noexcept;
   Capability& operator=(Capability&&) noexcept;
+  // An object is released (capsa.Object.Release, sent as an event).
   ~Capability();
+
+  // Associated object `object` on this capability's port, of interface
+  // `iface` (which must be in the registry) with `rights`: what a call on
+  // this capability returned (e.g. fs.Directory.Open with `associated`).
+  // kNotFound for an interface the registry lacks; kInvalidArgument for id 0.
+  Result<Capability> associated(std::uint64_t object, std::string_view iface, Rights rights,
+                                std::string name) const;
+  // Its id on its port; 0 for a port's own capability.
+  std::uint64_t object_id() const noexcept { return object_; }
+  // An object only: the same capability moved to a port of its own
+  // (capsa.Object.Detach), so that it can be sent in a message. This one is
+  // then released. kInvalidArgument for a port's own capability.
+  Result<Capability> detach();
 
   std::string_view name() const noexcept { return name_; }
   std::string_view interface_name() const noexcept { return iface_->name(); }
@@ -94,7 +115,9 @@ class Capability {
   const Fd& fd() const noexcept { return client_->port().fd(); }
 
   // Gives up the port (to send it in a message, or to Attenuate it). Calls
-  // in flight fail with kClosed. State becomes kReleased.
+  // in flight fail with kClosed. State becomes kReleased. For an object:
+  // sends capsa.Object.Release, fails its calls in flight with kClosed (their
+  // answers are dropped when they come) and returns an invalid Port.
   Port release();
 
  private:
@@ -103,9 +126,16 @@ class Capability {
   Error note_failure(Error e);
   void become(CapabilityState s, const Error& why);
 
+  Capability(std::shared_ptr<Client> client, std::uint64_t object, const Interface& iface,
+             Rights rights, std::shared_ptr<const InterfaceRegistry> registry, std::string name);
+  CallTarget target() const noexcept { return CallTarget{object_, false, iface_}; }
+  // An object: tells the server it is released (once, while live).
+  void send_release();
+
   std::shared_ptr<const InterfaceRegistry> registry_;
   const Interface* iface_;
-  std::unique_ptr<Client> client_;
+  std::shared_ptr<Client> client_;  // shared by a port's capability and its objects
+  std::uint64_t object_ = 0;
   Rights rights_;
   std::string name_;
   CapabilityState state_ = CapabilityState::kLive;
