@@ -372,6 +372,10 @@ class Capability:
                     p.dropped = True  # an answer still to come is dropped
                     raise
                 msg = p.message
+                if msg.kind == wire.Kind.ERROR and msg.error_code == Errc.REVOKED and self.object_id:
+                    # On an object: the object itself was revoked (or
+                    # released) while the call waited; its port lives on.
+                    self._set_state(State.REVOKED, fire)
         finally:
             _run(fire)
         if msg.kind == wire.Kind.ERROR:  # the peer's answer: the port stays live
