@@ -153,6 +153,10 @@ TEST_F(PythonPluginsTest, AssociatedObjectsFromPython) {
       {{"do", "read_bypassing_sdk"}, {"cap", "f1"}, {"max", 5}},
       {{"do", "list"}, {"cap", "d"}, {"path", "."}},
       {{"do", "state"}, {"cap", "d"}},
+      // Attenuate takes a port: the SDK detaches the object first.
+      {{"do", "open"}, {"cap", "d"}, {"path", "a.txt"}, {"associated", true}, {"as", "f3"}},
+      {{"do", "attenuate"}, {"cap", "f3"}, {"methods", {"Read"}}, {"as", "narrow"}},
+      {{"do", "read"}, {"cap", "narrow"}, {"max", 5}},
   };
   json w = python_worker("py", "conformance_runner_py", {steps.dump()});
   w["grants"].push_back({{"name", "texts"},
@@ -180,6 +184,9 @@ TEST_F(PythonPluginsTest, AssociatedObjectsFromPython) {
       "step 12 read_bypassing_sdk: error not found",
       "step 13 list: ok a.txt:11 b.txt:6",
       "step 14 state: ok live",
+      "step 15 open: ok",
+      "step 16 attenuate: ok rights 0x1",
+      "step 17 read: ok \"alpha\"",
   };
   EXPECT_EQ(got, expected);
   auto v = run.view("py");
@@ -189,13 +196,14 @@ TEST_F(PythonPluginsTest, AssociatedObjectsFromPython) {
   EXPECT_EQ(v.bad_messages, 0u);
   EXPECT_EQ(v.violations, 0u);
   auto a = run.audit();
-  // Two objects granted on the directory's port (its grant, ids 1 and 2);
-  // the first released by the worker, the second consumed by Detach into a
-  // port-backed grant.
+  // Three objects granted on the directory's port (ids 1 to 3); the first
+  // released by the worker, the others consumed by Detach into port-backed
+  // grants (the third then attenuated).
   EXPECT_EQ(count_lines_with(a, {"\"grant_created\"", "\"kind\":\"object\"", "\"object\":1"}), 1u);
   EXPECT_EQ(count_lines_with(a, {"\"grant_created\"", "\"kind\":\"object\"", "\"object\":2"}), 1u);
   EXPECT_EQ(count_lines_with(a, {"\"released\"", "released by its holder"}), 1u);
-  EXPECT_EQ(count_lines_with(a, {"\"released\"", "detached to grant"}), 1u);
+  EXPECT_EQ(count_lines_with(a, {"\"grant_created\"", "\"kind\":\"object\"", "\"object\":3"}), 1u);
+  EXPECT_EQ(count_lines_with(a, {"\"released\"", "detached to grant"}), 2u);
   EXPECT_EQ(count_lines_with(a, {"\"call_denied\"", "no object 1 on this port"}), 1u);
   std::size_t objects = 0;
   for (const auto& g : run.sup->grants(/*include_ended=*/true)) {
@@ -204,7 +212,7 @@ TEST_F(PythonPluginsTest, AssociatedObjectsFromPython) {
     EXPECT_EQ(g.state, supervisor::GrantState::kReleased) << g.id;
     EXPECT_EQ(g.interface, "fs.File");
   }
-  EXPECT_EQ(objects, 2u);
+  EXPECT_EQ(objects, 3u);
   EXPECT_EQ(run.sup->live_grants(), 0u);
 }
 

@@ -133,7 +133,10 @@ class _Link:
             finally:
                 self.cond.acquire()
                 self.reading = False
-                self.cond.notify_all()  # another waiter may read next
+                # Wakes every waiter: one may read next, and those whose
+                # answer route() files below see it once we let go of the
+                # lock (we hold it from here until the next read).
+                self.cond.notify_all()
             if self.state != State.LIVE:  # ended while we read: ours to close
                 self.port.close()
                 if not isinstance(got, CapsaError):
