@@ -193,10 +193,11 @@ void PortEndpoint::on_event(Events events) {
   }
   const std::size_t packet_bytes = packet->bytes.size();
   ValidateOptions vo;
-  // Events are accepted by kind only where the service takes them; an
-  // object's Release is one too, so the verdict on an event waits for its
-  // target (below).
-  const bool objects = objects_ != nullptr;
+  // Any port may name an object, issued on it or not: an id this port does
+  // not know is `not found` (audited, the port stays usable), never a
+  // reason to close it. An object's Release is an event, so where objects
+  // are served the verdict on an event waits for its target (below).
+  const bool objects = ctx_->object_iface != nullptr && g.holder != nullptr;
   vo.accept = kAcceptCall | (service_->takes_events() || objects ? kAcceptEvent : 0u);
   vo.rights = g.rights;
   vo.limits.max_packet_bytes = port_.max_packet_bytes();
