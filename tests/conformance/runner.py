@@ -12,6 +12,7 @@ import os
 import sys
 
 from capsa_worker import CapsaError, Context, Directory, EntryType, File, LogSink, Port
+from capsa_worker import wire
 
 ctx = None
 log = None
@@ -27,6 +28,27 @@ def entry(e):
     if e.type == EntryType.REGULAR:
         return f"{e.name}:{e.size}"
     return e.name + ("/" if e.type == EntryType.DIRECTORY else "?")
+
+
+def raw_read(cap, max_bytes):
+    import flatbuffers
+    from fs import ReadRequest
+    b = flatbuffers.Builder(32)
+    ReadRequest.Start(b)
+    ReadRequest.AddMaxBytes(b, max_bytes)
+    b.Finish(ReadRequest.End(b))
+    m = cap.interface.method("Read")
+    call_id = 1 << 40
+    cap._port.send(wire.build(wire.Kind.CALL, call_id, m.ordinal, m.request.type_hash, bytes(b.Output()),
+                              object=cap.object_id))
+    data, fds = cap._port.receive()
+    msg, _ = wire.parse(ctx.schema, data, fds, {wire.Kind.REPLY, wire.Kind.ERROR})
+    msg.close()
+    if (msg.call_id, msg.object) != (call_id, cap.object_id):
+        return f"answered call {msg.call_id} object {msg.object}"
+    if msg.kind == wire.Kind.ERROR:
+        raise CapsaError(msg.error_code, msg.error_text)
+    return "answered"
 
 
 def run(step):
@@ -45,9 +67,22 @@ def run(step):
         with os.fdopen(fd, "rb") as f:
             return quoted(f.read())
     if do == "open":
-        f = Directory(caps[step["cap"]]).open(step["path"])
+        f = Directory(caps[step["cap"]]).open(step["path"], associated=step.get("associated", False))
         caps[step.get("as", "")] = f.cap
         return None
+    if do == "release":
+        caps[step["cap"]].release()
+        return None
+    if do == "detach":
+        # An associated object becomes a port of its own (consumed).
+        cap = caps[step["cap"]].detach()
+        caps[step.get("as", "")] = cap
+        return f"rights {cap.rights:#x}"
+    if do == "read_bypassing_sdk":
+        # fs.File.Read naming the object id of `cap` (released or not),
+        # sent on its port past the SDK's own refusal: the supervisor's
+        # answer. A call id the SDK never uses; nothing else is in flight.
+        return raw_read(caps[step["cap"]], step["max"])
     if do == "open_bypassing_sdk":
         # A fresh port to the grant, adopted with every method allowed
         # locally: the call reaches the supervisor, which enforces the rights.

@@ -128,6 +128,94 @@ TEST_F(PythonPluginsTest, ABadMessageFromAPythonWorkerGetsItKilled) {
   EXPECT_EQ(count_lines_with(a, {"\"worker_killed\"", "\"reason\":\"bad message\""}), 1u);
 }
 
+// Associated objects (docs/PROTOCOL.md section 8) from Python: files
+// opened as objects on the directory's port, read, one detached to a port
+// of its own, one released; a call naming the released id (past the SDK,
+// which refuses it locally) is answered `not found` and the port keeps
+// working. The steps' results are the supervisor's verdicts, exactly.
+TEST_F(PythonPluginsTest, AssociatedObjectsFromPython) {
+  const fs::path texts = fs::path(tmp_.path()) / "texts";
+  fs::create_directories(texts);
+  std::ofstream(texts / "a.txt") << "alpha beta\n";
+  std::ofstream(texts / "b.txt") << "gamma\n";
+  json steps = {
+      {{"do", "get"}, {"grant", "texts"}, {"interface", "fs.Directory"}, {"as", "d"}},
+      {{"do", "open"}, {"cap", "d"}, {"path", "a.txt"}, {"associated", true}, {"as", "f1"}},
+      {{"do", "read"}, {"cap", "f1"}, {"max", 5}},
+      {{"do", "open"}, {"cap", "d"}, {"path", "b.txt"}, {"associated", true}, {"as", "f2"}},
+      {{"do", "detach"}, {"cap", "f2"}, {"as", "p2"}},
+      {{"do", "state"}, {"cap", "f2"}},
+      {{"do", "read"}, {"cap", "p2"}, {"max", 100}},
+      {{"do", "read"}, {"cap", "f1"}, {"max", 100}},
+      {{"do", "release"}, {"cap", "f1"}},
+      {{"do", "state"}, {"cap", "f1"}},
+      {{"do", "read"}, {"cap", "f1"}, {"max", 5}},
+      {{"do", "read_bypassing_sdk"}, {"cap", "f1"}, {"max", 5}},
+      {{"do", "list"}, {"cap", "d"}, {"path", "."}},
+      {{"do", "state"}, {"cap", "d"}},
+      // Attenuate takes a port: the SDK detaches the object first.
+      {{"do", "open"}, {"cap", "d"}, {"path", "a.txt"}, {"associated", true}, {"as", "f3"}},
+      {{"do", "attenuate"}, {"cap", "f3"}, {"methods", {"Read"}}, {"as", "narrow"}},
+      {{"do", "read"}, {"cap", "narrow"}, {"max", 5}},
+  };
+  json w = python_worker("py", "conformance_runner_py", {steps.dump()});
+  w["grants"].push_back({{"name", "texts"},
+                         {"api", "fs.Directory"},
+                         {"rights", {"Open", "List"}},
+                         {"constraints", {{"root", texts.string()}}}});
+  PolicyRun run(tmp_.path());
+  run.run({{"workers", {w}}});
+  std::vector<std::string> got;
+  for (const auto& l : run.log.said("py")) {
+    if (l.starts_with("step ")) got.push_back(l);
+  }
+  const std::vector<std::string> expected = {
+      "step 1 get: ok rights 0x5",
+      "step 2 open: ok",
+      "step 3 read: ok \"alpha\"",
+      "step 4 open: ok",
+      "step 5 detach: ok rights 0x7",
+      "step 6 state: ok released",
+      "step 7 read: ok \"gamma\\n\"",
+      "step 8 read: ok \" beta\\n\"",
+      "step 9 release: ok",
+      "step 10 state: ok released",
+      "step 11 read: error closed",
+      "step 12 read_bypassing_sdk: error not found",
+      "step 13 list: ok a.txt:11 b.txt:6",
+      "step 14 state: ok live",
+      "step 15 open: ok",
+      "step 16 attenuate: ok rights 0x1",
+      "step 17 read: ok \"alpha\"",
+  };
+  EXPECT_EQ(got, expected);
+  auto v = run.view("py");
+  ASSERT_TRUE(v.exit);
+  EXPECT_EQ(v.exit->kind, sandbox::ExitKind::kExited);
+  EXPECT_EQ(v.exit->code, 0);
+  EXPECT_EQ(v.bad_messages, 0u);
+  EXPECT_EQ(v.violations, 0u);
+  auto a = run.audit();
+  // Three objects granted on the directory's port (ids 1 to 3); the first
+  // released by the worker, the others consumed by Detach into port-backed
+  // grants (the third then attenuated).
+  EXPECT_EQ(count_lines_with(a, {"\"grant_created\"", "\"kind\":\"object\"", "\"object\":1"}), 1u);
+  EXPECT_EQ(count_lines_with(a, {"\"grant_created\"", "\"kind\":\"object\"", "\"object\":2"}), 1u);
+  EXPECT_EQ(count_lines_with(a, {"\"released\"", "released by its holder"}), 1u);
+  EXPECT_EQ(count_lines_with(a, {"\"grant_created\"", "\"kind\":\"object\"", "\"object\":3"}), 1u);
+  EXPECT_EQ(count_lines_with(a, {"\"released\"", "detached to grant"}), 2u);
+  EXPECT_EQ(count_lines_with(a, {"\"call_denied\"", "no object 1 on this port"}), 1u);
+  std::size_t objects = 0;
+  for (const auto& g : run.sup->grants(/*include_ended=*/true)) {
+    if (g.kind != supervisor::GrantKind::kObject) continue;
+    ++objects;
+    EXPECT_EQ(g.state, supervisor::GrantState::kReleased) << g.id;
+    EXPECT_EQ(g.interface, "fs.File");
+  }
+  EXPECT_EQ(objects, 3u);
+  EXPECT_EQ(run.sup->live_grants(), 0u);
+}
+
 // Why the profile sets HOME: without it Python's site module looks the
 // user up in the password database, and glibc first tries nscd's socket,
 // which the seccomp filter refuses (audited as violations). With the

@@ -12,7 +12,7 @@ import unittest
 
 import flatbuffers
 
-from capsa_worker import (CapsaError, Context, Directory, Errc, HandleKind, LogSink, Server,
+from capsa_worker import (CapsaError, Context, Directory, Errc, File, HandleKind, LogSink, Server,
                           State, WordCount, make_blob, read_blob, socketpair)
 from capsa_worker import schema as schema_mod
 from capsa_worker import wire
@@ -270,7 +270,369 @@ class ServerTest(unittest.TestCase):
         self.stop()
 
 
+def table(module, **fields):
+    """A reply table built with the generated code (`fields`: Add* names)."""
+    b = flatbuffers.Builder(64)
+    made = {k: b.CreateByteVector(v) if isinstance(v, bytes) else
+            (b.CreateString(v) if isinstance(v, str) else v) for k, v in fields.items()}
+    module.Start(b)
+    for k, v in made.items():
+        getattr(module, "Add" + k)(b, v)
+    b.Finish(module.End(b))
+    return bytes(b.Output())
+
+
+FILE = SCHEMA.interface("fs.File")
+OBJECT = SCHEMA.interface("capsa.Object")
+
+
+class ObjectPeer:
+    """A test peer that speaks the protocol of section 8: the serving side
+    of an fs.Directory port that issues fs.File objects. Each method reads
+    one message and checks what the SDK put in the envelope; the test
+    decides what to answer."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def next(self, kinds=(wire.Kind.CALL, wire.Kind.EVENT)):
+        data, fds = self.port.receive()
+        msg, _ = wire.parse(SCHEMA, data, fds, set(kinds))
+        return msg
+
+    def answer(self, msg, iface, method, payload, obj=None, control=None, kinds=(), fds=()):
+        m = iface.method(method)
+        self.port.send(wire.build(wire.Kind.REPLY, msg.call_id, m.ordinal, m.reply.type_hash, payload,
+                                  list(kinds), object=msg.object if obj is None else obj,
+                                  control=msg.control if control is None else control), list(fds))
+
+    def error(self, msg, code, text, obj=None):
+        self.port.send(wire.build(wire.Kind.ERROR, msg.call_id, msg.method, error_code=code, error_text=text,
+                                  object=msg.object if obj is None else obj, control=msg.control))
+
+    def open_object(self, obj):
+        """Answers the next call, an associated Open, with object `obj`."""
+        from fs import OpenReply, OpenRequest
+        msg = self.next()
+        req = OpenRequest.OpenRequest.GetRootAs(msg.payload, 0)
+        assert (msg.method, msg.object, req.Associated()) == (0, 0, True), (msg.method, msg.object)
+        self.answer(msg, DIRECTORY, "Open", table(OpenReply, Object=obj))
+
+    def read(self, data, obj=None):
+        """Answers the next call, a Read on an object, with `data`."""
+        from fs import ReadReply
+        msg = self.next()
+        assert (msg.method, msg.control) == (0, False)
+        self.answer(msg, FILE, "Read", table(ReadReply, Data=data, Eof=True), obj=obj)
+        return msg
+
+
+class AssociatedObjectTest(unittest.TestCase):
+    """Associated objects (PROTOCOL section 8) on one real socket pair."""
+
+    def setUp(self):
+        self.fds = open_fds()
+        ours, theirs = socketpair()
+        # A failing case must fail, not hang: no read waits past 5 s.
+        ours._sock.settimeout(5)
+        theirs._sock.settimeout(5)
+        self.dir = Directory(Capability(ours, DIRECTORY, DIRECTORY.defined_rights, SCHEMA, "texts"))
+        self.peer = ObjectPeer(theirs)
+        self.thread_errors = []
+
+    def tearDown(self):
+        self.dir.close()
+        self.peer.port.close()
+        self.assertEqual(self.thread_errors, [])
+        self.assertEqual(open_fds(), self.fds, "an fd leaked")
+
+    def in_thread(self, fn, *args):
+        """fn(*args) in a thread; what it raises fails the case (tearDown)."""
+        def run():
+            try:
+                fn(*args)
+            except BaseException as e:  # noqa: B036: reported, not swallowed
+                self.thread_errors.append(e)
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+    def open(self, obj=7):
+        t = self.in_thread(self.peer.open_object, obj)
+        f = self.dir.open("a.txt", associated=True)
+        t.join()
+        return f
+
+    def list_ok(self):
+        """The port still works: a List on the directory's own capability."""
+        def serve():
+            msg = self.peer.next()
+            self.assertEqual((msg.object, msg.control), (0, False))
+            self.peer.answer(msg, DIRECTORY, "List", empty_list_reply())
+        t = self.in_thread(serve)
+        self.assertEqual(self.dir.list("."), ([], False))
+        t.join()
+
+    def test_an_object_shares_the_port_and_its_calls_name_it(self):
+        f = self.open(7)
+        self.assertIsInstance(f, File)
+        self.assertEqual((f.object_id, f.cap.fileno()), (7, self.dir.cap.fileno()))
+        got = []
+        t = self.in_thread(lambda: got.append(self.peer.read(b"hello")))
+        self.assertEqual(f.read(16), (b"hello", True))
+        t.join()
+        self.assertEqual((got[0].object, got[0].call_id), (7, 2))  # one call-id sequence per port
+        self.list_ok()
+        self.assertEqual((f.state, self.dir.state), (State.LIVE, State.LIVE))
+
+    def test_an_answer_naming_another_object_breaks_the_port(self):
+        f = self.open(7)
+        t = self.in_thread(self.peer.read, b"x", 8)
+        with self.assertRaises(CapsaError) as e:
+            f.read(16)
+        t.join()
+        self.assertEqual(e.exception.code, Errc.BAD_MESSAGE)
+        self.assertIn("fs.File.Read: answer to call 2 method 0 object 8, expected method 0 object 7", str(e.exception))
+        self.assertEqual((f.state, self.dir.state), (State.BROKEN, State.BROKEN))
+
+    def test_an_answer_flagged_control_breaks_the_port(self):
+        f = self.open(7)
+        def serve():
+            from fs import ReadReply
+            msg = self.peer.next()
+            self.peer.answer(msg, FILE, "Read", table(ReadReply, Eof=True), control=True)
+        t = self.in_thread(serve)
+        with self.assertRaises(CapsaError) as e:
+            f.read(16)
+        t.join()
+        self.assertIn("object 7 control, expected method 0 object 7", str(e.exception))
+        self.assertEqual(self.dir.state, State.BROKEN)
+
+    def test_an_objects_answer_is_checked_against_its_interface(self):
+        f = self.open(7)
+        def serve():  # a Directory List reply to a File Read, same ordinal 0 slot
+            msg = self.peer.next()
+            self.peer.port.send(wire.build(wire.Kind.REPLY, msg.call_id, 0, DIRECTORY.method("List").reply.type_hash,
+                                           empty_list_reply(), object=7))
+        t = self.in_thread(serve)
+        with self.assertRaises(CapsaError) as e:
+            f.read(16)
+        t.join()
+        self.assertIn("fs.File.Read: payload type", str(e.exception))
+        self.assertIn("is not fs.ReadReply", str(e.exception))
+        self.assertEqual((f.state, self.dir.state), (State.BROKEN, State.BROKEN))
+
+    def test_an_error_keeps_the_object(self):
+        f = self.open(7)
+        t = self.in_thread(lambda: self.peer.error(self.peer.next(), 4, "no such object"))
+        with self.assertRaises(CapsaError) as e:
+            f.read(16)
+        t.join()
+        self.assertEqual((e.exception.code, e.exception.message), (Errc.NOT_FOUND, "no such object"))
+        self.assertEqual(f.state, State.LIVE)
+
+    def test_release_sends_an_event_and_keeps_the_port(self):
+        from capsa import ReleaseRequest
+        f = self.open(7)
+        f.release()
+        ev = self.peer.next()
+        self.assertEqual((ev.kind, ev.call_id, ev.method, ev.object, ev.control), (wire.Kind.EVENT, 0, 0, 7, True))
+        SCHEMA.verify(ev.payload, "capsa.ReleaseRequest")
+        ReleaseRequest.ReleaseRequest.GetRootAs(ev.payload, 0)
+        self.assertEqual(f.state, State.RELEASED)
+        with self.assertRaises(CapsaError) as e:  # refused here, nothing sent
+            f.read(1)
+        self.assertEqual(e.exception.code, Errc.CLOSED)
+        f.release()  # twice: nothing more
+        self.list_ok()
+
+    def test_answers_to_a_released_objects_calls_are_dropped(self):
+        f = self.open(7)
+        outcome = []
+        def reader():
+            try:
+                f.read(16)
+            except CapsaError as e:
+                outcome.append(e.code)
+        t = self.in_thread(reader)
+        call = self.peer.next()  # the Read is in flight; its caller reads the port
+        f.release()
+        self.assertEqual(self.peer.next().control, True)  # the Release, after the Read
+        listed = []
+        b = self.in_thread(lambda: listed.append(self.dir.list(".")))  # waits on the reader
+        lst = self.peer.next()
+        from fs import ReadReply
+        self.peer.answer(call, FILE, "Read", table(ReadReply, Data=b"late", Eof=True))
+        t.join()  # the late answer came and was dropped: not a bad message
+        self.assertEqual(outcome, [Errc.CLOSED])
+        self.peer.answer(lst, DIRECTORY, "List", empty_list_reply())
+        b.join()
+        self.assertEqual(listed, [([], False)])
+        self.assertEqual((self.dir.state, f.state), (State.LIVE, State.RELEASED))
+        self.list_ok()
+
+    def test_calls_on_an_object_and_its_port_are_routed_by_call_id(self):
+        f = self.open(7)
+        got = {}
+        def file_read():
+            got["file"] = f.read(16)
+        def dir_list():
+            got["dir"] = self.dir.list(".")
+        a = self.in_thread(file_read)
+        first = self.peer.next()
+        b = self.in_thread(dir_list)
+        second = self.peer.next()
+        self.assertEqual({first.object, second.object}, {0, 7})
+        from fs import ReadReply
+        for msg in (second, first):  # answered in the other order
+            if msg.object:
+                self.peer.answer(msg, FILE, "Read", table(ReadReply, Data=b"abc", Eof=False))
+            else:
+                self.peer.answer(msg, DIRECTORY, "List", empty_list_reply())
+        a.join()
+        b.join()
+        self.assertEqual(got, {"file": (b"abc", False), "dir": ([], False)})
+
+    def test_detach_makes_a_port_of_the_same_interface(self):
+        from capsa import DetachReply
+        f = self.open(7)
+        mine, far = socketpair()
+        def serve():
+            msg = self.peer.next()
+            self.assertEqual((msg.kind, msg.method, msg.object, msg.control), (wire.Kind.CALL, 1, 7, True))
+            self.peer.answer(msg, OBJECT, "Detach", table(DetachReply, Port=0, Interface="fs.File", Rights=5),
+                             kinds=[HandleKind.PORT], fds=[mine.fileno()])
+        t = self.in_thread(serve)
+        g = f.detach()
+        t.join()
+        mine.close()
+        self.assertIsInstance(g, File)
+        self.assertEqual((g.object_id, g.cap.rights, f.state), (0, 5, State.RELEASED))
+        self.assertNotEqual(g.cap.fileno(), self.dir.cap.fileno())
+        far_peer = ObjectPeer(far)
+        t = self.in_thread(far_peer.read, b"moved")
+        self.assertEqual(g.read(5), (b"moved", True))
+        t.join()
+        g.close()
+        far.close()
+        self.list_ok()
+
+    def test_detach_answering_another_interface_is_refused_and_the_port_closed(self):
+        from capsa import DetachReply
+        f = self.open(7)
+        mine, far = socketpair()
+        def serve():
+            msg = self.peer.next()
+            self.peer.answer(msg, OBJECT, "Detach", table(DetachReply, Port=0, Interface="log.Sink", Rights=1),
+                             kinds=[HandleKind.PORT], fds=[mine.fileno()])
+        t = self.in_thread(serve)
+        with self.assertRaises(CapsaError) as e:
+            f.detach()
+        t.join()
+        mine.close()
+        self.assertEqual(e.exception.code, Errc.BAD_MESSAGE)
+        self.assertIn("Detach answered interface 'log.Sink'", str(e.exception))
+        far.close()  # and the fd we received was closed: tearDown counts
+
+    def test_an_open_reply_with_a_port_for_an_object_is_refused(self):
+        from fs import OpenReply
+        mine, far = socketpair()
+        def serve():
+            msg = self.peer.next()
+            self.peer.answer(msg, DIRECTORY, "Open", table(OpenReply, File=0, Object=3),
+                             kinds=[HandleKind.PORT], fds=[mine.fileno()])
+        t = self.in_thread(serve)
+        with self.assertRaises(CapsaError) as e:
+            self.dir.open("a.txt", associated=True)
+        t.join()
+        mine.close()
+        far.close()
+        self.assertIn("carries a port and object 3", str(e.exception))
+
+    def test_a_collected_object_is_released_without_touching_the_port(self):
+        import gc
+        f = self.open(7)
+        del f
+        gc.collect()
+        ev = self.peer.next()
+        self.assertEqual((ev.kind, ev.object, ev.control), (wire.Kind.EVENT, 7, True))
+        # Collected while the port's lock is held: the Release goes first
+        # with the next message instead.
+        g = self.open(8)
+        with self.dir.cap._link.cond:
+            del g
+            gc.collect()
+        seen = []
+        def serve():
+            seen.append(self.peer.next())
+            seen.append(self.peer.next())
+            self.peer.answer(seen[1], DIRECTORY, "List", empty_list_reply())
+        t = self.in_thread(serve)
+        self.assertEqual(self.dir.list("."), ([], False))
+        t.join()
+        self.assertEqual([(m.kind, m.object, m.control) for m in seen],
+                         [(wire.Kind.EVENT, 8, True), (wire.Kind.CALL, 0, False)])
+        self.assertEqual(self.dir.state, State.LIVE)
+
+    def test_objects_end_with_their_port(self):
+        f = self.open(7)
+        seen = []
+        f.cap.on_closed(seen.append)
+        self.dir.cap.on_closed(seen.append)
+        self.peer.port.close()
+        with self.assertRaises(CapsaError) as e:
+            f.read(1)
+        self.assertEqual(e.exception.code, Errc.REVOKED)
+        self.assertEqual((f.state, self.dir.state), (State.REVOKED, State.REVOKED))
+        self.assertEqual(seen, [State.REVOKED, State.REVOKED])
+
+    def test_closing_the_port_releases_its_objects(self):
+        f = self.open(7)
+        with self.dir:
+            pass
+        self.assertEqual((f.state, self.dir.state), (State.RELEASED, State.RELEASED))
+        with self.assertRaises(CapsaError) as e:
+            f.read(1)
+        self.assertEqual(e.exception.code, Errc.CLOSED)
+
+    def test_a_server_refuses_a_call_naming_an_object(self):
+        client, served = socketpair()
+        refused = []
+        server = Server(served, WORDCOUNT, SCHEMA, on_bad_message="reply", on_refused=refused.append)
+        t = self.in_thread(server.next_call)
+        m = WORDCOUNT.method("Count")
+        client.send(wire.build(wire.Kind.CALL, 1, m.ordinal, m.request.type_hash,
+                               table(CountRequest, Text="a"), object=5))
+        data, fds = client.receive()
+        msg, _ = wire.parse(SCHEMA, data, fds, {wire.Kind.ERROR})
+        self.assertEqual((msg.call_id, msg.object, msg.error_code), (1, 5, Errc.BAD_MESSAGE))
+        self.assertIn("names object 5, and this port has no objects", str(refused[0]))
+        client.close()
+        t.join()
+        server.close()
+
+
 class WireTest(unittest.TestCase):
+    def test_object_and_control_round_trip_and_default_to_absent(self):
+        for obj, control in ((0, False), (1, False), (2**64 - 1, True)):
+            packet = wire.build(wire.Kind.CALL, 3, 1, 9, empty_list_reply(), object=obj, control=control)
+            msg, _ = wire.parse(SCHEMA, packet, [], {wire.Kind.CALL})
+            self.assertEqual((msg.object, msg.control, msg.call_id, msg.method), (obj, control, 3, 1))
+        plain = wire.build(wire.Kind.CALL, 3, 1, 9, empty_list_reply())
+        self.assertEqual(plain, wire.build(wire.Kind.CALL, 3, 1, 9, empty_list_reply(), object=0))
+
+    def test_control_without_an_object_is_refused(self):
+        with self.assertRaises(CapsaError) as e:
+            wire.parse(SCHEMA, wire.build(wire.Kind.CALL, 1, 0, 0, b"", control=True), [], {wire.Kind.CALL})
+        self.assertEqual(e.exception.code, Errc.BAD_MESSAGE)
+        self.assertIn("control without an object", str(e.exception))
+
+    def test_an_error_to_call_0_naming_an_object_is_refused(self):
+        with self.assertRaises(CapsaError) as e:
+            wire.parse(SCHEMA, wire.build(wire.Kind.ERROR, 0, 0, error_code=1, error_text="", object=4), [],
+                       {wire.Kind.ERROR})
+        self.assertIn("error to call 0 names object 4", str(e.exception))
+
     def test_fnv1a32_examples_of_the_protocol(self):
         self.assertEqual([schema_mod.fnv1a32(s) for s in ("", "a", "foobar")],
                          [0x811C9DC5, 0xE40C292C, 0xBF9CF968])

@@ -21,6 +21,7 @@
 #include "capabilities/interface_registry.h"
 #include "capabilities/interfaces/builtin.h"
 #include "capsa_bootstrap_bfbs.h"
+#include "capsa_object_bfbs.h"
 #include "demo_word_count_bfbs.h"
 #include "envelope_bfbs.h"
 #include "fs_directory_bfbs.h"
@@ -109,7 +110,7 @@ int main(int argc, char** argv) {
   }
   json tables = json::object();
   for (auto bfbs : {capsa::schemas::envelope_bfbs(), capsa::schemas::capsa_bootstrap_bfbs(),
-                    capsa::schemas::fs_directory_bfbs(), capsa::schemas::fs_file_bfbs(),
+                    capsa::schemas::capsa_object_bfbs(), capsa::schemas::fs_directory_bfbs(), capsa::schemas::fs_file_bfbs(),
                     capsa::schemas::log_sink_bfbs(), capsa::schemas::demo_word_count_bfbs()}) {
     if (!dump_tables(bfbs, tables)) return 1;
   }

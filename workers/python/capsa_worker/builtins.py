@@ -70,8 +70,30 @@ class _Typed:
     def state(self):
         return self.cap.state
 
+    @property
+    def object_id(self):
+        """Non-zero for an associated object (docs/PROTOCOL.md section 8)."""
+        return self.cap.object_id
+
     def close(self):
+        """Closes the port, or releases an associated object."""
         self.cap.close()
+
+    def release(self):
+        self.cap.release()
+
+    def detach(self):
+        """An associated object as a port of its own: the same typed
+        wrapper over a port-backed capability (this one is released)."""
+        if not self.cap.object_id:
+            raise CapsaError(Errc.INVALID_ARGUMENT, f"{self.cap.name} is a port already (cap.detach() gives its fd)")
+        return type(self)(self.cap.detach())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class LogSink(_Typed):
@@ -122,12 +144,25 @@ class Directory(_Typed):
             out.append(Entry((e.Name() or b"").decode("utf-8", "replace"), _entry_type(e.Type()), e.Size()))
         return out, r.Truncated()
 
-    def open(self, path):
-        """The file as an fs.File capability (revocable, metered)."""
-        reply = self.cap.call("Open", _request(OpenRequest, 64 + len(path), Path=path))
-        fd = reply.take(OpenReply.OpenReply.GetRootAs(reply.payload, 0).File())
-        return File(adopt_port(fd, self.cap._schema.interface("fs.File"), self.cap._schema,
-                               f"{self.cap.name}/{path}"))
+    def open(self, path, associated=False):
+        """The file as an fs.File capability (revocable, metered): a new
+        port, or with `associated` an object on this directory's port (no
+        socket, no fd; it ends with the port). Both are a File and are used
+        the same way; an object also has release() and detach()."""
+        fields = {"Path": path, "Associated": True} if associated else {"Path": path}
+        reply = self.cap.call("Open", _request(OpenRequest, 64 + len(path), **fields))
+        r = OpenReply.OpenReply.GetRootAs(reply.payload, 0)
+        name = f"{self.cap.name}/{path}"
+        iface = self.cap._schema.interface("fs.File")
+        # The reply must carry what was asked for, and only that: a port
+        # where an object was asked (or none at all) is refused, its fd closed.
+        if associated != (r.File() is None) or associated != (r.Object() != 0):
+            reply.close()
+            raise CapsaError(Errc.BAD_MESSAGE, f"fs.Directory.Open: reply for {name} carries "
+                             f"{'a port' if r.File() is not None else 'no port'} and object {r.Object()}")
+        if associated:
+            return File(self.cap.object(r.Object(), iface, name=name))
+        return File(adopt_port(reply.take(r.File()), iface, self.cap._schema, name))
 
     def open_file(self, path):
         """(fd, size): a read-only fd of the file (not revocable); the caller owns fd."""

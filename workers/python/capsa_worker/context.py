@@ -78,7 +78,10 @@ class Context:
 
     def attenuate(self, cap, methods):
         """A narrower copy of `cap` (consumed: it is released whatever the
-        outcome) whose rights are its rights and `methods`."""
+        outcome) whose rights are its rights and `methods`. An associated
+        object is detached first (an object cannot travel, a port can)."""
+        if cap.object_id:
+            cap = cap.detach()
         b = flatbuffers.Builder(128)
         names = [b.CreateString(m) for m in methods]
         AttenuateRequest.StartMethodsVector(b, len(names))
@@ -110,6 +113,8 @@ class Context:
         """A Server for the interface of `cap` (consumed), on its port: a
         channel end this worker serves (e.g. a "channels" server end the
         policy hands it). Options: on_bad_message, on_refused (Server)."""
+        if cap.object_id:
+            raise CapsaError(Errc.INVALID_ARGUMENT, f"{cap.name} is an associated object, not a port")
         interface = cap.interface
         return Server(cap.detach(), interface, self.schema, **options)
 

@@ -34,6 +34,15 @@ class Port:
             self._sock.close()
             self._sock = None
 
+    def shutdown(self):
+        """Wakes a thread blocked in receive() (it then sees the port
+        closed); the fd stays ours until close()."""
+        if self._sock:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def detach(self):
         """The fd, no longer owned by this Port (to send it in a message)."""
         fd, self._sock = self._sock.detach(), None

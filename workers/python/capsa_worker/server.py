@@ -78,6 +78,14 @@ class Server:
                 continue
             m = self.interface.method(msg.method)
             where = f"{self.interface.name}.{m.name if m else msg.method}"
+            if msg.object or msg.control:
+                # This server issues no associated objects (PROTOCOL section 8:
+                # a mediated channel carries none): no id can be valid.
+                msg.close()
+                self._bad(CapsaError(Errc.BAD_MESSAGE, f"{where}: names object {msg.object}, "
+                                     "and this port has no objects"), msg.call_id, msg.method,
+                          msg.object, msg.control)
+                continue
             if m is None:
                 msg.close()
                 self._bad(CapsaError(Errc.BAD_MESSAGE, f"{where}: no method with ordinal {msg.method}"),
@@ -112,11 +120,11 @@ class Server:
             payload, handles = out if isinstance(out, tuple) else (out, ())
             call.reply(payload, handles)
 
-    def _bad(self, e, call_id, method):
+    def _bad(self, e, call_id, method, obj=0, control=False):
         self.bad_messages += 1
         self._refused(e)
         if self._on_bad == "reply":
-            self._send_error(call_id, method, Errc.BAD_MESSAGE, e.message)
+            self._send_error(call_id, method, Errc.BAD_MESSAGE, e.message, obj, control)
         else:
             self._port.close()
 
@@ -124,9 +132,11 @@ class Server:
         if self._on_refused:
             self._on_refused(e)
 
-    def _send_error(self, call_id, method, code, text):
+    def _send_error(self, call_id, method, code, text, obj=0, control=False):
+        # An Error carries the object of the call it answers (none for call 0).
         text = text.encode()[:wire.MAX_ERROR_TEXT].decode("utf-8", "ignore")
-        self._send(wire.build(wire.Kind.ERROR, call_id, method, error_code=int(code), error_text=text), [])
+        self._send(wire.build(wire.Kind.ERROR, call_id, method, error_code=int(code), error_text=text,
+                              object=obj if call_id else 0, control=control and bool(call_id)), [])
 
     def _send(self, packet, fds):
         try:

@@ -31,10 +31,13 @@ class Kind(enum.IntEnum):
 
 
 def build(kind, call_id, method, payload_type=0, payload=None, handle_kinds=(),
-          error_code=0, error_text=None):
+          error_code=0, error_text=None, object=0, control=False):
     """One finished Envelope; the payload starts on an 8-byte boundary of
     the packet (the builder grows from the end and the finished size is a
-    multiple of its largest alignment, 8 once an aligned vector is in)."""
+    multiple of its largest alignment, 8 once an aligned vector is in).
+    `object` names an associated object of the port (0: the port's own
+    capability) and `control` a capsa.Object method on it (PROTOCOL
+    section 8); both are left out of the buffer when 0, as C++ does."""
     b = flatbuffers.Builder(256 + (len(payload) if payload else 0))
     text = b.CreateString(error_text) if error_text is not None else None
     handles = None
@@ -51,6 +54,8 @@ def build(kind, call_id, method, payload_type=0, payload=None, handle_kinds=(),
         data = b.EndVector()
     _env.Start(b)
     _env.AddCallId(b, call_id)
+    if object:
+        _env.AddObject(b, object)
     if data is not None:
         _env.AddPayload(b, data)
     if handles is not None:
@@ -61,6 +66,8 @@ def build(kind, call_id, method, payload_type=0, payload=None, handle_kinds=(),
     _env.AddPayloadType(b, payload_type)
     _env.AddKind(b, int(kind))
     _env.AddErrorCode(b, error_code)
+    if control:
+        _env.AddControl(b, True)
     b.Finish(_env.End(b), file_identifier=IDENTIFIER)
     return bytes(b.Output())
 
@@ -70,8 +77,9 @@ class Message:
     taken (take()) or the message is closed."""
 
     def __init__(self, kind, call_id, method, payload, handle_kinds, fds,
-                 error_code=0, error_text=""):
+                 error_code=0, error_text="", object=0, control=False):
         self.kind, self.call_id, self.method = kind, call_id, method
+        self.object, self.control = object, control  # PROTOCOL section 8
         self.payload = payload  # bytes: the method's request or reply table
         self.handle_kinds = handle_kinds
         self._fds = list(fds)
@@ -122,6 +130,11 @@ def _parse(schema, packet, fds, accept):
     call_id = env.CallId()
     if (kind == Kind.EVENT) != (call_id == 0) and kind != Kind.ERROR:
         raise CapsaError(Errc.BAD_MESSAGE, f"envelope: call id {call_id} for a {kind.name.lower()}")
+    obj, control = env.Object(), env.Control()
+    if control and obj == 0:
+        raise CapsaError(Errc.BAD_MESSAGE, "envelope: control without an object")
+    if kind == Kind.ERROR and call_id == 0 and obj:
+        raise CapsaError(Errc.BAD_MESSAGE, f"envelope: error to call 0 names object {obj}")
     n = env.HandlesLength()
     if n > MAX_HANDLES:
         raise CapsaError(Errc.BAD_MESSAGE, f"envelope: {n} handles declared, at most {MAX_HANDLES}")
@@ -130,17 +143,18 @@ def _parse(schema, packet, fds, accept):
     except ValueError:
         raise CapsaError(Errc.BAD_MESSAGE, "envelope: unknown handle kind") from None
     if kind == Kind.ERROR:
-        return _error(env, call_id, n, fds), None
+        return _error(env, call_id, n, fds, obj, control), None
     o = env._tab.Offset(_PAYLOAD_VOFFSET)
     if o == 0:
         raise CapsaError(Errc.BAD_MESSAGE, "envelope: no payload")
     if env._tab.Vector(o) % 8:
         raise CapsaError(Errc.BAD_MESSAGE, "envelope: payload is not 8-byte aligned")
     payload = vector_bytes(env, _PAYLOAD_VOFFSET)
-    return Message(kind, call_id, env.Method(), payload, kinds, fds), env.PayloadType()
+    return (Message(kind, call_id, env.Method(), payload, kinds, fds, object=obj, control=control),
+            env.PayloadType())
 
 
-def _error(env, call_id, n, fds):
+def _error(env, call_id, n, fds, obj, control):
     code = env.ErrorCode()
     text = env.ErrorText() or b""
     if not 1 <= code <= 6:
@@ -150,7 +164,7 @@ def _error(env, call_id, n, fds):
     if len(text) > MAX_ERROR_TEXT:
         raise CapsaError(Errc.BAD_MESSAGE, f"error: text over {MAX_ERROR_TEXT} bytes")
     return Message(Kind.ERROR, call_id, env.Method(), b"", [], [], code,
-                   text.decode("utf-8", "replace"))
+                   text.decode("utf-8", "replace"), obj, control)
 
 
 def check_payload(schema, msg, table, payload_type, where):
