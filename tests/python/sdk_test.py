@@ -431,6 +431,16 @@ class AssociatedObjectTest(unittest.TestCase):
         self.assertEqual((e.exception.code, e.exception.message), (Errc.NOT_FOUND, "no such object"))
         self.assertEqual(f.state, State.LIVE)
 
+    def test_an_error_revoked_ends_the_object_not_the_port(self):
+        f = self.open(7)
+        t = self.in_thread(lambda: self.peer.error(self.peer.next(), 3, "object 7 was released or revoked"))
+        with self.assertRaises(CapsaError) as e:
+            f.read(16)
+        t.join()
+        self.assertEqual(e.exception.code, Errc.REVOKED)
+        self.assertEqual((f.state, self.dir.state), (State.REVOKED, State.LIVE))
+        self.list_ok()
+
     def test_release_sends_an_event_and_keeps_the_port(self):
         from capsa import ReleaseRequest
         f = self.open(7)
