@@ -184,8 +184,10 @@ void PortEndpoint::on_event(Events events) {
   // loop turn, so a worker with many busy ports gets what a worker with one
   // gets. Its other ready ports are reported again next turn (level-
   // triggered), and the reactor starts each turn's batch elsewhere, so they
-  // take turns among themselves. An operator session is not a worker.
-  if (WorkerRecord* w = g.holder; w != nullptr) {
+  // take turns among themselves. An operator session is not a worker. A
+  // hang-up is handled at once (it ends the port: no turn to share, and its
+  // release should not wait for the holder's other ports).
+  if (WorkerRecord* w = g.holder; w != nullptr && !events.hung_up() && !events.error()) {
     const std::uint64_t turn = ctx_->reactor.turn();
     if (w->read_turn == turn) return;
     w->read_turn = turn;
