@@ -11,6 +11,15 @@
 //     attached worker; the supervisor's live heap (mallinfo2) before and
 //     after, divided by GRANTS. Target: <= 2 KiB per grant.
 // Run pinned to one CPU: bench/supervisor/run.sh.
+//
+// Profiling mode (docs/PERFORMANCE.md, "Instructions per call"):
+//   sup_bench profile CALLS [WRAPPER...]   one supervisor serving the bench
+//       worker attached outside any sandbox (a child process that execs
+//       WRAPPER... sup_bench_worker CALLS), so that valgrind can run either
+//       side: `valgrind --tool=callgrind sup_bench profile N` measures the
+//       supervisor, `sup_bench profile N valgrind --tool=callgrind` the worker.
+//   sup_bench profile-raw CALLS            the raw ping-pong alone, CALLS round trips.
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -22,6 +31,7 @@
 #include <cstdlib>
 #include <future>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -130,6 +140,49 @@ double capsa_ns_per_call(long n) {
   return result;
 }
 
+// One supervisor, the bench worker attached (not sandboxed: valgrind cannot
+// run inside the sandbox's seccomp filter), CALLS calls.
+int profile(long n, char** wrapper, int wrapper_count) {
+  const std::string audit = temp_audit_path();
+  SupervisorOptions o;
+  o.audit_log_path = audit;
+  o.log_output = [](std::string_view, LogLevel level, std::string_view text) {
+    if (level != LogLevel::kDebug) std::printf("worker: %.*s\n", static_cast<int>(text.size()), text.data());
+  };
+  policy::PolicyBuilder b(Supervisor::api_catalog(o));
+  auto& w = b.worker("bench").program("/bin/true");
+  w.limit(policy::LimitKind::kMessagesPerSecond, 1'000'000);
+  w.grant("log", "log.Sink").all_rights();
+  auto p = b.try_build();
+  if (!p) die(policy::format_diagnostics(p.error()));
+  auto s = Supervisor::create(std::move(*p), std::move(o));
+  if (!s) die(s.error().to_string());
+  auto port = (*s)->attach("bench");
+  if (!port) die(port.error().to_string());
+  std::vector<std::string> args;
+  for (int i = 0; i < wrapper_count; ++i) args.emplace_back(wrapper[i]);
+  args.emplace_back(CAPSA_SUP_BENCH_WORKER);
+  args.push_back(std::to_string(n));
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t child = ::fork();
+  if (child < 0) die("fork");
+  if (child == 0) {  // only async-signal-safe calls: the supervisor has threads
+    // fd 3 (kBootstrapFd) without close-on-exec, whatever number it had.
+    const int fd = port->fd().get();
+    if (fd == 3 ? ::fcntl(3, F_SETFD, 0) < 0 : ::dup2(fd, 3) < 0) ::_exit(126);
+    ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  *port = Port();  // the worker's end is the child's now
+  if (auto r = (*s)->run(); !r) die(r.error().to_string());
+  int st = 0;
+  ::waitpid(child, &st, 0);
+  ::unlink(audit.c_str());
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
 std::size_t live_heap() { return mallinfo2().uordblks; }
 
 void memory_per_grant(long grants) {
@@ -184,6 +237,14 @@ void memory_per_grant(long grants) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 2 && std::string_view(argv[1]) == "profile") {
+    return profile(std::strtol(argv[2], nullptr, 10), argv + 3, argc - 3);
+  }
+  if (argc > 2 && std::string_view(argv[1]) == "profile-raw") {
+    std::printf("raw: %.0f ns per round trip\n",
+                raw_ns_per_round_trip(std::strtol(argv[2], nullptr, 10), capsa_request_bytes()));
+    return 0;
+  }
   const long n = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 100000;
   const long grants = argc > 2 ? std::strtol(argv[2], nullptr, 10) : 10000;
   const std::size_t bytes = capsa_request_bytes();
