@@ -68,6 +68,16 @@ std::optional<LogLevel> level_of(std::uint8_t wire) {
   }
 }
 
+// True when sanitize_log_text(text) would return `text` unchanged: printable
+// ASCII and tab only. The common line is passed on without building a copy.
+bool needs_no_sanitizing(std::string_view text) {
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c < 0x20 && c != '\t') || c >= 0x7F) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string sanitize_log_text(std::string_view text) {
@@ -117,7 +127,11 @@ void LogService::write(Call call) {
     return call.fail(Errc::kBadMessage, "log.Sink.Write: level " + std::to_string(req.level) +
                                             " is not Debug, Info, Warning or Error");
   }
-  call.host().worker_log(call.worker(), *level, sanitize_log_text(req.text));
+  if (needs_no_sanitizing(req.text)) {
+    call.host().worker_log(call.worker(), *level, req.text);
+  } else {
+    call.host().worker_log(call.worker(), *level, sanitize_log_text(req.text));
+  }
   call.reply([](flatbuffers::FlatBufferBuilder& fbb) { interfaces::log_sink::build_write_reply(fbb); });
 }
 
