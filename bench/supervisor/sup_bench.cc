@@ -19,8 +19,12 @@
 //       side: `valgrind --tool=callgrind sup_bench profile N` measures the
 //       supervisor, `sup_bench profile N valgrind --tool=callgrind` the worker.
 //   sup_bench profile-raw CALLS            the raw ping-pong alone, CALLS round trips.
+//   sup_bench floor CALLS                  raw against raw with the answering side
+//       in epoll_wait before each receive (no other work), interleaved: the
+//       share of the ratio that an epoll-driven supervisor cannot remove.
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,7 +73,10 @@ std::size_t capsa_request_bytes() {
   return bytes.size();
 }
 
-double raw_ns_per_round_trip(long n, std::size_t bytes) {
+// `epoll_server`: the answering side waits in epoll_wait before each
+// receive, as the supervisor's event loop does: the floor of any
+// epoll-driven server (one more syscall and an epoll wake-up per call).
+double raw_ns_per_round_trip(long n, std::size_t bytes, bool epoll_server = false) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) die("socketpair");
   std::vector<char> buf(bytes, 'x');
@@ -77,8 +84,17 @@ double raw_ns_per_round_trip(long n, std::size_t bytes) {
   if (child == 0) {
     ::close(sv[0]);
     std::vector<char> in(65536);
+    int ep = -1;
+    if (epoll_server) {
+      ep = ::epoll_create1(EPOLL_CLOEXEC);
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      if (ep < 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev) != 0) ::_exit(1);
+    }
     for (;;) {
-      ssize_t r = ::recv(sv[1], in.data(), in.size(), 0);
+      epoll_event ready[64];
+      if (ep >= 0 && ::epoll_wait(ep, ready, 64, -1) < 0) ::_exit(1);
+      ssize_t r = ::recv(sv[1], in.data(), in.size(), ep >= 0 ? MSG_DONTWAIT : 0);
       if (r <= 0) ::_exit(0);
       if (::send(sv[1], in.data(), static_cast<std::size_t>(r), 0) != r) ::_exit(1);
     }
@@ -239,6 +255,20 @@ void memory_per_grant(long grants) {
 int main(int argc, char** argv) {
   if (argc > 2 && std::string_view(argv[1]) == "profile") {
     return profile(std::strtol(argv[2], nullptr, 10), argv + 3, argc - 3);
+  }
+  if (argc > 2 && std::string_view(argv[1]) == "floor") {
+    const long calls = std::strtol(argv[2], nullptr, 10);
+    std::vector<double> ratios;
+    for (int round = 1; round <= kRounds; ++round) {
+      const double raw = raw_ns_per_round_trip(calls, capsa_request_bytes());
+      const double ep = raw_ns_per_round_trip(calls, capsa_request_bytes(), true);
+      ratios.push_back(ep / raw);
+      std::printf("  round %d: raw %.0f ns, raw with epoll_wait %.0f ns, ratio %.2fx\n", round, raw, ep,
+                  ep / raw);
+    }
+    std::sort(ratios.begin(), ratios.end());
+    std::printf("epoll floor: median of %zu rounds %.2fx raw\n", ratios.size(), ratios[ratios.size() / 2]);
+    return 0;
   }
   if (argc > 2 && std::string_view(argv[1]) == "profile-raw") {
     std::printf("raw: %.0f ns per round trip\n",
