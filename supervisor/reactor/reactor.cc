@@ -49,7 +49,7 @@ struct Reactor::Impl {
   // zero-fill of max_events_per_wait entries, free) cost about 600
   // instructions per served call. `in_turn` guards against a callback that
   // runs run_once() itself, which then gets a buffer of its own.
-  std::vector<epoll_event> events;
+  std::vector<epoll_event> ready;
   bool in_turn = false;
 
   std::mutex post_mu;
@@ -127,7 +127,7 @@ Result<std::unique_ptr<Reactor>> Reactor::create(ReactorOptions options) {
   }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->events.resize(static_cast<std::size_t>(options.max_events_per_wait));
+  impl->ready.resize(static_cast<std::size_t>(options.max_events_per_wait));
   CAPSA_ASSIGN_OR_RETURN(impl->epoll,
                          sys_fd("epoll_create1", "", [] { return ::epoll_create1(EPOLL_CLOEXEC); }));
   CAPSA_ASSIGN_OR_RETURN(impl->wake, sys_fd("eventfd", "", [] {
@@ -270,7 +270,7 @@ Result<WatchId> Reactor::watch_signals(const sigset_t& signals, SignalCallback c
 Result<std::size_t> Reactor::run_once(int timeout_ms) {
   std::vector<epoll_event> nested;
   if (impl_->in_turn) nested.resize(static_cast<std::size_t>(impl_->options.max_events_per_wait));
-  std::vector<epoll_event>& events = impl_->in_turn ? nested : impl_->events;
+  std::vector<epoll_event>& events = impl_->in_turn ? nested : impl_->ready;
   const bool outer = !std::exchange(impl_->in_turn, true);
   struct EndTurn {  // on every return, errors included
     Impl& impl;
