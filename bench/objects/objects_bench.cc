@@ -25,8 +25,9 @@
 //
 // The worker is an attach()ed thread of this process, not a sandbox: the
 // path measured is the supervisor's. Run pinned to one CPU
-// (bench/objects/run.sh): each call costs two context switches, worker ->
-// supervisor loop -> worker, on either path.
+// (bench/objects/run.sh): on either path a Read goes worker -> supervisor
+// loop -> pool thread (FileService's pread runs off the loop) -> loop ->
+// worker.
 #include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
