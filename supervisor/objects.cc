@@ -24,22 +24,12 @@ constexpr std::uint32_t kDetach = 1;
 Result<std::uint64_t> Supervisor::Impl::mint_object(GrantId parent, const Interface& iface,
                                                     Rights rights,
                                                     std::unique_ptr<ServiceObject> service) {
-  const GrantRecord* p = table_->find(parent);
-  if (p == nullptr || p->holder == nullptr) {
-    return make_error(Errc::kRevoked, "grant " + std::to_string(parent) + " is gone");
-  }
+  CAPSA_ASSIGN_OR_RETURN(const GrantTable::Spec spec, returned_spec(parent, iface, rights));
+  const GrantRecord& p = *table_->find(parent);
   // The port the parent's calls come in on: its own, or its port if the
   // parent is an object itself (a Directory object's Open).
-  const GrantId port = p->kind == GrantKind::kObject ? p->port_grant : p->id;
-  GrantTable::Spec spec;
-  spec.parent = parent;
-  spec.iface = &iface;
-  spec.rights = rights;
-  spec.origin = GrantOrigin::kReturned;
-  spec.name = p->name;
-  spec.transferable = p->transferable;
-  spec.limits = p->limits;
-  CAPSA_ASSIGN_OR_RETURN(auto minted, table_->mint_object(*p->holder, spec, port, std::move(service)));
+  const GrantId port = p.kind == GrantKind::kObject ? p.port_grant : p.id;
+  CAPSA_ASSIGN_OR_RETURN(auto minted, table_->mint_object(*p.holder, spec, port, std::move(service)));
   return minted.object;
 }
 

@@ -362,8 +362,8 @@ Result<void> Supervisor::Impl::serve_operator(Port port, const Interface& iface,
   return {};
 }
 
-Result<Handle> Supervisor::Impl::mint_child(GrantId parent, const Interface& iface, Rights rights,
-                                            std::unique_ptr<ServiceObject> service) {
+Result<GrantTable::Spec> Supervisor::Impl::returned_spec(GrantId parent, const Interface& iface,
+                                                         Rights rights) const {
   const GrantRecord* p = table_->find(parent);
   if (p == nullptr || p->holder == nullptr) {
     return make_error(Errc::kRevoked, "grant " + std::to_string(parent) + " is gone");
@@ -376,7 +376,14 @@ Result<Handle> Supervisor::Impl::mint_child(GrantId parent, const Interface& ifa
   spec.name = p->name;
   spec.transferable = p->transferable;  // a File opened from a Directory is as mobile as it
   spec.limits = p->limits;
-  CAPSA_ASSIGN_OR_RETURN(auto minted, table_->mint(*p->holder, spec, std::move(service)));
+  return spec;
+}
+
+Result<Handle> Supervisor::Impl::mint_child(GrantId parent, const Interface& iface, Rights rights,
+                                            std::unique_ptr<ServiceObject> service) {
+  CAPSA_ASSIGN_OR_RETURN(const GrantTable::Spec spec, returned_spec(parent, iface, rights));
+  WorkerRecord& holder = *table_->find(parent)->holder;
+  CAPSA_ASSIGN_OR_RETURN(auto minted, table_->mint(holder, spec, std::move(service)));
   return std::move(minted.handle);
 }
 

@@ -58,6 +58,9 @@ class Supervisor::Impl final : public CallSink, public EndpointOwner {
   Result<std::pair<GrantTable::Minted, GrantTable::Minted>> new_channel(WorkerRecord& w,
                                                                         const Interface& iface);
   void drop_channel_ends(WorkerRecord& w);
+  // What a grant returned by a call on `parent` is: origin returned, the
+  // parent's name, mobility and shared limits (kRevoked if it is gone).
+  Result<GrantTable::Spec> returned_spec(GrantId parent, const Interface& iface, Rights rights) const;
   // A grant derived from `parent` (origin returned), held by its holder.
   Result<Handle> mint_child(GrantId parent, const Interface& iface, Rights rights,
                             std::unique_ptr<ServiceObject> service);

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "bench/common/on_loop.h"
 #include "capabilities/client.h"
 #include "capsa_bootstrap_generated.h"
 #include "echo_bfbs.h"
@@ -98,12 +99,10 @@ struct Bench {
   // Runs `f` on the loop thread and returns its result.
   template <typename F>
   auto on_loop(F f) -> decltype(f()) {
-    std::promise<decltype(f())> p;
-    sup->reactor().post([&] { p.set_value(f()); });
-    return p.get_future().get();
+    return capsa::bench::on_loop(sup->reactor(), std::move(f));
   }
   // Supervisor-side heap, read on the loop thread between calls.
-  std::size_t heap() { return on_loop([] { return mallinfo2().uordblks; }); }
+  std::size_t heap() { return capsa::bench::loop_heap(sup->reactor()); }
 };
 
 

@@ -45,6 +45,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/common/on_loop.h"
 #include "fs_directory_generated.h"
 #include "policy/builder.h"
 #include "supervisor/supervisor.h"
@@ -140,13 +141,11 @@ struct Bench {
   // Runs `f` on the loop thread and returns its result.
   template <typename F>
   auto on_loop(F f) -> decltype(f()) {
-    std::promise<decltype(f())> p;
-    sup->reactor().post([&] { p.set_value(f()); });
-    return p.get_future().get();
+    return capsa::bench::on_loop(sup->reactor(), std::move(f));
   }
   // The live heap (every arena of the process), read on the loop thread
   // while the worker waits.
-  std::size_t heap() { return on_loop([] { return mallinfo2().uordblks; }); }
+  std::size_t heap() { return capsa::bench::loop_heap(sup->reactor()); }
   std::size_t live_objects() {
     return on_loop([this] {
       std::size_t n = 0;

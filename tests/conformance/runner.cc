@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "capabilities/interfaces/builtin.h"
+#include "fs_file_generated.h"
 #include "workers/sdk/builtins.h"
 
 namespace {
@@ -91,6 +93,39 @@ class Runner {
       if (!data) return std::unexpected(data.error());
       return quoted(std::string_view(reinterpret_cast<const char*>(data->data()), data->size()));
     }
+    if (do_ == "release") {
+      // An object: capsa.Object.Release; a port: closed. Kept under its
+      // name, as released.
+      CAPSA_ASSIGN_OR_RETURN(Capability cap, take(step.at("cap")));
+      (void)cap.release();
+      put(step.at("cap"), std::move(cap));
+      return std::string();
+    }
+    if (do_ == "detach") {
+      // An associated object becomes a port of its own (consumed).
+      CAPSA_ASSIGN_OR_RETURN(Capability cap, take(step.at("cap")));
+      auto port = cap.detach();
+      put(step.at("cap"), std::move(cap));
+      if (!port) return std::unexpected(port.error());
+      std::string value = "rights " + hex(port->rights());
+      keep(step, std::move(*port));
+      return value;
+    }
+    if (do_ == "read_bypassing_sdk") {
+      // fs.File.Read naming the object id of `cap` (released or not), sent
+      // on its port past the SDK's own refusal, by a raw client on a
+      // duplicate of the socket: the supervisor's answer.
+      auto it = caps_.find(step.at("cap"));
+      if (it == caps_.end()) return capsa::make_error(Errc::kInvalidArgument, "no capability named so");
+      Capability& cap = it->second;
+      const capsa::Interface* file = ctx_.registry()->find(capsa::interfaces::kFile);
+      if (file == nullptr) return capsa::make_error(Errc::kNotFound, "fs.File is not known");
+      capsa::Client raw(capsa::Port(capsa::Fd(::dup(cap.fd().get()))), cap.interface());
+      auto& fbb = raw.payload_builder();
+      fbb.Finish(fs::CreateReadRequest(fbb, -1, step.at("max").get<std::uint32_t>()));
+      CAPSA_TRY(raw.call(capsa::CallTarget{cap.object_id(), false, file}, 0, raw.payload_bytes()));
+      return std::string("answered");
+    }
     if (do_ == "state") {
       auto it = caps_.find(step.at("cap"));
       if (it == caps_.end()) return capsa::make_error(Errc::kInvalidArgument, "no capability named so");
@@ -148,7 +183,7 @@ class Runner {
       ssize_t n = fd ? ::read(fd->get(), text.data(), text.size()) : 0;
       if (fd) *out = quoted(std::string_view(text.data(), n > 0 ? static_cast<std::size_t>(n) : 0));
     } else {
-      auto f = dir.open(ctx_, path);
+      auto f = step.value("associated", false) ? dir.open_associated(path) : dir.open(ctx_, path);
       if (!f) out = std::unexpected(f.error());
       if (f) keep(step, std::move(f->capability()));
     }
