@@ -16,6 +16,7 @@
 
 #include "capabilities/interfaces/builtin.h"
 #include "capsa_object_generated.h"
+#include "fs_directory_generated.h"
 #include "fs_file_generated.h"
 #include "supervisor/services/services_test_util.h"
 #include "tests/support/fd_count.h"
@@ -299,6 +300,24 @@ TEST_F(ObjectsTest, RevokingTheDirectoryRevokesEveryObjectAndRevokingAnObjectLea
   }
   stop();
   EXPECT_EQ(leaks.leaked(), 0) << capsa::testing::describe_open_fds();
+}
+
+// An object shares its port's Client: releasing it (here by destruction)
+// must not touch a payload the worker is building on that port.
+TEST_F(ObjectsTest, ReleasingAnObjectLeavesThePortsPayloadBeingBuiltAlone) {
+  start_with_objects(16);
+  auto d = docs();
+  ASSERT_TRUE(d);
+  auto a = d->open_associated("a.txt");
+  ASSERT_TRUE(a);
+  auto& cap = d->capability();
+  auto& fbb = cap.payload_builder();
+  fbb.Finish(fs::CreateListRequest(fbb, fbb.CreateString("missing")));
+  { worker::File gone = std::move(*a); }  // sends capsa.Object.Release
+  // Still the List of "missing", not an empty request (which lists ".").
+  EXPECT_TRUE(fails_with(cap.call("List", cap.payload_bytes()), Errc::kNotFound, ""));
+  EXPECT_TRUE(d->list("."));
+  EXPECT_TRUE(objects().empty());
 }
 
 TEST_F(ObjectsTest, ClosingThePortReleasesItsObjects) {

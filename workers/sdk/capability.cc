@@ -62,11 +62,14 @@ void Capability::send_release() {
   if (object_ == 0 || !client_ || state_ != CapabilityState::kLive) return;
   client_->abandon(object_, Error{Errc::kClosed, "the object was released", 0});
   if (const Interface* obj = registry_->find(interfaces::kObject); obj != nullptr && !client_->closed()) {
-    auto& fbb = client_->payload_builder();
+    // Its own builder, not the shared Client's: a destructor must not
+    // clobber a payload the worker is building for a sibling capability.
+    flatbuffers::FlatBufferBuilder fbb(64);
     fbb.Finish(CreateReleaseRequest(fbb));
     // An event: nothing to wait for. If it cannot be sent the port is gone,
     // and the object with it.
-    (void)client_->send_event(CallTarget{object_, true, obj}, 0, client_->payload_bytes());
+    (void)client_->send_event(CallTarget{object_, true, obj}, 0,
+                              std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize()));
   }
   state_ = CapabilityState::kReleased;
 }
