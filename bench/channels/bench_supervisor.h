@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "bench/common/must.h"
 #include "bench/common/on_loop.h"
 #include "capabilities/client.h"
 #include "capsa_bootstrap_generated.h"
@@ -28,16 +29,6 @@
 namespace capsa::bench {
 
 using namespace capsa::supervisor;
-
-[[noreturn]] inline void die(const std::string& what) {
-  std::fprintf(stderr, "%s\n", what.c_str());
-  std::exit(1);
-}
-template <typename T>
-T must(Result<T> r, const char* what) {
-  if (!r) die(std::string(what) + ": " + r.error().to_string());
-  return std::move(*r);
-}
 
 inline std::string temp_audit_path() {
   char tmpl[] = "/tmp/channel_bench_audit_XXXXXX";

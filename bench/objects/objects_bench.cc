@@ -45,6 +45,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/common/must.h"
 #include "bench/common/on_loop.h"
 #include "fs_directory_generated.h"
 #include "policy/builder.h"
@@ -62,15 +63,8 @@ constexpr int kRounds = 5;
 constexpr std::uint32_t kReadBytes = 4;
 constexpr const char* kFileName = "f.txt";
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "%s\n", what.c_str());
-  std::exit(1);
-}
-template <typename T>
-T must(Result<T> r, const char* what) {
-  if (!r) die(std::string(what) + ": " + r.error().to_string());
-  return std::move(*r);
-}
+using capsa::bench::die;
+using capsa::bench::must;
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
